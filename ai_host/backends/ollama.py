@@ -1,0 +1,90 @@
+"""Ollama's native API: /api/chat and /api/generate (with `suffix` for fill-in-the-middle), NDJSON."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any, AsyncIterator
+
+from .. import errors
+from .base import Backend, ChatRequest, Chunk, GenerateRequest
+from .framing import parse_json_line
+
+
+class OllamaBackend(Backend):
+    kind = "ollama"
+
+    async def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
+        body: dict[str, Any] = {
+            "model": req.model,
+            "messages": [{"role": m.role, "content": m.content} for m in req.messages],
+            "stream": True,
+        }
+        _common(body, req.options, req.keep_alive)
+        async with aclosing(self._chunks("/api/chat", body, req.model, _chat_text)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
+        body: dict[str, Any] = {"model": req.model, "prompt": req.prompt, "stream": True}
+        if req.suffix is not None:
+            body["suffix"] = req.suffix
+        if req.raw:
+            body["raw"] = True
+        _common(body, req.options, req.keep_alive)
+        async with aclosing(self._chunks("/api/generate", body, req.model, _generate_text)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _chunks(self, path: str, body: dict[str, Any], model: str, text_of) -> AsyncIterator[Chunk]:
+        ctx = dict(url=self.url, model=model)
+        async with aclosing(self._stream_lines(path, body, model)) as lines:
+            async for line in lines:
+                chunk = _parse_line(line, text_of, ctx)
+                if chunk is None:
+                    continue
+                yield chunk
+                if chunk.done:
+                    return
+        raise errors.ProtocolError("the stream ended before the model finished", **ctx)
+
+
+def _parse_line(line: str, text_of, ctx: dict[str, str]) -> Chunk | None:
+    if not line.strip():
+        return None
+    try:
+        obj = parse_json_line(line)
+    except ValueError as e:
+        raise errors.ProtocolError("a malformed line in the stream", **ctx) from e
+    if "error" in obj:  # in-band error: status stays 200, the stream ends without done
+        raise errors.StreamFailed(str(obj["error"]), **ctx)
+    text, thinking = text_of(obj)
+    if not obj.get("done"):
+        return Chunk(text=text, thinking=thinking)
+    return Chunk(
+        text=text,
+        thinking=thinking,
+        done=True,
+        done_reason=obj.get("done_reason"),
+        eval_count=_int(obj.get("eval_count")),
+        eval_duration_ns=_int(obj.get("eval_duration")),
+    )
+
+
+def _common(body: dict[str, Any], options: dict[str, Any], keep_alive: str | int | None) -> None:
+    if options:
+        body["options"] = dict(options)
+    if keep_alive is not None:
+        body["keep_alive"] = keep_alive
+
+
+def _chat_text(obj: dict[str, Any]) -> tuple[str, str]:
+    msg = obj.get("message") or {}
+    return str(msg.get("content") or ""), str(msg.get("thinking") or "")
+
+
+def _generate_text(obj: dict[str, Any]) -> tuple[str, str]:
+    return str(obj.get("response") or ""), str(obj.get("thinking") or "")
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) else None

@@ -1,0 +1,115 @@
+"""OpenAI-compatible servers (llama.cpp server, vLLM, LM Studio, LiteLLM, Ollama's /v1): SSE streams."""
+
+from __future__ import annotations
+
+import json
+from contextlib import aclosing
+from typing import Any, AsyncIterator
+
+from .. import errors
+from .base import Backend, ChatRequest, Chunk, GenerateRequest
+from .framing import SSEDecoder
+
+# Our neutral option names (Ollama's) mapped to the OpenAI request fields that mean the same.
+_OPTION_FIELDS = {
+    "num_predict": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "stop": "stop",
+    "seed": "seed",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
+
+
+class OpenAIBackend(Backend):
+    kind = "openai"
+
+    async def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
+        body: dict[str, Any] = {
+            "model": req.model,
+            "messages": [{"role": m.role, "content": m.content} for m in req.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        body.update(_options(req.options))
+        async with aclosing(self._chunks("/v1/chat/completions", body, req.model, _chat_delta)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
+        body: dict[str, Any] = {
+            "model": req.model,
+            "prompt": req.prompt,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if req.suffix is not None:
+            body["suffix"] = req.suffix
+        body.update(_options(req.options))
+        async with aclosing(self._chunks("/v1/completions", body, req.model, _completion_delta)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _chunks(self, path: str, body: dict[str, Any], model: str, delta_of) -> AsyncIterator[Chunk]:
+        ctx = dict(url=self.url, model=model)
+        sse = SSEDecoder()
+        finish_reason: str | None = None
+        completion_tokens: int | None = None
+
+        def handle(data: str) -> Chunk | None:
+            nonlocal finish_reason, completion_tokens
+            try:
+                obj = json.loads(data)
+            except ValueError as e:
+                raise errors.ProtocolError("a malformed event in the stream", **ctx) from e
+            if not isinstance(obj, dict):
+                raise errors.ProtocolError("a malformed event in the stream", **ctx)
+            if "error" in obj:
+                err = obj["error"]
+                raise errors.StreamFailed(str(err.get("message") if isinstance(err, dict) else err), **ctx)
+            usage = obj.get("usage")
+            if isinstance(usage, dict) and usage.get("completion_tokens"):
+                completion_tokens = usage["completion_tokens"]
+            choices = obj.get("choices") or []
+            if not choices or not isinstance(choices[0], dict):
+                return None
+            choice = choices[0]
+            if choice.get("finish_reason"):
+                finish_reason = choice["finish_reason"]
+            text, thinking = delta_of(choice)
+            return Chunk(text=text, thinking=thinking) if (text or thinking) else None
+
+        async with aclosing(self._stream_lines(path, body, model)) as lines:
+            async for line in lines:
+                data = sse.feed_line(line)
+                if data is None:
+                    continue
+                if data.strip() == "[DONE]":
+                    yield Chunk(done=True, done_reason=finish_reason, eval_count=completion_tokens)
+                    return
+                chunk = handle(data)
+                if chunk:
+                    yield chunk
+        data = sse.flush()
+        if data and data.strip() != "[DONE]":
+            chunk = handle(data)
+            if chunk:
+                yield chunk
+        if finish_reason is None and not (data and data.strip() == "[DONE]"):
+            raise errors.ProtocolError("the stream ended before the model finished", **ctx)
+        yield Chunk(done=True, done_reason=finish_reason, eval_count=completion_tokens)
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    return {_OPTION_FIELDS[k]: v for k, v in (options or {}).items() if k in _OPTION_FIELDS}
+
+
+def _chat_delta(choice: dict[str, Any]) -> tuple[str, str]:
+    delta = choice.get("delta") or {}
+    thinking = delta.get("reasoning") or delta.get("reasoning_content") or ""
+    return str(delta.get("content") or ""), str(thinking)
+
+
+def _completion_delta(choice: dict[str, Any]) -> tuple[str, str]:
+    return str(choice.get("text") or ""), ""

@@ -1,0 +1,43 @@
+"""The engine's view of the user's configuration: defaults (shared with Lua) overlaid by what setup() sent."""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from typing import Any
+
+from .errors import ConfigError
+
+
+def defaults() -> dict[str, Any]:
+    """The defaults, from the one file both Lua's setup() and the engine read."""
+    return copy.deepcopy(_DEFAULTS)
+
+
+def merge(user: dict[str, Any] | None) -> dict[str, Any]:
+    """Deep-merge `user` over the defaults. Lua validated it already; we still refuse unknown keys."""
+    cfg = defaults()
+    _merge_into(cfg, user or {}, "")
+    return cfg
+
+
+def _merge_into(base: dict[str, Any], over: dict[str, Any], path: str) -> None:
+    for key, value in over.items():
+        dotted = f"{path}{key}"
+        if key not in base:
+            raise ConfigError(f"`{dotted}` is not an option; see :help ai_host-config")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"`{dotted}` should be a table, not {type(value).__name__}")
+            _merge_into(base[key], value, dotted + ".")
+        else:
+            base[key] = value
+
+
+def _load() -> dict[str, Any]:
+    text = resources.files("ai_host").joinpath("defaults.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+_DEFAULTS = _load()

@@ -1,0 +1,88 @@
+"""Where the model server is: the base URL from config or $OLLAMA_HOST, and the local-only policy."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
+_OLLAMA_DEFAULT_PORT = "11434"
+
+
+def ollama_host_url(value: str | None) -> str:
+    """Read an OLLAMA_HOST value the way the `ollama` CLI does: host, host:port, or a URL.
+
+    No scheme means http with port 11434; an explicit http/https scheme without a port means
+    80/443; 0.0.0.0 (a bind address) is dialled as 127.0.0.1; a bad port falls back to the default.
+    """
+    s = (value or "").strip().strip("\"'")
+    if not s:
+        return DEFAULT_OLLAMA_URL
+    default_port = _OLLAMA_DEFAULT_PORT
+    scheme, sep, rest = s.partition("://")
+    if not sep:
+        scheme, rest = "http", s
+    elif scheme == "http":
+        default_port = "80"
+    elif scheme == "https":
+        default_port = "443"
+    hostport, _, path = rest.partition("/")
+    host, port = _split_host_port(hostport)
+    if not host:
+        host = "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        port = default_port
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    url = f"{scheme}://{host}:{port}"
+    return url + ("/" + path.rstrip("/") if path.strip("/") else "")
+
+
+def _split_host_port(hostport: str) -> tuple[str, str]:
+    if hostport.startswith("["):  # [ipv6]:port or [ipv6]
+        host, _, tail = hostport[1:].partition("]")
+        return host, tail[1:] if tail.startswith(":") else ""
+    if hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+        return host, port
+    if hostport.count(":") > 1:  # a bare IPv6 address
+        return hostport, ""
+    return hostport, ""
+
+
+def resolve_url(configured: str | None, env: dict[str, str] | None = None) -> str:
+    """The backend URL: the configured one, else $OLLAMA_HOST, else the Ollama default."""
+    if configured:
+        return configured.rstrip("/")
+    env = os.environ if env is None else env
+    return ollama_host_url(env.get("OLLAMA_HOST"))
+
+
+def is_loopback(url: str) -> bool:
+    """True when the URL's host is this machine (127.0.0.0/8, ::1, localhost)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_policy(url: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback URL unless the user opted in: code must not leave the machine by default."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"`backend.url` should be an http(s) URL such as {DEFAULT_OLLAMA_URL}, not {url!r}. Fix it in your setup() options."
+        )
+    if not allow_remote and not is_loopback(url):
+        raise ConfigError(
+            f"{url} is not on this machine, and ai_host keeps your code local by default. "
+            "Set `backend.allow_remote = true` if you trust that server."
+        )

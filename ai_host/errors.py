@@ -1,0 +1,107 @@
+"""The one exception family of ai_host: every error a user can meet, with the sentence they see.
+
+    AiHostError                      anything ai_host raises on purpose
+    ├── ConfigError                  bad or refused configuration (e.g. a remote URL without opt-in)
+    └── BackendError                 talking to the model server failed
+        ├── ServerUnreachable        nothing answers at the URL (connection refused, DNS, reset before reply)
+        ├── FirstByteTimeout         connected, but no first byte within timeouts.first_byte_ms
+        ├── IdleTimeout              the stream went silent longer than timeouts.idle_ms
+        ├── ModelNotFound            404: the model is not pulled
+        ├── ServerBusy               503: the server's queue is full
+        ├── RequestRejected          other 4xx: the server refused what we sent
+        ├── ServerFailed             5xx: the server (or its runner) failed
+        ├── StreamFailed             an in-band {"error": ...} line after the stream began
+        └── ProtocolError            a malformed line, a line too long, or the connection cut mid-stream
+
+Callers catch the family they can handle; `user_message()` is the single sentence shown in the
+editor (it always starts with "ai_host:" and says what to do next); the log keeps the detail.
+"""
+
+from __future__ import annotations
+
+
+class AiHostError(Exception):
+    """Base of every error ai_host raises on purpose."""
+
+    def user_message(self) -> str:
+        return f"ai_host: {self}"
+
+
+class ConfigError(AiHostError):
+    """The configuration is invalid or refused."""
+
+
+class BackendError(AiHostError):
+    """Talking to a model server failed."""
+
+    def __init__(self, message: str, *, url: str = "", model: str = "", status: int | None = None):
+        super().__init__(message)
+        self.url = url
+        self.model = model
+        self.status = status
+
+
+class ServerUnreachable(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: cannot reach the model server at {self.url} ({self}). "
+            "Start it with `ollama serve`, or set `backend.url` / $OLLAMA_HOST to where it runs."
+        )
+
+
+class FirstByteTimeout(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: {self.url} sent nothing for {self}; the model may still be loading. "
+            "Try again, or raise `timeouts.first_byte_ms`."
+        )
+
+
+class IdleTimeout(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: the stream from {self.url} stalled ({self}). "
+            "Check the server's log, or raise `timeouts.idle_ms`."
+        )
+
+
+class ModelNotFound(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: model '{self.model}' is not available on {self.url}. "
+            f"Run `ollama pull {self.model}`, or choose another model in `models`."
+        )
+
+
+class ServerBusy(BackendError):
+    def user_message(self) -> str:
+        return f"ai_host: the model server at {self.url} is busy ({self}). Try again in a moment."
+
+
+class RequestRejected(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: the model server refused the request: {self}. "
+            "Check the model and options in your ai_host config."
+        )
+
+
+class ServerFailed(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: the model server failed: {self}. "
+            "Check the server's log (e.g. `journalctl -u ollama`) and try again."
+        )
+
+
+class StreamFailed(BackendError):
+    def user_message(self) -> str:
+        return f"ai_host: the model stopped with an error: {self}. Try again, or check the server's log."
+
+
+class ProtocolError(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: the reply from {self.url} broke off ({self}). "
+            "Try again; if it persists, check the server (or a proxy in between)."
+        )

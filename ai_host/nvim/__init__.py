@@ -1,0 +1,1 @@
+"""The bridge to Neovim: the only part of ai_host that imports pynvim."""

@@ -1,0 +1,62 @@
+"""Host: receives the Lua side's notifications on pynvim's thread and hands them to the engine.
+
+Handlers here run as pynvim greenlets and must return at once: they parse, hand off, return.
+Results come back from the engine thread through `nvim.async_call`, the one door into the API,
+and leave as notifications (`exec_lua(..., async_=True)`), so nothing here ever waits on Neovim.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine import Engine
+from ..log import logger
+
+_DISPATCH = "require('ai_host.host')._dispatch(...)"
+
+
+class Host:
+    def __init__(self, nvim: Any):
+        self.nvim = nvim
+        self.engine = Engine(self._emit)
+        self.engine.start()
+
+    # -- from Lua (pynvim thread) ----------------------------------------------------------
+
+    def on_notify(self, args: list[Any]) -> None:
+        """AiHostNotify(event, payload): config, explain, cancel, cancel_all."""
+        if not args or not isinstance(args[0], str):
+            logger.error("AiHostNotify called without an event name")
+            return
+        event = args[0]
+        payload = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        if event == "config":
+            self.engine.configure(payload)
+        elif event in ("explain",):
+            self.engine.submit(event, payload)
+        elif event == "cancel":
+            self.engine.cancel(str(payload.get("id", "")))
+        elif event == "cancel_all":
+            self.engine.cancel_all()
+        else:
+            logger.error("unknown event %r", event)
+
+    def on_request(self, args: list[Any]) -> Any:
+        """AiHostRequest(what): cheap synchronous getters only (status)."""
+        what = args[0] if args else ""
+        if what == "status":
+            return self.engine.status()
+        if what == "ping":
+            return "pong"
+        return None
+
+    # -- to Lua (engine thread) ------------------------------------------------------------
+
+    def _emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
+        self.nvim.async_call(self._send, job_id, event, data)
+
+    def _send(self, job_id: str, event: str, data: dict[str, Any]) -> None:
+        try:
+            self.nvim.exec_lua(_DISPATCH, job_id, event, data, async_=True)
+        except Exception:  # the channel may be closing; never let this kill pynvim's loop
+            logger.exception("could not notify Neovim")

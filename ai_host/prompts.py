@@ -1,0 +1,70 @@
+"""Prompt building: the one place templates are filled, under a size budget."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .backends import Message
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
+_TRUNCATED = "\n… (truncated to fit the context budget)"
+
+
+def fill(template: str, values: dict[str, Any]) -> str:
+    """Replace {{name}} placeholders; unknown names stay as they are (so a typo shows in the prompt)."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def fit_lines(text: str, budget: int, keep: str) -> str:
+    """Cut `text` to at most `budget` characters at line boundaries, keeping its 'head' or 'tail'."""
+    if len(text) <= budget:
+        return text
+    if budget <= 0:
+        return ""
+    lines = text.split("\n")
+    kept: list[str] = []
+    used = 0
+    for line in (lines if keep == "head" else reversed(lines)):
+        if used + len(line) + 1 > budget:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    return "\n".join(kept if keep == "head" else reversed(kept))
+
+
+def explain_messages(req: dict[str, Any], cfg: dict[str, Any]) -> list[Message]:
+    """The chat for :AIExplain: the code first, then as much surrounding context as the budget allows."""
+    budget = int(cfg["explain"]["max_chars"])
+    code = str(req.get("code", ""))
+    if len(code) > budget:
+        code = fit_lines(code, budget - len(_TRUNCATED), "head") + _TRUNCATED
+    left = max(0, budget - len(code))
+    before = fit_lines(str(req.get("before", "")), left // 2, "tail")
+    after = fit_lines(str(req.get("after", "")), left - len(before), "head")
+    values = {
+        "filetype": req.get("filetype") or "text",
+        "filename": req.get("filename") or "[No Name]",
+        "start_line": req.get("start_line", 1),
+        "end_line": req.get("end_line", 1),
+        "code": code,
+        "before": before,
+        "after": after,
+        "diagnostics": format_diagnostics(req.get("diagnostics") or []),
+    }
+    prompts = cfg["prompts"]
+    return [
+        Message("system", fill(prompts["explain_system"], values)),
+        Message("user", fill(prompts["explain_user"], values)),
+    ]
+
+
+def format_diagnostics(diags: list[dict[str, Any]]) -> str:
+    if not diags:
+        return ""
+    lines = ["Diagnostics reported on these lines:"]
+    for d in diags[:20]:
+        sev = _SEVERITY.get(d.get("severity"), "note")
+        lines.append(f"- line {d.get('lnum', '?')}: {sev}: {d.get('message', '')}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,151 @@
+--- ai_host.config: the defaults (shared with the Python engine) and the validation of setup() options.
+---
+--- Defaults live in one file, `ai_host/defaults.json`, read by both sides. setup() deep-merges the
+--- user's options over a copy, checks every leaf, and fails with a dotted-path message.
+
+local M = {}
+local H = {}
+
+---@class ai_host.Config
+---@field backend ai_host.BackendConfig Where the model server is.
+---@field models table<string,string> Model per task: explain, completion, refactor.
+---@field timeouts ai_host.Timeouts Separate network limits (a cold model load is silent for a while).
+---@field explain ai_host.ExplainConfig :AIExplain context and sampling.
+---@field ui ai_host.UiConfig Float size and look.
+---@field prompts table<string,string> Prompt templates with {{placeholders}}.
+---@field keymaps table<string,string> Default maps; '' disables one.
+---@field log { level: string, file: string } Log level and file ('' = stdpath('log')/ai_host.log).
+
+---@class ai_host.BackendConfig
+---@field kind 'ollama'|'openai' Ollama's native API or an OpenAI-compatible server.
+---@field url string Base URL; '' = $OLLAMA_HOST, else http://127.0.0.1:11434.
+---@field allow_remote boolean Allow a server that is not on this machine.
+---@field api_key_env string Name of an environment variable holding a bearer token ('' = none).
+
+---@class ai_host.Timeouts
+---@field connect_ms integer
+---@field first_byte_ms integer
+---@field idle_ms integer
+
+---@class ai_host.ExplainConfig
+---@field context_lines integer Lines above and below the code sent as context.
+---@field max_chars integer Character budget for code plus context.
+---@field num_ctx integer Context window asked of Ollama (its small default silently truncates).
+---@field num_predict integer Most tokens to generate.
+---@field temperature number
+---@field keep_alive string How long Ollama keeps the model loaded afterwards.
+
+---@class ai_host.UiConfig
+---@field float_width number Fraction of the editor (<= 1) or columns (> 1).
+---@field float_height number Fraction of the editor (<= 1) or lines (> 1).
+---@field border string|string[] Any 'winborder' value.
+---@field frame_ms integer How often streamed text is drawn (ms).
+
+--- The plugin's root folder (the one holding lua/, ai_host/, rplugin/).
+M.root = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h:h')
+
+--- A fresh deep copy of the defaults.
+---@return ai_host.Config
+function M.defaults()
+  if H.defaults == nil then
+    local path = M.root .. '/ai_host/defaults.json'
+    local fd = io.open(path, 'r')
+    if fd == nil then error('ai_host: cannot read ' .. path .. '; reinstall the plugin.', 0) end
+    local text = fd:read('*a')
+    fd:close()
+    H.defaults = vim.json.decode(text)
+  end
+  return vim.deepcopy(H.defaults)
+end
+
+--- Merge `opts` over the defaults and validate every leaf. Errors are `ai_host: `x.y` should be ...`.
+---@param opts table|nil
+---@return ai_host.Config
+function M.build(opts)
+  if opts ~= nil and type(opts) ~= 'table' then
+    error(string.format('ai_host: setup() options should be a table, not %s', type(opts)), 0)
+  end
+  local config = M.defaults()
+  H.merge(config, opts or {}, '')
+  for path, check in pairs(H.checks) do
+    local value = H.get(config, path)
+    local msg = check(value)
+    if msg then error(string.format('ai_host: `%s` %s', path, msg), 0) end
+  end
+  return config
+end
+
+-- Helpers --------------------------------------------------------------------------------------
+
+function H.merge(base, over, prefix)
+  for key, value in pairs(over) do
+    local path = prefix .. tostring(key)
+    local default = base[key]
+    if default == nil then
+      error(string.format('ai_host: `%s` is not an option (see :help ai_host-config)', path), 0)
+    end
+    if type(default) == 'table' and not vim.islist(default) then
+      if type(value) ~= 'table' then
+        error(string.format('ai_host: `%s` should be table, not %s', path, type(value)), 0)
+      end
+      H.merge(default, value, path .. '.')
+    elseif path == 'ui.border' then
+      if type(value) ~= 'string' and type(value) ~= 'table' then
+        error(string.format('ai_host: `%s` should be string or table, not %s', path, type(value)), 0)
+      end
+      base[key] = value
+    else
+      if type(value) ~= type(default) then
+        error(string.format('ai_host: `%s` should be %s, not %s', path, type(default), type(value)), 0)
+      end
+      base[key] = value
+    end
+  end
+end
+
+function H.get(tbl, path)
+  for part in path:gmatch('[^.]+') do
+    tbl = tbl[part]
+  end
+  return tbl
+end
+
+local function one_of(...)
+  local allowed = { ... }
+  return function(v)
+    if not vim.tbl_contains(allowed, v) then
+      return string.format("should be one of '%s', not '%s'", table.concat(allowed, "', '"), tostring(v))
+    end
+  end
+end
+
+local function positive(v)
+  if v <= 0 then return 'should be a positive number, not ' .. tostring(v) end
+end
+
+local function non_empty(v)
+  if v == '' then return 'should not be empty' end
+end
+
+-- Checks beyond the type, by dotted path.
+H.checks = {
+  ['backend.kind'] = one_of('ollama', 'openai'),
+  ['log.level'] = one_of('debug', 'info', 'warning', 'error'),
+  ['timeouts.connect_ms'] = positive,
+  ['timeouts.first_byte_ms'] = positive,
+  ['timeouts.idle_ms'] = positive,
+  ['explain.context_lines'] = function(v)
+    if v < 0 then return 'should be 0 or more, not ' .. v end
+  end,
+  ['explain.max_chars'] = positive,
+  ['explain.num_ctx'] = positive,
+  ['explain.num_predict'] = positive,
+  ['ui.float_width'] = positive,
+  ['ui.float_height'] = positive,
+  ['ui.frame_ms'] = positive,
+  ['models.explain'] = non_empty,
+  ['models.completion'] = non_empty,
+  ['models.refactor'] = non_empty,
+}
+
+return M

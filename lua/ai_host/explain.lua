@@ -1,0 +1,216 @@
+--- ai_host.explain: the :AIExplain float. Opens at once, streams Markdown in, cancels on close.
+---
+--- The float's buffer holds exactly the model's text; status (working, errors, figures) lives in
+--- the title, the footer and extmarks, never in the text. The explained buffer is never modified.
+
+local M = {}
+local H = {}
+
+-- State ---------------------------------------------------------------------------------------
+-- H.state: nil, or the open float:
+--   { buf, win, id (job id or nil), origin (source buffer), started (hrtime), timer (uv timer),
+--     status ('working'|'streaming'|'done'|'error'|'cancelled'), message (last error or nil),
+--     figures (table from the 'done' event or nil) }
+H.state = nil
+H.ns = vim.api.nvim_create_namespace('ai_host_explain')
+
+--- Explain lines line1..line2 of the current buffer in a float.
+---@param line1 integer
+---@param line2 integer
+function M.open(line1, line2)
+  local ai = require('ai_host')
+  local config = ai.get_config()
+  local origin = vim.api.nvim_get_current_buf()
+  local req = require('ai_host.context').range_request(origin, line1, line2, config.explain.context_lines)
+  req.model = config.models.explain
+
+  M.close() -- running it again replaces the old one (and cancels its request)
+
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.bo[buf].bufhidden = 'wipe'
+  vim.bo[buf].filetype = 'markdown'
+  pcall(vim.api.nvim_buf_set_name, buf, 'ai_host://explain/' .. buf)
+  vim.bo[buf].modifiable = false
+
+  local label = (req.filename ~= '' and vim.fn.fnamemodify(req.filename, ':t') or '[No Name]')
+    .. ':' .. req.start_line .. '-' .. req.end_line
+  local win = vim.api.nvim_open_win(buf, true, H.win_config(config, label, req.model))
+  vim.wo[win].wrap = true
+  vim.wo[win].linebreak = true
+  vim.wo[win].number = false
+  vim.wo[win].relativenumber = false
+  vim.wo[win].signcolumn = 'no'
+  vim.wo[win].conceallevel = 2
+
+  local state = { buf = buf, win = win, origin = origin, started = vim.uv.hrtime(), status = 'working' }
+  H.state = state
+  for _, lhs in ipairs({ 'q', '<Esc>' }) do
+    vim.keymap.set('n', lhs, M.close, { buffer = buf, nowait = true, desc = 'ai_host: close and cancel' })
+  end
+  vim.api.nvim_create_autocmd('WinClosed', {
+    pattern = tostring(win),
+    once = true,
+    callback = function()
+      if H.state == state then vim.schedule(M.close) end
+    end,
+  })
+  H.set_mark(state, 'Comment', '… waiting for ' .. req.model)
+  state.timer = vim.uv.new_timer()
+  state.timer:start(0, 250, vim.schedule_wrap(function() H.tick(state) end))
+
+  local id, msg = require('ai_host.host').start('explain', req, {
+    on_chunk = function(data) H.append(state, data.text) end,
+    on_done = function(data) H.finish(state, data) end,
+    on_error = function(data) H.fail(state, data.message) end,
+  })
+  state.id = id
+  if not id then H.fail(state, msg) end
+  vim.api.nvim_exec_autocmds('User', { pattern = 'AiHostExplainOpen', modeline = false, data = { buf = buf, win = win } })
+  return buf, win
+end
+
+--- Close the float and cancel its request (the server stops generating).
+function M.close()
+  local state = H.state
+  if state == nil then return end
+  H.state = nil
+  if state.id and (state.status == 'working' or state.status == 'streaming') then
+    require('ai_host.host').cancel(state.id)
+    state.status = 'cancelled'
+  end
+  H.stop_timer(state)
+  if vim.api.nvim_win_is_valid(state.win) then pcall(vim.api.nvim_win_close, state.win, true) end
+  if vim.api.nvim_buf_is_valid(state.buf) then pcall(vim.api.nvim_buf_delete, state.buf, { force = true }) end
+end
+
+--- What the float shows now (for tests, the statusline and bug reports).
+function M.info()
+  local s = H.state
+  if s == nil then return { open = false } end
+  local lines = vim.api.nvim_buf_is_valid(s.buf) and vim.api.nvim_buf_get_lines(s.buf, 0, -1, false) or {}
+  local cfg = vim.api.nvim_win_is_valid(s.win) and vim.api.nvim_win_get_config(s.win) or {}
+  return {
+    open = true,
+    buf = s.buf,
+    win = s.win,
+    id = s.id,
+    status = s.status,
+    message = s.message,
+    figures = s.figures,
+    text = table.concat(lines, '\n'),
+    title = H.flatten(cfg.title),
+    footer = H.flatten(cfg.footer),
+  }
+end
+
+-- Helpers --------------------------------------------------------------------------------------
+
+function H.win_config(config, label, model)
+  local cols, rows = vim.o.columns, vim.o.lines - vim.o.cmdheight
+  local size = function(v, total)
+    return math.max(10, math.min(total - 4, v <= 1 and math.floor(total * v) or math.floor(v)))
+  end
+  local width, height = size(config.ui.float_width, cols), size(config.ui.float_height, rows)
+  return {
+    relative = 'editor',
+    width = width,
+    height = height,
+    row = math.floor((rows - height) / 2) - 1,
+    col = math.floor((cols - width) / 2),
+    style = 'minimal',
+    border = config.ui.border,
+    title = { { ' AI explain · ' .. label .. ' · ' .. model .. ' ', 'AiHostTitle' } },
+    title_pos = 'center',
+    footer = { { ' working ', 'AiHostFooter' } },
+    footer_pos = 'right',
+  }
+end
+
+function H.set_footer(state, text, hl)
+  if not vim.api.nvim_win_is_valid(state.win) then return end
+  vim.api.nvim_win_set_config(state.win, { footer = { { ' ' .. text .. ' ', hl or 'AiHostFooter' } }, footer_pos = 'right' })
+end
+
+function H.set_mark(state, hl, text)
+  if not vim.api.nvim_buf_is_valid(state.buf) then return end
+  vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1)
+  if text == nil then return end
+  local last = vim.api.nvim_buf_line_count(state.buf) - 1
+  local virt_lines = {}
+  for _, line in ipairs(vim.split(text, '\n', { plain = true })) do
+    table.insert(virt_lines, { { line, hl } })
+  end
+  vim.api.nvim_buf_set_extmark(state.buf, H.ns, last, 0, { virt_lines = virt_lines })
+end
+
+function H.tick(state)
+  if state.status ~= 'working' and state.status ~= 'streaming' then return H.stop_timer(state) end
+  local secs = (vim.uv.hrtime() - state.started) / 1e9
+  H.set_footer(state, string.format('%s %.1fs', state.status == 'working' and 'waiting' or 'streaming', secs))
+end
+
+function H.stop_timer(state)
+  if state.timer then
+    state.timer:stop()
+    if not state.timer:is_closing() then state.timer:close() end
+    state.timer = nil
+  end
+end
+
+function H.append(state, text)
+  if text == nil or text == '' or not vim.api.nvim_buf_is_valid(state.buf) then return end
+  if state.status == 'working' then
+    state.status = 'streaming'
+    H.set_mark(state, nil)
+  end
+  local buf = state.buf
+  local last = vim.api.nvim_buf_line_count(buf) - 1
+  local last_line = vim.api.nvim_buf_get_lines(buf, last, last + 1, false)[1]
+  local follow = vim.api.nvim_win_is_valid(state.win) and vim.api.nvim_win_get_cursor(state.win)[1] == last + 1
+  vim.bo[buf].modifiable = true
+  vim.api.nvim_buf_set_text(buf, last, #last_line, last, #last_line, vim.split(text, '\n', { plain = true }))
+  vim.bo[buf].modifiable = false
+  if follow then
+    local n = vim.api.nvim_buf_line_count(buf)
+    pcall(vim.api.nvim_win_set_cursor, state.win, { n, 0 })
+  end
+end
+
+function H.finish(state, data)
+  state.status = 'done'
+  state.figures = data
+  H.stop_timer(state)
+  H.set_mark(state, nil)
+  local parts = {}
+  if data.ttft_ms ~= nil and data.ttft_ms ~= vim.NIL then table.insert(parts, string.format('first token %d ms', data.ttft_ms)) end
+  if data.tokens_per_s ~= nil and data.tokens_per_s ~= vim.NIL then
+    table.insert(parts, string.format('%.1f tok/s', data.tokens_per_s))
+  end
+  if data.done_reason == 'length' then table.insert(parts, 'cut at explain.num_predict') end
+  H.set_footer(state, #parts > 0 and table.concat(parts, ' · ') or 'done')
+  if vim.api.nvim_buf_is_valid(state.buf) and vim.api.nvim_buf_line_count(state.buf) == 1
+    and vim.api.nvim_buf_get_lines(state.buf, 0, 1, false)[1] == '' then
+    H.set_mark(state, 'Comment', '(the model returned nothing)')
+  end
+end
+
+function H.fail(state, message)
+  state.status = 'error'
+  state.message = message
+  H.stop_timer(state)
+  H.set_mark(state, 'ErrorMsg', message)
+  H.set_footer(state, 'error', 'ErrorMsg')
+  -- scheduled: an error raised while :AIExplain itself runs must not abort the command
+  vim.schedule(function() vim.notify(message, vim.log.levels.ERROR) end)
+end
+
+function H.flatten(chunks)
+  if type(chunks) ~= 'table' then return chunks or '' end
+  local out = {}
+  for _, c in ipairs(chunks) do
+    table.insert(out, type(c) == 'table' and c[1] or c)
+  end
+  return table.concat(out)
+end
+
+return M

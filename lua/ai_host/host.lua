@@ -1,0 +1,97 @@
+--- ai_host.host: the Lua end of the bridge to the Python remote plugin.
+---
+--- Everything that may touch the network goes out as a notification (AiHostNotify, never a
+--- blocking request); results come back as `_dispatch(id, event, data)` notifications and are
+--- routed to the handlers of that job id. A job's events: 'chunk'*, then 'done' or 'error'.
+
+local M = {}
+local H = {}
+
+-- State ---------------------------------------------------------------------------------------
+-- H.jobs: job id -> { on_chunk = fun(data), on_done = fun(data), on_error = fun(data) }
+H.jobs = {}
+H.counter = 0
+H.config_sent = false
+
+--- Whether the remote plugin's functions are registered (the rplugin manifest was built). Until
+--- the host starts, the manifest only defines a FuncUndefined autocmd that bootstraps it.
+function M.available()
+  return vim.fn.exists('*AiHostNotify') == 1 or vim.fn.exists('#FuncUndefined#AiHostNotify') == 1
+end
+
+--- Send `event` with `payload` to the Python host. Returns true, or false and a message for the user.
+---@return boolean ok, string|nil message
+function M.notify(event, payload)
+  if not M.available() then
+    return false,
+      'ai_host: the remote plugin is not registered. Run :UpdateRemotePlugins, then restart Neovim (see :checkhealth ai_host).'
+  end
+  if not H.config_sent and event ~= 'config' then
+    local ok, msg = M.notify('config', require('ai_host').wire_config())
+    if not ok then return false, msg end
+  end
+  local ok, err = pcall(vim.fn.AiHostNotify, event, payload or vim.empty_dict())
+  if not ok then
+    return false,
+      'ai_host: the Python host could not start (' .. H.first_line(err) .. '). Run :checkhealth provider.python3 and :checkhealth ai_host.'
+  end
+  if event == 'config' then H.config_sent = true end
+  return true
+end
+
+--- Start a job of `kind`. Returns its id, or nil and a message for the user.
+---@param kind string
+---@param payload table
+---@param handlers table { on_chunk, on_done, on_error }
+---@return string|nil id, string|nil message
+function M.start(kind, payload, handlers)
+  H.counter = H.counter + 1
+  local id = string.format('%s-%d', kind, H.counter)
+  payload.id = id
+  H.jobs[id] = handlers
+  local ok, msg = M.notify(kind, payload)
+  if not ok then
+    H.jobs[id] = nil
+    return nil, msg
+  end
+  return id
+end
+
+--- Cancel a job: its handlers are dropped at once (nothing of it renders), the host closes the stream.
+function M.cancel(id)
+  if id == nil or H.jobs[id] == nil then return end
+  H.jobs[id] = nil
+  M.notify('cancel', { id = id })
+end
+
+--- Cancel every job in flight.
+function M.cancel_all()
+  local had = next(H.jobs) ~= nil
+  H.jobs = {}
+  if had then M.notify('cancel_all', vim.empty_dict()) end
+end
+
+--- Mark the config as changed: it is sent again before the next job.
+function M.config_changed()
+  H.config_sent = false
+end
+
+--- Number of jobs this side still waits on (for tests and the statusline).
+function M.pending()
+  return vim.tbl_count(H.jobs)
+end
+
+--- Called by the Python host (a notification): route one event of one job.
+function M._dispatch(id, event, data)
+  local job = H.jobs[id]
+  if job == nil then return end -- cancelled or finished: a stale event never renders
+  if event == 'done' or event == 'error' then H.jobs[id] = nil end
+  local handler = job['on_' .. event]
+  if handler then handler(data) end
+end
+
+function H.first_line(err)
+  return (tostring(err):gsub('\n.*', ''))
+end
+
+return M

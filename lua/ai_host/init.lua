@@ -1,0 +1,94 @@
+--- ai_host: the help of a local code model in Neovim, without ever making the editor wait.
+---
+--- Lua is the hands (reading editor state, rendering, keymaps); the Python remote plugin is the
+--- brain (scheduling, HTTP streaming, prompts). See :help ai_host.
+
+local M = {}
+local H = {}
+
+-- State ---------------------------------------------------------------------------------------
+-- H.config: the validated config (nil until setup() or first use, then defaults).
+H.config = nil
+
+--- Merge and validate `opts` over the defaults, set default keymaps and highlights.
+--- Errors are raised as `ai_host: \`path\` should be ...` (no traceback).
+---@param opts table|nil
+function M.setup(opts)
+  H.config = require('ai_host.config').build(opts)
+  require('ai_host.host').config_changed()
+  H.apply_keymaps(H.config.keymaps)
+  H.apply_highlights()
+end
+
+--- The current config (defaults when setup() was never called).
+---@return ai_host.Config
+function M.get_config()
+  if H.config == nil then
+    H.config = require('ai_host.config').build({})
+    H.apply_highlights()
+  end
+  return H.config
+end
+
+--- The config as sent to the Python host: defaults filled in where Lua knows better.
+function M.wire_config()
+  local config = vim.deepcopy(M.get_config())
+  if config.log.file == '' then config.log.file = vim.fn.stdpath('log') .. '/ai_host.log' end
+  return config
+end
+
+--- Explain code in a float. With `opts.range > 0`, lines opts.line1..opts.line2; otherwise the
+--- function (tree-sitter) or paragraph around the cursor.
+---@param opts { line1: integer?, line2: integer?, range: integer? }|nil
+function M.explain(opts)
+  opts = opts or {}
+  local line1, line2 = opts.line1, opts.line2
+  if (opts.range or 0) == 0 or line1 == nil then
+    line1, line2 = require('ai_host.context').around_cursor(vim.api.nvim_get_current_buf())
+  end
+  return require('ai_host.explain').open(line1, line2)
+end
+
+--- Cancel everything in flight (the server stops generating).
+function M.cancel_all()
+  require('ai_host.explain').close()
+  require('ai_host.host').cancel_all()
+end
+
+-- Helpers --------------------------------------------------------------------------------------
+
+-- Default maps: { config key, modes, <Plug> name, description }.
+H.maps = {
+  { 'explain', { 'n', 'x' }, '<Plug>(ai-host-explain)', 'AI: explain code' },
+}
+
+function H.apply_keymaps(keymaps)
+  for _, m in ipairs(H.maps) do
+    local lhs = keymaps[m[1]]
+    if lhs ~= nil and lhs ~= '' then
+      for _, mode in ipairs(m[2]) do
+        -- never overwrite a mapping the user made (ours from an earlier setup() may be replaced)
+        local existing = vim.fn.maparg(lhs, mode, false, true)
+        if vim.tbl_isempty(existing) or (existing.desc or ''):find('^AI: ') then
+          vim.keymap.set(mode, lhs, m[3], { desc = m[4], remap = true })
+        end
+      end
+    end
+  end
+end
+
+function H.apply_highlights()
+  local set = function()
+    vim.api.nvim_set_hl(0, 'AiHostTitle', { link = 'FloatTitle', default = true })
+    vim.api.nvim_set_hl(0, 'AiHostFooter', { link = 'FloatFooter', default = true })
+  end
+  set()
+  if H.hl_autocmd == nil then
+    H.hl_autocmd = vim.api.nvim_create_autocmd('ColorScheme', {
+      group = vim.api.nvim_create_augroup('ai_host_highlights', { clear = true }),
+      callback = set,
+    })
+  end
+end
+
+return M

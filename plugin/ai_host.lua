@@ -1,0 +1,22 @@
+-- ai_host: commands and <Plug> maps only; every module is required on first use.
+if vim.g.loaded_ai_host then return end
+vim.g.loaded_ai_host = true
+
+local function safe(fn)
+  return function(...)
+    local ok, err = pcall(fn, ...)
+    if not ok then
+      local msg = tostring(err)
+      if not msg:find('^ai_host:') then msg = 'ai_host: ' .. msg .. ' (details: :messages; please report it)' end
+      vim.notify(msg, vim.log.levels.ERROR)
+    end
+  end
+end
+
+vim.api.nvim_create_user_command('AIExplain', safe(function(o)
+  require('ai_host').explain({ line1 = o.line1, line2 = o.line2, range = o.range })
+end), { range = true, desc = 'ai_host: explain the range (or the function around the cursor) in a float' })
+
+vim.keymap.set('n', '<Plug>(ai-host-explain)', safe(function() require('ai_host').explain({}) end),
+  { desc = 'AI: explain code' })
+vim.keymap.set('x', '<Plug>(ai-host-explain)', ':AIExplain<CR>', { silent = true, desc = 'AI: explain selection' })

@@ -1,0 +1,78 @@
+"""setup(): merge and validate, with a dotted-path message for every kind of mistake; default keymaps."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.nvim
+
+
+def setup_error(nvim, opts_lua: str) -> str:
+    return nvim.exec_lua(f"local ok, err = pcall(require('ai_host').setup, {opts_lua}); return ok and '' or err")
+
+
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        ("'x'", "ai_host: setup() options should be a table, not string"),
+        ("{nope = 1}", "ai_host: `nope` is not an option (see :help ai_host-config)"),
+        ("{explain = {nope = 1}}", "ai_host: `explain.nope` is not an option (see :help ai_host-config)"),
+        ("{explain = 3}", "ai_host: `explain` should be table, not number"),
+        ("{explain = {context_lines = '3'}}", "ai_host: `explain.context_lines` should be number, not string"),
+        ("{explain = {context_lines = -1}}", "ai_host: `explain.context_lines` should be 0 or more, not -1"),
+        ("{explain = {max_chars = 0}}", "ai_host: `explain.max_chars` should be a positive number, not 0"),
+        ("{explain = {num_ctx = 0}}", "ai_host: `explain.num_ctx` should be a positive number, not 0"),
+        ("{explain = {num_predict = -5}}", "ai_host: `explain.num_predict` should be a positive number, not -5"),
+        ("{explain = {temperature = 'hot'}}", "ai_host: `explain.temperature` should be number, not string"),
+        ("{explain = {keep_alive = 5}}", "ai_host: `explain.keep_alive` should be string, not number"),
+        ("{backend = {kind = 'vllm'}}", "ai_host: `backend.kind` should be one of 'ollama', 'openai', not 'vllm'"),
+        ("{backend = {url = 1}}", "ai_host: `backend.url` should be string, not number"),
+        ("{backend = {allow_remote = 'yes'}}", "ai_host: `backend.allow_remote` should be boolean, not string"),
+        ("{backend = {api_key_env = false}}", "ai_host: `backend.api_key_env` should be string, not boolean"),
+        ("{timeouts = {connect_ms = 0}}", "ai_host: `timeouts.connect_ms` should be a positive number, not 0"),
+        ("{timeouts = {first_byte_ms = -1}}", "ai_host: `timeouts.first_byte_ms` should be a positive number, not -1"),
+        ("{timeouts = {idle_ms = 'x'}}", "ai_host: `timeouts.idle_ms` should be number, not string"),
+        ("{models = {explain = ''}}", "ai_host: `models.explain` should not be empty"),
+        ("{models = {explain = 7}}", "ai_host: `models.explain` should be string, not number"),
+        ("{models = {completion = ''}}", "ai_host: `models.completion` should not be empty"),
+        ("{models = {refactor = ''}}", "ai_host: `models.refactor` should not be empty"),
+        ("{ui = {float_width = 0}}", "ai_host: `ui.float_width` should be a positive number, not 0"),
+        ("{ui = {float_height = -1}}", "ai_host: `ui.float_height` should be a positive number, not -1"),
+        ("{ui = {frame_ms = 0}}", "ai_host: `ui.frame_ms` should be a positive number, not 0"),
+        ("{ui = {border = 1}}", "ai_host: `ui.border` should be string or table, not number"),
+        ("{prompts = {explain_user = {}}}", "ai_host: `prompts.explain_user` should be string, not table"),
+        ("{keymaps = {explain = false}}", "ai_host: `keymaps.explain` should be string, not boolean"),
+        ("{log = {level = 'loud'}}", "ai_host: `log.level` should be one of 'debug', 'info', 'warning', 'error', not 'loud'"),
+        ("{log = {file = 0}}", "ai_host: `log.file` should be string, not number"),
+    ],
+)
+def test_every_mistake_gets_a_dotted_path_message(nvim, opts, message):
+    assert setup_error(nvim, opts) == message
+
+
+def test_valid_options_are_merged_over_the_defaults(nvim):
+    assert setup_error(nvim, "{models = {explain = 'llama3.2'}, ui = {border = 'single'}}") == ""
+    cfg = nvim.exec_lua("return require('ai_host').get_config()")
+    assert cfg["models"]["explain"] == "llama3.2" and cfg["models"]["completion"] == "qwen2.5-coder:7b"
+    assert cfg["ui"]["border"] == "single" and cfg["timeouts"]["first_byte_ms"] == 120000
+
+
+def test_a_bad_setup_keeps_the_previous_config(nvim):
+    setup_error(nvim, "{models = {explain = 'good'}}")
+    assert setup_error(nvim, "{models = {explain = 1}}") != ""
+    assert nvim.exec_lua("return require('ai_host').get_config().models.explain") == "good"
+
+
+def test_default_keymap_has_a_description_and_user_maps_are_kept(nvim):
+    m = nvim.exec_lua("return vim.fn.maparg('<leader>ae', 'n', false, true)")
+    assert m["desc"] == "AI: explain code" and m["rhs"] == "<Plug>(ai-host-explain)"
+    nvim.command("nnoremap <leader>ae :echo 'mine'<CR>")
+    setup_error(nvim, "{}")
+    assert nvim.exec_lua("return vim.fn.maparg('<leader>ae', 'n')") == ":echo 'mine'<CR>"
+
+
+def test_an_empty_key_disables_the_default_map(nvim):
+    nvim.command("nunmap <leader>ae")
+    nvim.command("xunmap <leader>ae")
+    setup_error(nvim, "{keymaps = {explain = ''}}")
+    assert nvim.exec_lua("return vim.fn.maparg('<leader>ae', 'n')") == ""

@@ -1,0 +1,229 @@
+"""The backends and the engine against the Ollama double: streaming, errors, cancel = disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import aiohttp
+import pytest
+
+from ai_host import errors
+from ai_host.backends import ChatRequest, GenerateRequest, Message, OllamaBackend, OpenAIBackend, Timeouts
+from ai_host.engine import Engine
+from tests.fakes.ollama_double import ModelSpec, OllamaDouble
+
+MODEL = "qwen2.5-coder:7b"
+
+
+@pytest.fixture
+async def server():
+    d = OllamaDouble(models=[ModelSpec(MODEL), ModelSpec("chat-only:latest", capabilities=["completion"])])
+    await d.start()
+    yield d
+    await d.stop()
+
+
+@pytest.fixture
+async def session():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def chat(model=MODEL):
+    return ChatRequest(model=model, messages=[Message("user", "hi")])
+
+
+async def collect(stream):
+    return [c async for c in stream]
+
+
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_chat_streams_text_then_one_final_chunk(server, session, cls):
+    server.script.tokens = ["Hel", "lo ", "wörld"]
+    chunks = await collect(cls(session, server.url, Timeouts()).chat(chat()))
+    assert "".join(c.text for c in chunks) == "Hello wörld"
+    assert [c.done for c in chunks].count(True) == 1 and chunks[-1].done
+    assert chunks[-1].done_reason == "stop"
+
+
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_generate_sends_suffix_for_fill_in_the_middle(server, session, cls):
+    server.script.tokens = ["a + b"]
+    req = GenerateRequest(model=MODEL, prompt="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))",
+                          options={"num_predict": 32})
+    chunks = await collect(cls(session, server.url, Timeouts()).generate(req))
+    assert "".join(c.text for c in chunks) == "a + b"
+    body = server.requests[-1].json
+    assert body["suffix"] == "\n\nprint(add(1, 2))"
+    assert body.get("options", {}).get("num_predict") == 32 or body.get("max_tokens") == 32
+
+
+async def test_ollama_num_predict_reports_length(server, session):
+    server.script.tokens = ["x"] * 10
+    chunks = await collect(OllamaBackend(session, server.url, Timeouts()).chat(
+        ChatRequest(model=MODEL, messages=[Message("user", "q")], options={"num_predict": 3})))
+    assert "".join(c.text for c in chunks) == "xxx" and chunks[-1].done_reason == "length"
+
+
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_unknown_model_is_model_not_found(server, session, cls):
+    with pytest.raises(errors.ModelNotFound) as e:
+        await collect(cls(session, server.url, Timeouts()).chat(chat("nope:1b")))
+    assert "ollama pull nope:1b" in e.value.user_message()
+
+
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_suffix_on_a_model_without_insert_is_rejected_clearly(server, session, cls):
+    req = GenerateRequest(model="chat-only", prompt="a", suffix="b")
+    with pytest.raises(errors.RequestRejected, match="does not support insert"):
+        await collect(cls(session, server.url, Timeouts()).generate(req))
+
+
+@pytest.mark.parametrize(
+    "script, exc",
+    [
+        (dict(http_error=(503, "server busy, please try again.  maximum pending requests exceeded")), errors.ServerBusy),
+        (dict(http_error=(500, "model runner has unexpectedly stopped")), errors.ServerFailed),
+        (dict(http_error=(400, 'option "x" must be of type')), errors.RequestRejected),
+        (dict(error_after=1), errors.StreamFailed),
+        (dict(malformed_after=1), errors.ProtocolError),
+        (dict(reset_after=1), errors.ProtocolError),
+    ],
+)
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_every_failure_maps_to_one_error_with_a_sentence(server, session, cls, script, exc):
+    if cls is OpenAIBackend and "error_after" in script:
+        exc = errors.ProtocolError  # Ollama's /v1 turns a mid-stream error into an early end of stream
+    for k, v in script.items():
+        setattr(server.script, k, v)
+    server.script.tokens = ["a", "b", "c"]
+    with pytest.raises(exc) as e:
+        await collect(cls(session, server.url, Timeouts()).chat(chat()))
+    assert e.value.user_message().startswith("ai_host: ")
+
+
+async def test_server_down_is_unreachable(session):
+    with pytest.raises(errors.ServerUnreachable) as e:
+        await collect(OllamaBackend(session, "http://127.0.0.1:9", Timeouts()).chat(chat()))
+    assert "ollama serve" in e.value.user_message() and "connection refused" in e.value.user_message()
+
+
+async def test_first_byte_and_idle_limits_are_separate(server, session):
+    server.script.ttft_s = 0.5
+    with pytest.raises(errors.FirstByteTimeout):
+        await collect(OllamaBackend(session, server.url, Timeouts(first_byte_s=0.1)).chat(chat()))
+    # a slow first byte is fine when only the idle limit is tight: loads are silent, streams are not
+    server.script.ttft_s, server.script.token_delay_s = 0.3, 0.0
+    chunks = await collect(OllamaBackend(session, server.url, Timeouts(first_byte_s=5, idle_s=0.1)).chat(chat()))
+    assert chunks[-1].done
+    server.script.ttft_s, server.script.token_delay_s = 0.0, 0.5
+    with pytest.raises(errors.IdleTimeout):
+        await collect(OllamaBackend(session, server.url, Timeouts(idle_s=0.1)).chat(chat()))
+
+
+async def test_cancelling_the_consumer_disconnects_and_the_server_stops(server, session):
+    server.script.tokens = ["t"] * 500
+    server.script.token_delay_s = 0.01
+    got = []
+
+    async def consume():
+        async for c in OllamaBackend(session, server.url, Timeouts()).chat(chat()):
+            got.append(c)
+
+    task = asyncio.create_task(consume())
+    while len(got) < 3:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if server.disconnects:
+            break
+        await asyncio.sleep(0.01)
+    assert server.disconnects == 1
+    sent = server.tokens_sent
+    await asyncio.sleep(0.1)
+    assert server.tokens_sent == sent < 500 and server.tokens_after_disconnect == 0
+
+
+# -- the engine: jobs by id, events out, cancel -------------------------------------------------
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+        self.cond = threading.Condition()
+
+    def __call__(self, job_id, event, data):
+        with self.cond:
+            self.events.append((job_id, event, data))
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout=5):
+        with self.cond:
+            assert self.cond.wait_for(lambda: pred(self.events), timeout), self.events
+
+
+def explain_req(job_id="j1"):
+    return {"id": job_id, "code": "x = 1", "filename": "a.py", "filetype": "python", "start_line": 1, "end_line": 1}
+
+
+@pytest.fixture
+def thread_server():
+    d = OllamaDouble(models=[ModelSpec(MODEL)])
+    d.start_in_thread()
+    yield d
+    d.stop_thread()
+
+
+@pytest.fixture
+def engine(thread_server):
+    rec = Recorder()
+    eng = Engine(rec, env={"OLLAMA_HOST": thread_server.url})
+    eng.start()
+    yield eng, rec
+    eng.stop()
+
+
+def test_engine_streams_chunks_then_done_with_figures(engine, thread_server):
+    eng, rec = engine
+    thread_server.script.tokens = ["a", "b", "c"]
+    eng.submit("explain", explain_req())
+    rec.wait_for(lambda ev: any(e[1] == "done" for e in ev))
+    kinds = [e[1] for e in rec.events]
+    assert kinds[-1] == "done" and set(kinds[:-1]) == {"chunk"}
+    assert "".join(e[2]["text"] for e in rec.events if e[1] == "chunk") == "abc"
+    done = rec.events[-1][2]
+    assert done["model"] == MODEL and done["done_reason"] == "stop" and done["ttft_ms"] is not None
+
+
+def test_engine_coalesces_a_fast_stream_into_few_updates(engine, thread_server):
+    eng, rec = engine
+    thread_server.script.tokens = ["x"] * 300  # all at once: far more tokens than frames
+    eng.submit("explain", explain_req())
+    rec.wait_for(lambda ev: any(e[1] == "done" for e in ev))
+    chunks = [e for e in rec.events if e[1] == "chunk"]
+    assert "".join(e[2]["text"] for e in chunks) == "x" * 300
+    assert len(chunks) < 100
+
+
+def test_engine_cancel_emits_nothing_more_and_frees_the_connection(engine, thread_server):
+    eng, rec = engine
+    thread_server.script.tokens = ["t"] * 500
+    thread_server.script.token_delay_s = 0.01
+    eng.submit("explain", explain_req())
+    rec.wait_for(lambda ev: len(ev) >= 2)
+    eng.cancel("j1")
+    assert thread_server.wait_for(lambda d: d.disconnects == 1)
+    n = len(rec.events)
+    status = eng.status()
+    assert status["in_flight"] == [] and status["open_connections"] == 0 and status["jobs_cancelled"] == 1
+    thread_server.wait_for(lambda d: False, timeout=0.1)
+    assert len(rec.events) == n and all(e[1] == "chunk" for e in rec.events)
+
+
+def test_engine_unknown_job_kind_gets_a_message(engine):
+    eng, rec = engine
+    eng.submit("dance", {"id": "k"})
+    rec.wait_for(lambda ev: ev)
+    assert rec.events[0][1] == "error" and rec.events[0][2]["message"].startswith("ai_host: unknown request")
