@@ -13,8 +13,10 @@ class Coalescer:
     text arriving within the next interval waits for the frame's end.
     """
 
-    def __init__(self, send: Callable[[str], None], interval_s: float, loop: asyncio.AbstractEventLoop):
+    def __init__(self, send: Callable[[str], None], interval_s: float, loop: asyncio.AbstractEventLoop,
+                 latest_only: bool = False):
         self._send = send
+        self._latest_only = latest_only  # each push is the whole value: only the last one matters
         self._interval = interval_s
         self._loop = loop
         self._pending: list[str] = []
@@ -23,9 +25,12 @@ class Coalescer:
         self.flushes = 0
 
     def push(self, text: str) -> None:
-        if not text:
+        if not text and not self._latest_only:
             return
-        self._pending.append(text)
+        if self._latest_only:
+            self._pending[:] = [text]
+        else:
+            self._pending.append(text)
         if self._timer is not None:
             return
         wait = self._last + self._interval - self._loop.time()

@@ -2,9 +2,9 @@
 
 Nothing here touches Neovim. Work comes in through the thread-safe methods (submit, cancel,
 configure); results go out through `emit(job_id, event, data)`, which the Neovim bridge turns
-into notifications. Events of a job, in order: "chunk" {text} (any number), then exactly one of
-"done" {ttft_ms, tokens_per_s, eval_count, done_reason, model} or "error" {message}. A cancelled
-job emits nothing more.
+into notifications. Events of a job, in order: "chunk" {text} (explain: text to append) or "suggestion" {text}
+(completion: the whole suggestion so far), any number, then exactly one of "done" {figures} or
+"error" {message}. A cancelled or superseded job emits nothing more.
 """
 
 from __future__ import annotations
@@ -20,13 +20,17 @@ import aiohttp
 
 from . import config as config_mod
 from . import log as log_mod
-from .backends import Backend, ChatRequest, Timeouts, make_backend
+from contextlib import aclosing
+
+from . import fim
+from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_backend
 from .coalesce import Coalescer
 from .endpoint import check_policy, resolve_url
-from .errors import AiHostError, ConfigError
+from .errors import AiHostError, ConfigError, UnsuitableModel
 from .filters import ThinkFilter
 from .log import logger
 from .prompts import explain_messages
+from .suggestion import SuggestionCache, SuggestionFilter
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 
@@ -43,6 +47,10 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        # job groups where the newest job supersedes the older one (ghost text: one per buffer)
+        self._groups: dict[str, str] = {}
+        self._capabilities: dict[tuple[str, str], set[str] | None] = {}
+        self.cache = SuggestionCache()
         self._started = threading.Event()
         # counters for :AIStatus and tests: what is in flight now, what happened so far
         self.stats = {"jobs_started": 0, "jobs_done": 0, "jobs_failed": 0, "jobs_cancelled": 0}
@@ -135,6 +143,8 @@ class Engine:
             "running": True,
             "in_flight": sorted(self._jobs),
             "open_connections": open_conns,
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
             **self.stats,
         }
 
@@ -150,13 +160,19 @@ class Engine:
 
     def _submit(self, kind: str, request: dict[str, Any]) -> None:
         job_id = str(request.get("id", ""))
-        runner = {"explain": self._run_explain}.get(kind)
+        runner = {"explain": self._run_explain, "complete": self._run_complete}.get(kind)
         if not job_id or runner is None:
             logger.error("refused a job: kind=%r id=%r", kind, job_id)
             if job_id:
                 self._emit(job_id, "error", {"message": f"ai_host: unknown request '{kind}'. Update the plugin (Lua and Python must match)."})
             return
         self._cancel(job_id)
+        group = f"complete:{request.get('buf')}" if kind == "complete" else None
+        if group is not None:
+            older = self._groups.get(group)
+            if older is not None:
+                self._cancel(older)  # superseded: its slot and HTTP response are freed at once
+            self._groups[group] = job_id
         task = asyncio.get_running_loop().create_task(self._guard(job_id, runner(job_id, request)))
         self._jobs[job_id] = task
         self.stats["jobs_started"] += 1
@@ -190,6 +206,9 @@ class Engine:
         finally:
             if self._jobs.get(job_id) is asyncio.current_task():
                 del self._jobs[job_id]
+            for group, member in list(self._groups.items()):
+                if member == job_id:
+                    del self._groups[group]
 
     def _backend(self) -> Backend:
         b = self.config["backend"]
@@ -214,6 +233,86 @@ class Engine:
         req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
         logger.info("job %s: explain %d chars with %s", job_id, sum(len(m.content) for m in messages), model)
         await self._stream_text(job_id, backend.chat(req), model)
+
+    async def _run_complete(self, job_id: str, request: dict[str, Any]) -> None:
+        """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion."""
+        ccfg = self.config["completion"]
+        prefix, suffix = fim.window(str(request.get("prefix", "")), str(request.get("suffix", "")),
+                                    int(ccfg["context_chars"]), float(ccfg["prefix_ratio"]))
+        cached = self.cache.get(prefix, suffix)
+        if cached is not None:
+            self._emit(job_id, "suggestion", {"text": cached})
+            self._emit(job_id, "done", {"cached": True, "ttft_ms": 0})
+            return
+        backend = self._backend()
+        model = str(request.get("model") or self.config["models"]["completion"])
+        gen = await self._fim_request(backend, model, prefix, suffix)
+        line_suffix, _, rest = suffix.partition("\n")
+        next_line = next((line for line in rest.split("\n") if line.strip()), "")
+        filt = SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]))
+        think = ThinkFilter()
+        last_sent = ""
+
+        def send(text: str) -> None:
+            nonlocal last_sent
+            last_sent = text
+            self._emit(job_id, "suggestion", {"text": text})
+
+        coalescer = Coalescer(send, self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
+        sent = time.monotonic()
+        first: float | None = None
+        stopped_early = False
+        try:
+            async with aclosing(backend.generate(gen)) as stream:
+                async for chunk in stream:
+                    if chunk.done:
+                        break
+                    if chunk.text and first is None:
+                        first = time.monotonic()
+                    before = filt.visible
+                    if filt.feed(think.feed(chunk.text)):
+                        stopped_early = True  # leaving the loop closes the response: the server stops
+                        break
+                    if filt.visible != before and filt.visible.strip():
+                        coalescer.push(filt.visible)
+        except asyncio.CancelledError:
+            coalescer.discard()
+            raise
+        coalescer.discard()
+        text = filt.finish()
+        if text != last_sent:
+            send(text)
+        self.cache.put(prefix, suffix, text)
+        ttft = round((first - sent) * 1000, 1) if first is not None else None
+        self._emit(job_id, "done", {"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": stopped_early})
+
+    async def _fim_request(self, backend: Backend, model: str, prefix: str, suffix: str) -> GenerateRequest:
+        ccfg = self.config["completion"]
+        options: dict[str, Any] = {
+            "num_predict": ccfg["num_predict"],
+            "temperature": ccfg["temperature"],
+            "num_ctx": ccfg["num_ctx"],
+        }
+        family = ccfg["fim_template"] or None
+        if family is None:
+            caps = await self._model_capabilities(backend, model)
+            if caps is not None and "insert" in caps:
+                return GenerateRequest(model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"])
+            family = fim.family_of(model)
+        template = fim.TEMPLATES.get(family or "")
+        if template is None:
+            raise UnsuitableModel("cannot fill in the middle (no `insert` capability, unknown family)",
+                                  url=backend.url, model=model)
+        options["stop"] = list(template.stop)
+        return GenerateRequest(model=model, prompt=template.render(prefix, suffix), raw=True, options=options,
+                               keep_alive=ccfg["keep_alive"])
+
+    async def _model_capabilities(self, backend: Backend, model: str) -> set[str] | None:
+        """Asked once per server and model, then remembered."""
+        key = (backend.url, model)
+        if key not in self._capabilities:
+            self._capabilities[key] = await backend.capabilities(model)
+        return self._capabilities[key]
 
     async def _stream_text(self, job_id: str, stream: Any, model: str) -> None:
         """Forward a stream's visible text to the editor in per-frame batches, then its figures."""

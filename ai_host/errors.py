@@ -11,7 +11,8 @@
         ├── RequestRejected          other 4xx: the server refused what we sent
         ├── ServerFailed             5xx: the server (or its runner) failed
         ├── StreamFailed             an in-band {"error": ...} line after the stream began
-        └── ProtocolError            a malformed line, a line too long, or the connection cut mid-stream
+        ├── ProtocolError            a malformed line, a line too long, or the connection cut mid-stream
+        └── UnsuitableModel          the model cannot do the task (e.g. no fill-in-the-middle)
 
 Callers catch the family they can handle; `user_message()` is the single sentence shown in the
 editor (it always starts with "ai_host:" and says what to do next); the log keeps the detail.
@@ -104,4 +105,12 @@ class ProtocolError(BackendError):
         return (
             f"ai_host: the reply from {self.url} broke off ({self}). "
             "Try again; if it persists, check the server (or a proxy in between)."
+        )
+
+
+class UnsuitableModel(BackendError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: model '{self.model}' {self}. Set `models.completion` to a code model with "
+            "fill-in-the-middle (e.g. qwen2.5-coder:7b), or `completion.fim_template` to its family."
         )

@@ -20,3 +20,5 @@ end), { range = true, desc = 'ai_host: explain the range (or the function around
 vim.keymap.set('n', '<Plug>(ai-host-explain)', safe(function() require('ai_host').explain({}) end),
   { desc = 'AI: explain code' })
 vim.keymap.set('x', '<Plug>(ai-host-explain)', ':AIExplain<CR>', { silent = true, desc = 'AI: explain selection' })
+vim.keymap.set('n', '<Plug>(ai-host-toggle)', safe(function() require('ai_host.ghost').toggle() end),
+  { desc = 'AI: toggle ghost text' })

@@ -83,6 +83,10 @@ class Backend:
     def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
         raise NotImplementedError
 
+    async def capabilities(self, model: str) -> set[str] | None:
+        """What the model can do ("insert" = fill-in-the-middle with `suffix`); None if the server cannot tell."""
+        return None
+
     # -- shared HTTP streaming -------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -138,6 +142,17 @@ class Backend:
             else:
                 resp.close()  # drop the connection: the server sees the disconnect and stops generating
 
+
+    async def _request_json(self, path: str, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """A small non-streamed request (e.g. /api/show); errors mapped like streams."""
+        lines = [line async for line in self._stream_lines(path, body, model)]
+        try:
+            value = json.loads("\n".join(lines))
+        except ValueError as e:
+            raise errors.ProtocolError(f"{path} did not answer with JSON", url=self.url, model=model) from e
+        if not isinstance(value, dict):
+            raise errors.ProtocolError(f"{path} did not answer with a JSON object", url=self.url, model=model)
+        return value
 
     async def _post(self, url: str, body: dict[str, Any], t: Timeouts) -> aiohttp.ClientResponse:
         """POST and wait for the headers (= the first byte, for Ollama) within first_byte_s.

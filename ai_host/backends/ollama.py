@@ -35,6 +35,11 @@ class OllamaBackend(Backend):
             async for chunk in chunks:
                 yield chunk
 
+    async def capabilities(self, model: str) -> set[str] | None:
+        info = await self._request_json("/api/show", {"model": model}, model)
+        caps = info.get("capabilities")
+        return {str(c) for c in caps} if isinstance(caps, list) else None
+
     async def _chunks(self, path: str, body: dict[str, Any], model: str, text_of) -> AsyncIterator[Chunk]:
         ctx = dict(url=self.url, model=model)
         async with aclosing(self._stream_lines(path, body, model)) as lines:

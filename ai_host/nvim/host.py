@@ -24,7 +24,7 @@ class Host:
     # -- from Lua (pynvim thread) ----------------------------------------------------------
 
     def on_notify(self, args: list[Any]) -> None:
-        """AiHostNotify(event, payload): config, explain, cancel, cancel_all."""
+        """AiHostNotify(event, payload): config, explain, complete, cancel, cancel_all."""
         if not args or not isinstance(args[0], str):
             logger.error("AiHostNotify called without an event name")
             return
@@ -32,7 +32,7 @@ class Host:
         payload = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
         if event == "config":
             self.engine.configure(payload)
-        elif event in ("explain",):
+        elif event in ("explain", "complete"):
             self.engine.submit(event, payload)
         elif event == "cancel":
             self.engine.cancel(str(payload.get("id", "")))

@@ -18,6 +18,7 @@ function M.setup(opts)
   require('ai_host.host').config_changed()
   H.apply_keymaps(H.config.keymaps)
   H.apply_highlights()
+  require('ai_host.ghost').attach()
 end
 
 --- The current config (defaults when setup() was never called).
@@ -60,9 +61,26 @@ end
 -- Default maps: { config key, modes, <Plug> name, description }.
 H.maps = {
   { 'explain', { 'n', 'x' }, '<Plug>(ai-host-explain)', 'AI: explain code' },
+  { 'toggle', { 'n' }, '<Plug>(ai-host-toggle)', 'AI: toggle ghost text' },
+}
+
+-- Insert-mode keys of the ghost text: { config key, action, description }. Each falls through to
+-- what the key did before (a plain <Tab>, or the user's / a completion menu's mapping of it).
+H.insert_maps = {
+  { 'accept', function(lhs) return require('ai_host.ghost').accept('all', lhs) end, 'AI: accept suggestion' },
+  { 'accept_word', function(lhs) return require('ai_host.ghost').accept('word', lhs) end, 'AI: accept next word' },
+  { 'accept_line', function(lhs) return require('ai_host.ghost').accept('line', lhs) end, 'AI: accept next line' },
+  { 'dismiss', function(lhs) return require('ai_host.ghost').dismiss(lhs) end, 'AI: dismiss suggestion' },
 }
 
 function H.apply_keymaps(keymaps)
+  for _, m in ipairs(H.insert_maps) do
+    local lhs = keymaps[m[1]]
+    if lhs ~= nil and lhs ~= '' then
+      require('ai_host.ghost').remember_fallback(lhs)
+      vim.keymap.set('i', lhs, function() return m[2](lhs) end, { expr = true, replace_keycodes = true, desc = m[3] })
+    end
+  end
   for _, m in ipairs(H.maps) do
     local lhs = keymaps[m[1]]
     if lhs ~= nil and lhs ~= '' then
@@ -81,6 +99,7 @@ function H.apply_highlights()
   local set = function()
     vim.api.nvim_set_hl(0, 'AiHostTitle', { link = 'FloatTitle', default = true })
     vim.api.nvim_set_hl(0, 'AiHostFooter', { link = 'FloatFooter', default = true })
+    vim.api.nvim_set_hl(0, 'AiHostGhost', { link = 'Comment', default = true })
   end
   set()
   if H.hl_autocmd == nil then

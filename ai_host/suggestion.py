@@ -1,0 +1,153 @@
+"""Ghost-text suggestions: the filter that turns raw model output into what is shown, and the cache."""
+
+from __future__ import annotations
+
+import hashlib
+
+from lru import LRU
+
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+_CLOSE = {")", "]", "}"}
+_QUOTES = {'"', "'", "`"}
+
+
+class SuggestionFilter:
+    """Decides, as tokens stream in, what part of the model's output is worth showing.
+
+    It stops where the completion starts repeating the code after the cursor, at a closing
+    bracket that the completion did not open, at a run of blank lines, and after `max_lines`
+    lines; trailing whitespace is never shown. When it says stop, the caller closes the stream,
+    so the GPU does not compute what nobody will see.
+    """
+
+    def __init__(self, line_suffix: str, next_line: str, max_lines: int):
+        # mid-line (code after the cursor on its line): only the rest of this line makes sense
+        self.single_line = line_suffix.strip() != ""
+        self.line_suffix = line_suffix
+        self.next_line = next_line.strip()
+        self.max_lines = max_lines
+        self.raw = ""
+        self.visible = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> bool:
+        """Add streamed text; returns True when the stream should stop."""
+        if self.stopped or not text:
+            return self.stopped
+        self.raw += text
+        self.visible, self.stopped = self._cut(final=False)
+        return self.stopped
+
+    def finish(self) -> str:
+        """The suggestion once the stream has ended (or been stopped)."""
+        if not self.stopped:
+            self.visible, _ = self._cut(final=True)
+        self.visible = self.visible.rstrip()
+        if self.single_line:
+            self.visible = _drop_overlap(self.visible, self.line_suffix.strip())
+        return self.visible
+
+    def _cut(self, final: bool) -> tuple[str, bool]:
+        lines = self.raw.split("\n")
+        out: list[str] = []
+        depth = 0
+        blank_run = 0
+        for i, line in enumerate(lines):
+            complete = final or i < len(lines) - 1
+            if i > 0 and self.single_line:
+                return _join(out), True
+            if i > 0 and len(out) >= self.max_lines:
+                return _join(out), True
+            if i > 0 and complete and self.next_line and line.strip() == self.next_line:
+                return _join(out), True  # it is writing the code that already follows
+            if i > 0 and line.strip() == "":
+                blank_run += 1
+                if blank_run >= 2 and complete:
+                    return _join(out[: len(out) - 1]), True
+            else:
+                blank_run = 0
+            cut, depth = _unmatched_close(line, depth)
+            if cut is not None:
+                out.append(line[:cut])
+                return _join(out), True
+            out.append(line.rstrip() if complete else line)
+        return _join(out, partial=not final), False
+
+
+def _join(lines: list[str], partial: bool = False) -> str:
+    text = "\n".join(lines)
+    # a partial last line keeps its trailing spaces out of sight until more text arrives
+    return text.rstrip(" \t") if partial else text
+
+
+def _drop_overlap(text: str, after: str) -> str:
+    """Drop the end of `text` that repeats the start of the code after the cursor (`foo();` before `;`),
+    unless that would leave a bracket the completion opened unclosed."""
+    for k in range(min(len(text), len(after)), 0, -1):
+        if text.endswith(after[:k]):
+            candidate = text[:-k].rstrip()
+            if _unmatched_close(candidate, 0)[1] <= _unmatched_close(text, 0)[1]:
+                return candidate
+            break
+    return text
+
+
+def _unmatched_close(line: str, depth: int) -> tuple[int | None, int]:
+    """Index of the first closing bracket the completion never opened, and the depth after the line."""
+    quote: str | None = None
+    prev = ""
+    for j, ch in enumerate(line):
+        if quote:
+            if ch == quote and prev != "\\":
+                quote = None
+        elif ch in _QUOTES:
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            if depth == 0:
+                return j, depth
+            depth -= 1
+        prev = ch
+    return None, depth
+
+
+class SuggestionCache:
+    """Recent suggestions by the text around the cursor (lru-dict), with a back-scan.
+
+    The back-scan finds a suggestion made a few characters earlier in the same place: if the
+    characters typed since are the start of that suggestion, the rest of it is the answer.
+    """
+
+    def __init__(self, size: int = 256, back_scan: int = 64):
+        self._lru = LRU(size)
+        self._back_scan = back_scan
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _key(prefix: str, suffix: str) -> bytes:
+        return hashlib.blake2b(f"{prefix}\0{suffix}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def get(self, prefix: str, suffix: str) -> str | None:
+        text = self._lru.get(self._key(prefix, suffix))
+        if text is None:
+            line = prefix.rsplit("\n", 1)[-1]
+            for k in range(1, min(self._back_scan, len(line)) + 1):
+                earlier = self._lru.get(self._key(prefix[:-k], suffix))
+                typed = prefix[-k:]
+                if earlier is not None and len(earlier) > k and earlier.startswith(typed):
+                    text = earlier[k:]
+                    break
+        if text is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return text
+
+    def put(self, prefix: str, suffix: str, text: str) -> None:
+        if text:
+            self._lru[self._key(prefix, suffix)] = text
+
+    def clear(self) -> None:
+        self._lru.clear()

@@ -1,0 +1,281 @@
+--- ai_host.ghost: ghost-text completion while typing (fill-in-the-middle), streamed into extmarks.
+---
+--- After a pause in typing (completion.debounce_ms) a request leaves with a snapshot of the text
+--- around the cursor. The suggestion is drawn as it streams: the rest of the cursor's line inline,
+--- further lines as virtual lines. Typing the suggestion's next characters shrinks it (no new
+--- request); any other keystroke cancels the request at once and hides the stale text.
+
+local M = {}
+local H = {}
+
+-- State ---------------------------------------------------------------------------------------
+-- H.state: nil, or the suggestion being requested/shown:
+--   { buf, row (0-based), col (byte col of the anchor), line_before, line_after (text of the
+--     anchor line around the cursor at request time), id (job id), text (suggestion so far),
+--     typed (text entered since the anchor, a prefix of `text`), done (stream ended) }
+H.state = nil
+H.timer = nil -- the debounce timer
+H.enabled = true -- the <leader>at toggle
+H.shown_errors = {} -- each distinct error is notified once per session
+H.fallbacks = {} -- lhs -> the insert-mode mapping that existed before ours (for fall-through)
+H.ns = vim.api.nvim_create_namespace('ai_host_ghost')
+
+--- Start listening to typing (called by setup()).
+function M.attach()
+  local group = vim.api.nvim_create_augroup('ai_host_ghost', { clear = true })
+  vim.api.nvim_create_autocmd({ 'InsertEnter', 'TextChangedI', 'TextChangedP' }, {
+    group = group,
+    callback = function() M.on_change() end,
+  })
+  vim.api.nvim_create_autocmd('CursorMovedI', { group = group, callback = function() M.on_cursor() end })
+  vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave', 'WinLeave' }, {
+    group = group,
+    callback = function() M.clear() end,
+  })
+  vim.api.nvim_create_autocmd('CompleteChanged', {
+    group = group,
+    callback = function()
+      if require('ai_host').get_config().completion.hide_with_menu then M.clear() end
+    end,
+  })
+end
+
+--- The buffer changed in insert mode: keep the suggestion if the user typed into it, else start over.
+function M.on_change()
+  if H.state ~= nil and H.still_valid(H.state) then return H.render(H.state) end
+  M.clear()
+  if H.allowed(vim.api.nvim_get_current_buf()) then H.debounce() end
+end
+
+--- The cursor moved without a change: a suggestion only survives if the cursor is where it expects.
+function M.on_cursor()
+  if H.state ~= nil and not H.still_valid(H.state) then M.clear() end
+end
+
+--- Hide the suggestion and cancel its request (the server stops generating).
+function M.clear()
+  if H.timer then H.timer:stop() end
+  local state = H.state
+  H.state = nil
+  if state == nil then return end
+  if state.id and not state.done then require('ai_host.host').cancel(state.id) end
+  if vim.api.nvim_buf_is_valid(state.buf) then vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1) end
+end
+
+--- Turn ghost text on or off everywhere.
+function M.toggle()
+  H.enabled = not H.enabled
+  if not H.enabled then M.clear() end
+  vim.notify('ai_host: ghost text ' .. (H.enabled and 'on' or 'off (<leader>at turns it back on)'), vim.log.levels.INFO)
+  return H.enabled
+end
+
+--- Keys for an insert-mode <expr> map: accept all / 'word' / 'line' of the suggestion, or fall through.
+---@param kind 'all'|'word'|'line'
+---@param lhs string the key that was pressed, for the fall-through
+function M.accept(kind, lhs)
+  local state = H.state
+  local rest = state and H.still_valid(state) and state.text:sub(#state.typed + 1) or ''
+  if rest == '' then return H.fallback(lhs) end
+  local part = rest
+  if kind == 'word' then
+    part = rest:match('^\n[ \t]*') or rest:match('^[ \t]*[%w_\128-\255]+') or rest:match('^[ \t]*[^%w_\128-\255%s]+')
+      or rest:match('^[ \t]+') or rest
+  elseif kind == 'line' then
+    part = rest:match('^\n?[^\n]*')
+  end
+  H.pending_insert = part
+  -- <C-g>u: accepting is its own undo step; <C-r><C-o>: insert literally, no auto-indent
+  return '<C-g>u<C-r><C-o>=v:lua.require("ai_host.ghost")._take()<CR>'
+end
+
+--- Dismiss the suggestion (or fall through when there is none).
+function M.dismiss(lhs)
+  if H.state == nil or H.state.text == '' then return H.fallback(lhs) end
+  M.clear()
+  return ''
+end
+
+--- The text an accept is inserting (read once by the expression register).
+function M._take()
+  local text = H.pending_insert or ''
+  H.pending_insert = nil
+  return text
+end
+
+--- Remember the mapping `lhs` had before ours, so that our map can fall through to it.
+function M.remember_fallback(lhs)
+  local prior = vim.fn.maparg(lhs, 'i', false, true)
+  if not vim.tbl_isempty(prior) and not (prior.desc or ''):find('^AI: ') then H.fallbacks[lhs] = prior end
+end
+
+--- What is shown now (for tests and the statusline).
+function M.info()
+  local s = H.state
+  if s == nil then return { shown = false } end
+  return { shown = s.text ~= '' and #s.text > #s.typed, text = s.text:sub(#s.typed + 1), id = s.id, done = s.done }
+end
+
+-- Helpers --------------------------------------------------------------------------------------
+
+function H.allowed(buf)
+  local config = require('ai_host').get_config().completion
+  if not (H.enabled and config.enabled) or vim.b[buf].ai_host_disable then return false end
+  if vim.bo[buf].buftype ~= '' or not vim.bo[buf].modifiable then return false end
+  if vim.tbl_contains(config.disabled_filetypes, vim.bo[buf].filetype) then return false end
+  if vim.api.nvim_buf_get_offset(buf, vim.api.nvim_buf_line_count(buf)) > config.max_file_bytes then return false end
+  if config.hide_with_menu and H.menu_visible() then return false end
+  return true
+end
+
+function H.menu_visible()
+  if vim.fn.pumvisible() == 1 then return true end
+  local ok_blink, blink = pcall(require, 'blink.cmp')
+  if ok_blink and type(blink.is_visible) == 'function' and blink.is_visible() then return true end
+  local ok_cmp, cmp = package.loaded['cmp'] ~= nil, package.loaded['cmp']
+  return ok_cmp and type(cmp.visible) == 'function' and cmp.visible() or false
+end
+
+function H.debounce()
+  H.timer = H.timer or vim.uv.new_timer()
+  H.timer:stop()
+  H.timer:start(require('ai_host').get_config().completion.debounce_ms, 0, vim.schedule_wrap(H.request))
+end
+
+function H.request()
+  if not vim.api.nvim_get_mode().mode:find('^i') then return end
+  local buf = vim.api.nvim_get_current_buf()
+  if not H.allowed(buf) then return end
+  M.clear()
+  local config = require('ai_host').get_config()
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1]
+  local state = {
+    buf = buf,
+    row = row - 1,
+    col = col,
+    line_before = line:sub(1, col),
+    line_after = line:sub(col + 1),
+    text = '',
+    typed = '',
+    done = false,
+  }
+  local prefix, suffix = H.window(buf, row, state.line_before, state.line_after, config.completion.context_chars)
+  local name = vim.api.nvim_buf_get_name(buf)
+  H.state = state
+  local id, msg = require('ai_host.host').start('complete', {
+    buf = buf,
+    prefix = prefix,
+    suffix = suffix,
+    filetype = vim.bo[buf].filetype,
+    filename = name ~= '' and vim.fn.fnamemodify(name, ':~:.') or '',
+  }, {
+    on_suggestion = function(data) H.on_suggestion(state, data.text) end,
+    on_done = function() H.on_done(state) end,
+    on_error = function(data) H.on_error(state, data.message) end,
+  })
+  state.id = id
+  if not id then H.on_error(state, msg) end
+end
+
+-- Text around the cursor, read from a bounded window of lines: the cost does not grow with the file.
+H.window_lines = 400
+
+function H.window(buf, row, before, after, budget)
+  local first = math.max(0, row - 1 - H.window_lines)
+  local above = vim.api.nvim_buf_get_lines(buf, first, row - 1, false)
+  local below = vim.api.nvim_buf_get_lines(buf, row, row + H.window_lines, false)
+  local kept, used = {}, #before
+  for i = #above, 1, -1 do
+    used = used + #above[i] + 1
+    if used > budget then break end
+    table.insert(kept, 1, above[i])
+  end
+  table.insert(kept, before)
+  local tail, tail_used = { after }, #after
+  for _, l in ipairs(below) do
+    tail_used = tail_used + #l + 1
+    if tail_used > budget then break end
+    table.insert(tail, l)
+  end
+  return table.concat(kept, '\n'), table.concat(tail, '\n')
+end
+
+--- Is the suggestion still right for the buffer? Updates state.typed with what was typed since.
+function H.still_valid(state)
+  if vim.api.nvim_get_current_buf() ~= state.buf or not vim.api.nvim_buf_is_valid(state.buf) then return false end
+  if not vim.api.nvim_get_mode().mode:find('^i') then return false end
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  row = row - 1
+  if row < state.row or (row == state.row and col < state.col) then return false end
+  local ok, anchor_line = pcall(vim.api.nvim_buf_get_text, state.buf, state.row, 0, state.row, state.col, {})
+  if not ok or anchor_line[1] ~= state.line_before then return false end
+  local cursor_line = vim.api.nvim_buf_get_lines(state.buf, row, row + 1, false)[1] or ''
+  if cursor_line:sub(col + 1) ~= state.line_after then return false end
+  local typed = table.concat(vim.api.nvim_buf_get_text(state.buf, state.row, state.col, row, col, {}), '\n')
+  if state.text:sub(1, #typed) ~= typed then return false end
+  if state.done and #typed >= #state.text then return false end -- all of it is in: ask for what follows
+  if #typed > #state.text then return false end
+  state.typed = typed
+  return true
+end
+
+function H.render(state)
+  if not vim.api.nvim_buf_is_valid(state.buf) then return end
+  vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1)
+  local rest = state.text:sub(#state.typed + 1)
+  if rest == '' then return end
+  local lines = vim.split(rest, '\n', { plain = true })
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local opts = { hl_mode = 'combine', priority = 10000 }
+  if lines[1] ~= '' then
+    opts.virt_text = { { lines[1], 'AiHostGhost' } }
+    opts.virt_text_pos = 'inline'
+  end
+  if #lines > 1 then
+    opts.virt_lines = {}
+    for i = 2, #lines do
+      table.insert(opts.virt_lines, { { lines[i], 'AiHostGhost' } })
+    end
+  end
+  vim.api.nvim_buf_set_extmark(state.buf, H.ns, row - 1, col, opts)
+end
+
+function H.on_suggestion(state, text)
+  if H.state ~= state then return end -- superseded: stale text never renders
+  state.text = text
+  if not H.still_valid(state) then return M.clear() end
+  H.render(state)
+end
+
+function H.on_done(state)
+  if H.state ~= state then return end
+  state.done = true
+  if state.text == '' then M.clear() end
+end
+
+function H.on_error(state, message)
+  if H.state == state then
+    state.done = true
+    M.clear()
+  end
+  if message and not H.shown_errors[message] then
+    H.shown_errors[message] = true
+    vim.schedule(function() vim.notify(message, vim.log.levels.WARN) end)
+  end
+end
+
+function H.fallback(lhs)
+  local prior = H.fallbacks[lhs]
+  if prior == nil then return lhs end
+  if prior.callback then
+    local keys = prior.callback()
+    return prior.expr == 1 and (keys or '') or ''
+  end
+  local rhs = prior.rhs or ''
+  if prior.expr == 1 then rhs = vim.api.nvim_eval(rhs) end
+  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(rhs, true, true, true), prior.noremap == 1 and 'n' or 'm', false)
+  return ''
+end
+
+return M

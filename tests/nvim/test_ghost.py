@@ -1,0 +1,212 @@
+"""Ghost-text completion in a real headless Neovim, real keystrokes, the Ollama double."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.nvim
+
+CODE = ["def add(a, b):", "    return ", "", "print(add(1, 2))"]
+
+
+def ghost(nvim):
+    return nvim.exec_lua("return require('ai_host.ghost').info()")
+
+
+def marks(nvim):
+    return nvim.exec_lua(
+        "return vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_ghost, 0, -1, {details = true})"
+    )
+
+
+def generates(double):
+    return [r for r in double.requests if r.path == "/api/generate"]
+
+
+def start(nvim, lines=CODE, row=2, keys="A", opts="{completion = {debounce_ms = 10}}"):
+    nvim.exec_lua(f"require('ai_host').setup({opts})")
+    nvim.command("edit add.py")
+    nvim.current.buffer[:] = lines
+    nvim.current.window.cursor = (row, 0)
+    nvim.input(keys)
+    return nvim.current.buffer
+
+
+def shown(nvim, text):
+    return wait_until(lambda: ghost(nvim).get("text") == text and ghost(nvim).get("done"))
+
+
+def test_suggestion_streams_in_as_ghost_text_and_grows(nvim, double):
+    double.script.tokens = ["a", " +", " b", "\n    # sum"]
+    double.script.token_delay_s = 0.15
+    buf = start(nvim)
+    first = wait_until(lambda: ghost(nvim).get("text"))
+    assert not ghost(nvim)["done"] and double.active_streams == 1  # drawn while still streaming
+    shown(nvim, "a + b\n    # sum")
+    assert len(first) < len("a + b\n    # sum")
+    (mark,) = marks(nvim)
+    _, row, col, details = mark
+    assert (row, col) == (1, 11)
+    assert details["virt_text"] == [["a + b", "AiHostGhost"]] and details["virt_text_pos"] == "inline"
+    assert details["virt_lines"] == [[["    # sum", "AiHostGhost"]]]
+    assert buf[:] == CODE  # ghost text is not text
+    req = generates(double)[0].json
+    assert req["prompt"].endswith("def add(a, b):\n    return ") and req["suffix"] == "\n\nprint(add(1, 2))"
+    assert req["options"]["num_ctx"] == 8192
+
+
+def test_tab_accepts_exactly_the_suggestion_and_undo_restores_the_line(nvim, double):
+    double.script.tokens = ["a + b"]
+    buf = start(nvim)
+    shown(nvim, "a + b")
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[1] == "    return a + b")
+    assert tuple(nvim.current.window.cursor) == (2, 16)  # after the inserted text
+    nvim.input("<Esc>u")
+    wait_until(lambda: buf[1] == "    return ")
+    assert buf[:] == CODE
+
+
+def test_accept_word_then_line_insert_exactly_that_much(nvim, double):
+    double.script.tokens = ["total = a + b", "\n", "    return total"]
+    buf = start(nvim, lines=["def add(a, b):", "    ", ""], row=2)
+    shown(nvim, "total = a + b\n    return total")
+    nvim.input("<M-Right>")
+    wait_until(lambda: buf[1] == "    total")
+    wait_until(lambda: ghost(nvim).get("text") == " = a + b\n    return total")  # the rest stays, no new request
+    nvim.input("<M-C-Right>")
+    wait_until(lambda: buf[1] == "    total = a + b")
+    nvim.input("<M-C-Right>")
+    wait_until(lambda: buf[:3] == ["def add(a, b):", "    total = a + b", "    return total"])
+    assert len(generates(double)) == 1
+
+
+def test_typing_the_suggestion_shrinks_it_without_a_request(nvim, double):
+    double.script.tokens = ["a + b"]
+    start(nvim)
+    shown(nvim, "a + b")
+    nvim.input("a +")
+    wait_until(lambda: ghost(nvim).get("text") == " b")
+    nvim.command("sleep 150m")
+    assert len(generates(double)) == 1 and ghost(nvim)["text"] == " b"
+
+
+def test_a_divergent_key_cancels_at_once_and_the_server_stops(nvim, double):
+    double.script.tokens = lambda req: ["NEW"] if req["prompt"].endswith("z") else ["a"] + [" + b"] * 200
+    double.script.token_delay_s = 0.03
+    start(nvim)
+    first_id = wait_until(lambda: ghost(nvim).get("text") and ghost(nvim)["id"])
+    nvim.input("z")
+    wait_until(lambda: double.disconnects == 1)
+    assert ghost(nvim).get("id") != first_id  # the stale suggestion is gone with its request
+    shown(nvim, "NEW")
+    sent = double.tokens_sent
+    nvim.command("sleep 100m")
+    assert double.tokens_sent == sent < 200 and double.tokens_after_disconnect == 0
+
+
+def test_returning_to_a_context_shows_the_cached_suggestion_without_a_request(nvim, double):
+    double.script.tokens = ["a + b"]
+    start(nvim)
+    shown(nvim, "a + b")
+    nvim.input("x")  # diverges: a new request for "return x"
+    wait_until(lambda: len(generates(double)) == 2)
+    wait_until(lambda: ghost(nvim).get("done"))
+    nvim.input("<BS>")  # back where we were: from the cache
+    shown(nvim, "a + b")
+    nvim.command("sleep 100m")
+    assert len(generates(double)) == 2
+    assert nvim.call("AiHostRequest", "status")["cache_hits"] >= 1
+
+
+def test_tab_without_a_suggestion_inserts_a_tab(nvim, double):
+    double.script.tokens = [""]
+    buf = start(nvim, keys="", opts="{completion = {enabled = false}}")
+    nvim.command("setlocal noexpandtab softtabstop=0")
+    nvim.input("A<Tab>x")
+    wait_until(lambda: buf[1] == "    return \tx")
+    assert generates(double) == []
+
+
+def test_tab_without_a_suggestion_falls_through_to_the_users_mapping(nvim, double):
+    nvim.command("inoremap <Tab> MINE")
+    buf = start(nvim, opts="{completion = {enabled = false}}")
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[1] == "    return MINE")
+
+
+def test_dismiss_hides_and_cancels(nvim, double):
+    double.script.tokens = ["a"] + [" + b"] * 200
+    double.script.token_delay_s = 0.03
+    start(nvim)
+    wait_until(lambda: ghost(nvim).get("text"))
+    nvim.input("<C-]>")
+    wait_until(lambda: double.disconnects == 1)
+    assert marks(nvim) == [] and not ghost(nvim)["shown"]
+
+
+def test_leaving_insert_mode_hides_it(nvim, double):
+    double.script.tokens = ["a + b"]
+    start(nvim)
+    shown(nvim, "a + b")
+    nvim.input("<Esc>")
+    wait_until(lambda: marks(nvim) == [])
+
+
+@pytest.mark.parametrize(
+    "prepare",
+    [
+        "vim.b.ai_host_disable = true",
+        "vim.bo.buftype = 'nofile'",
+        "vim.bo.filetype = 'TelescopePrompt'",
+        "require('ai_host.ghost').toggle()",
+    ],
+)
+def test_no_request_where_ghost_text_is_disabled(nvim, double, prepare):
+    double.script.tokens = ["a + b"]
+    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10}})")
+    nvim.command("edit add.py")
+    nvim.current.buffer[:] = CODE
+    nvim.exec_lua(prepare)
+    nvim.current.window.cursor = (2, 0)
+    nvim.input("Ax")
+    nvim.command("sleep 150m")
+    assert generates(double) == [] and marks(nvim) == []
+
+
+def test_a_model_without_insert_uses_its_familys_raw_template(nvim, double):
+    from tests.fakes.ollama_double import ModelSpec
+
+    double.add_model(ModelSpec("qwen2.5-coder:1.5b-base", capabilities=["completion"]))
+    double.script.tokens = ["a + b"]
+    start(nvim, opts="{completion = {debounce_ms = 10}, models = {completion = 'qwen2.5-coder:1.5b-base'}}")
+    shown(nvim, "a + b")
+    req = generates(double)[0].json
+    assert req["raw"] is True and "suffix" not in req
+    assert req["prompt"] == "<|fim_prefix|>def add(a, b):\n    return <|fim_suffix|>\n\nprint(add(1, 2))<|fim_middle|>"
+    assert "<|endoftext|>" in req["options"]["stop"]
+
+
+def test_a_model_that_cannot_fill_in_the_middle_is_reported_once(nvim, double):
+    from tests.fakes.ollama_double import ModelSpec
+
+    double.add_model(ModelSpec("llama3.2:latest", capabilities=["completion"]))
+    start(nvim, opts="{completion = {debounce_ms = 10}, models = {completion = 'llama3.2'}}")
+    wait_until(lambda: "fill-in-the-middle" in nvim.command_output("messages"))
+    nvim.input("xy")
+    nvim.command("sleep 150m")
+    assert nvim.command_output("messages").count("cannot fill in the middle") == 1
+    assert generates(double) == []
+
+
+def test_never_more_than_one_request_in_flight_per_buffer(nvim, double):
+    double.script.tokens = ["a"] * 100
+    double.script.token_delay_s = 0.02
+    start(nvim)
+    for ch in "abcdef":
+        nvim.input(ch)
+        nvim.command("sleep 30m")
+        assert double.active_streams <= 1
+    wait_until(lambda: double.active_streams <= 1)

@@ -1,0 +1,109 @@
+"""What ghost text shows: the output filter, the cache with its back-scan, the FIM window and templates."""
+
+import pytest
+from hypothesis import given, strategies as st
+
+from ai_host import fim
+from ai_host.suggestion import SuggestionCache, SuggestionFilter
+
+
+def run(raw, line_suffix="", next_line="", max_lines=12, pieces=None):
+    f = SuggestionFilter(line_suffix, next_line, max_lines)
+    for piece in pieces or [raw]:
+        if f.feed(piece):
+            break
+    return f.finish(), f.stopped
+
+
+def test_stops_where_it_repeats_the_code_after_the_cursor():
+    assert run("x = 1\nreturn x\nprint(x)\n", next_line="  print(x)") == ("x = 1\nreturn x", True)
+
+
+def test_stops_at_a_closing_bracket_it_did_not_open():
+    assert run("a, (b + c)) + d", line_suffix=")") == ("a, (b + c)", True)
+
+
+def test_brackets_inside_strings_do_not_count():
+    assert run('print(")")\nx = 1') == ('print(")")\nx = 1', False)
+
+
+def test_stops_at_a_run_of_blank_lines():
+    assert run("\n    return 1\n\n\n\ndef g():") == ("\n    return 1", True)
+
+
+def test_caps_lines():
+    assert run("1\n2\n3\n4\n5", max_lines=3) == ("1\n2\n3", True)
+
+
+def test_mid_line_completions_keep_to_the_line():
+    assert run("value, other\nmore", line_suffix=" # note") == ("value, other", True)
+
+
+def test_trailing_whitespace_never_shows():
+    assert run("x = 1   \ny = 2\t\n\n") == ("x = 1\ny = 2", False)
+
+
+@given(st.text(alphabet="ab (){}\n\t", max_size=60), st.lists(st.integers(1, 8), max_size=20))
+def test_any_chunking_gives_the_same_suggestion(raw, sizes):
+    pieces, i = [], 0
+    for n in sizes:
+        pieces.append(raw[i:i + n])
+        i += n
+    pieces.append(raw[i:])
+    assert run(raw, pieces=pieces) == run(raw)
+
+
+def test_streaming_view_only_grows_or_is_cut_never_shows_trailing_space():
+    f = SuggestionFilter("", "", 12)
+    f.feed("foo ")
+    assert f.visible == "foo"
+    f.feed("bar")
+    assert f.visible == "foo bar"
+
+
+def test_cache_exact_and_back_scan():
+    c = SuggestionCache(size=4)
+    c.put("def f():\n    ret", "\n", "urn 42")
+    assert c.get("def f():\n    ret", "\n") == "urn 42"
+    assert c.get("def f():\n    retu", "\n") == "rn 42"  # typed the suggestion's first character
+    assert c.get("def f():\n    retx", "\n") is None  # typed something else
+    assert c.get("def f():\n    ret", "\nother") is None  # different text after the cursor
+    assert (c.hits, c.misses) == (2, 2)
+
+
+def test_cache_is_bounded():
+    c = SuggestionCache(size=2, back_scan=0)
+    for i in range(3):
+        c.put(f"p{i}", "", "x")
+    assert c.get("p0", "") is None and c.get("p2", "") == "x"
+
+
+def test_window_keeps_the_cursor_line_and_is_bounded_by_the_budget():
+    prefix = "\n".join(f"line {i}" for i in range(10_000)) + "\n    cur"
+    suffix = "sor()\n" + "\n".join(f"after {i}" for i in range(10_000))
+    p, s = fim.window(prefix, suffix, 1000, 0.75)
+    assert p.endswith("line 9999\n    cur") and s.startswith("sor()\nafter 0\n")
+    assert len(p) <= 750 and len(s) <= 260
+
+
+def test_window_of_the_suffix_does_not_depend_on_the_prefix_length():
+    suffix = "\n" + "\n".join(f"after {i}" for i in range(1000))
+    assert fim.window("a" * 10, suffix, 1000, 0.75)[1] == fim.window("a\n" * 300, suffix, 1000, 0.75)[1]
+
+
+@pytest.mark.parametrize(
+    "model, family",
+    [("qwen2.5-coder:7b", "qwen"), ("codellama:7b-code", "codellama"), ("deepseek-coder:6.7b-base", "deepseek"),
+     ("starcoder2:3b", "starcoder"), ("codegemma:2b", "codegemma"), ("llama3.2", None)],
+)
+def test_families(model, family):
+    assert fim.family_of(model) == family
+
+
+def test_codellama_template_spacing():
+    assert fim.TEMPLATES["codellama"].render("a", "b") == "<PRE> a <SUF>b <MID>"
+
+
+def test_mid_line_overlap_with_the_code_after_the_cursor_is_dropped():
+    assert run('key": 1', line_suffix='": 1}')[0] == "key"
+    assert run("foo();", line_suffix=";")[0] == "foo()"
