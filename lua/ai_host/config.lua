@@ -11,6 +11,7 @@ local H = {}
 ---@field models table<string,string> Model per task: explain, completion, refactor.
 ---@field timeouts ai_host.Timeouts Separate network limits (a cold model load is silent for a while).
 ---@field explain ai_host.ExplainConfig :AIExplain context and sampling.
+---@field completion ai_host.CompletionConfig Ghost text while typing.
 ---@field ui ai_host.UiConfig Float size and look.
 ---@field prompts table<string,string> Prompt templates with {{placeholders}}.
 ---@field keymaps table<string,string> Default maps; '' disables one.
@@ -34,6 +35,21 @@ local H = {}
 ---@field num_predict integer Most tokens to generate.
 ---@field temperature number
 ---@field keep_alive string How long Ollama keeps the model loaded afterwards.
+
+---@class ai_host.CompletionConfig
+---@field enabled boolean Ghost text on.
+---@field debounce_ms integer Pause in typing before a request.
+---@field context_chars integer Characters around the cursor sent (prefix + suffix).
+---@field prefix_ratio number Share of the budget before the cursor (0..1).
+---@field max_lines integer Most lines in a suggestion.
+---@field num_predict integer Most tokens generated.
+---@field num_ctx integer Ollama context window.
+---@field temperature number
+---@field keep_alive string How long Ollama keeps the model loaded.
+---@field fim_template string '' = from the model, else 'qwen'|'codellama'|'deepseek'|'starcoder'|'codegemma'.
+---@field hide_with_menu boolean No ghost text while a completion menu is open.
+---@field max_file_bytes integer No ghost text in larger buffers.
+---@field disabled_filetypes string[] Filetypes without ghost text.
 
 ---@class ai_host.UiConfig
 ---@field float_width number Fraction of the editor (<= 1) or columns (> 1).
@@ -143,6 +159,24 @@ H.checks = {
   ['ui.float_width'] = positive,
   ['ui.float_height'] = positive,
   ['ui.frame_ms'] = positive,
+  ['completion.debounce_ms'] = function(v)
+    if v < 0 then return 'should be 0 or more, not ' .. v end
+  end,
+  ['completion.context_chars'] = positive,
+  ['completion.prefix_ratio'] = function(v)
+    if v <= 0 or v >= 1 then return 'should be between 0 and 1, not ' .. v end
+  end,
+  ['completion.max_lines'] = positive,
+  ['completion.num_predict'] = positive,
+  ['completion.num_ctx'] = positive,
+  ['completion.max_file_bytes'] = positive,
+  ['completion.fim_template'] = one_of('', 'qwen', 'codellama', 'deepseek', 'starcoder', 'codegemma'),
+  ['completion.disabled_filetypes'] = function(v)
+    if not vim.islist(v) then return 'should be a list of filetypes' end
+    for i, ft in ipairs(v) do
+      if type(ft) ~= 'string' then return string.format('[%d] should be string, not %s', i, type(ft)) end
+    end
+  end,
   ['models.explain'] = non_empty,
   ['models.completion'] = non_empty,
   ['models.refactor'] = non_empty,
