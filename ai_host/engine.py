@@ -35,7 +35,11 @@ from .suggestion import SuggestionCache, SuggestionFilter
 Emit = Callable[[str, str, dict[str, Any]], None]
 
 # How long a thread-safe query (status) may wait for the engine loop before giving up.
-QUERY_TIMEOUT_S = 1.0
+QUERY_TIMEOUT_S = 0.2
+# Alternatives are sampled at least this warm, so that they differ from the first suggestion.
+ALTERNATIVE_TEMPERATURE = 0.7
+# At most this share of completion.context_chars goes to chunks of other files.
+EXTRA_CONTEXT_SHARE = 0.25
 
 
 class Engine:
@@ -51,6 +55,8 @@ class Engine:
         self._groups: dict[str, str] = {}
         self._capabilities: dict[tuple[str, str], set[str] | None] = {}
         self.cache = SuggestionCache()
+        # buffer -> (window key, task, job id) of a running prefetch
+        self._prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[None], str]] = {}
         self._started = threading.Event()
         # counters for :AIStatus and tests: what is in flight now, what happened so far
         self.stats = {"jobs_started": 0, "jobs_done": 0, "jobs_failed": 0, "jobs_cancelled": 0}
@@ -149,11 +155,14 @@ class Engine:
         }
 
     def _configure(self, user_cfg: dict[str, Any]) -> None:
+        old = self.config
         try:
             self.config = config_mod.merge(user_cfg)
         except ConfigError as e:
             logger.error("config refused: %s", e)
             return
+        if any(old[k] != self.config[k] for k in ("backend", "models", "completion")):
+            self.cache.clear()  # suggestions of another model or other settings are not these
         log_cfg = self.config["log"]
         log_mod.configure(log_cfg["file"], log_cfg["level"])
         logger.info("configured: backend=%s", self.config["backend"]["kind"])
@@ -167,7 +176,9 @@ class Engine:
                 self._emit(job_id, "error", {"message": f"ai_host: unknown request '{kind}'. Update the plugin (Lua and Python must match)."})
             return
         self._cancel(job_id)
-        group = f"complete:{request.get('buf')}" if kind == "complete" else None
+        group = None
+        if kind == "complete":  # ghost text: the newest request of a buffer supersedes the older one
+            group = f"{'prefetch' if request.get('prefetch') else 'complete'}:{request.get('buf')}"
         if group is not None:
             older = self._groups.get(group)
             if older is not None:
@@ -235,18 +246,34 @@ class Engine:
         await self._stream_text(job_id, backend.chat(req), model)
 
     async def _run_complete(self, job_id: str, request: dict[str, Any]) -> None:
-        """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion."""
+        """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion.
+
+        request["variant"] > 0 asks for an alternative (sampled, not cached); request["prefetch"]
+        computes a suggestion into the cache only (what would follow accepting the one shown).
+        """
         ccfg = self.config["completion"]
+        variant = int(request.get("variant") or 0)
+        prefetch = bool(request.get("prefetch"))
         prefix, suffix = fim.window(str(request.get("prefix", "")), str(request.get("suffix", "")),
                                     int(ccfg["context_chars"]), float(ccfg["prefix_ratio"]))
-        cached = self.cache.get(prefix, suffix)
-        if cached is not None:
-            self._emit(job_id, "suggestion", {"text": cached})
-            self._emit(job_id, "done", {"cached": True, "ttft_ms": 0})
+        buf = request.get("buf")
+        if prefetch:
+            self._prefetches[buf] = ((prefix, suffix), asyncio.current_task(), job_id)  # type: ignore[assignment]
+        else:
+            await self._settle_prefetch(buf, (prefix, suffix))
+        if variant == 0:
+            cached = self.cache.get(prefix, suffix)
+            if cached is not None:
+                if not prefetch:
+                    self._emit(job_id, "suggestion", {"text": cached})
+                self._emit(job_id, "done", {"cached": True, "ttft_ms": 0})
+                return
+        if prefetch and any(not j.startswith("complete") for j in self._jobs):
+            self._emit(job_id, "done", {"skipped": True})  # only when nothing else wants the model
             return
         backend = self._backend()
         model = str(request.get("model") or self.config["models"]["completion"])
-        gen = await self._fim_request(backend, model, prefix, suffix)
+        gen = await self._fim_request(backend, model, prefix, suffix, request, variant)
         line_suffix, _, rest = suffix.partition("\n")
         next_line = next((line for line in rest.split("\n") if line.strip()), "")
         filt = SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]))
@@ -256,7 +283,8 @@ class Engine:
         def send(text: str) -> None:
             nonlocal last_sent
             last_sent = text
-            self._emit(job_id, "suggestion", {"text": text})
+            if not prefetch:
+                self._emit(job_id, "suggestion", {"text": text})
 
         coalescer = Coalescer(send, self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
         sent = time.monotonic()
@@ -273,32 +301,63 @@ class Engine:
                     if filt.feed(think.feed(chunk.text)):
                         stopped_early = True  # leaving the loop closes the response: the server stops
                         break
-                    if filt.visible != before and filt.visible.strip():
-                        coalescer.push(filt.visible)
+                    if filt.visible != before and filt.shown().strip():
+                        coalescer.push(filt.shown())
+            if not stopped_early:
+                filt.feed(think.flush())
         except asyncio.CancelledError:
             coalescer.discard()
             raise
+        finally:
+            if prefetch and self._prefetches.get(buf, (None, None, None))[2] == job_id:
+                del self._prefetches[buf]
         coalescer.discard()
         text = filt.finish()
         if text != last_sent:
             send(text)
-        self.cache.put(prefix, suffix, text)
+        if variant == 0:
+            self.cache.put(prefix, suffix, text)
         ttft = round((first - sent) * 1000, 1) if first is not None else None
         self._emit(job_id, "done", {"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": stopped_early})
 
-    async def _fim_request(self, backend: Backend, model: str, prefix: str, suffix: str) -> GenerateRequest:
+    async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
+        """A prefetch for exactly this place is awaited (its answer lands in the cache); any other
+        prefetch of the buffer is stale and cancelled."""
+        entry = self._prefetches.get(buf)
+        if entry is None or entry[1].done():
+            return
+        if entry[0] == key:
+            try:
+                await asyncio.shield(entry[1])
+            except Exception:  # noqa: BLE001 - its failure is not this job's; this job asks itself
+                pass
+        else:
+            self._cancel(entry[2])
+
+    async def _fim_request(self, backend: Backend, model: str, prefix: str, suffix: str,
+                           request: dict[str, Any], variant: int) -> GenerateRequest:
         ccfg = self.config["completion"]
         options: dict[str, Any] = {
             "num_predict": ccfg["num_predict"],
             "temperature": ccfg["temperature"],
             "num_ctx": ccfg["num_ctx"],
         }
+        if variant:
+            options["temperature"] = max(float(ccfg["temperature"]), ALTERNATIVE_TEMPERATURE)
+            options["seed"] = variant
         family = ccfg["fim_template"] or None
+        use_suffix = False
         if family is None:
             caps = await self._model_capabilities(backend, model)
-            if caps is not None and "insert" in caps:
-                return GenerateRequest(model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"])
+            use_suffix = caps is not None and "insert" in caps
             family = fim.family_of(model)
+        extra = request.get("extra") or []
+        if extra:
+            budget = int(int(ccfg["context_chars"]) * EXTRA_CONTEXT_SHARE)
+            prefix = fim.with_extra(prefix, extra, family, str(request.get("filename", "")),
+                                    str(request.get("commentstring", "")), budget)
+        if use_suffix:
+            return GenerateRequest(model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"])
         template = fim.TEMPLATES.get(family or "")
         if template is None:
             raise UnsuitableModel("cannot fill in the middle (no `insert` capability, unknown family)",

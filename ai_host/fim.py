@@ -65,3 +65,39 @@ def window(prefix: str, suffix: str, budget_chars: int, prefix_ratio: float) -> 
         suffix_budget = max(0, budget_chars - prefix_budget - len(rest_of_line) - 1)
         kept_suffix += sep + fit_lines(tail, suffix_budget, "head")
     return kept_prefix, kept_suffix
+
+
+# Families whose training format has a file separator: other files go before the current one.
+_FILE_SEPARATORS = {"qwen": "<|file_sep|>", "starcoder": "<file_sep>", "codegemma": "<|file_separator|>"}
+
+
+def with_extra(prefix: str, extra: list[dict], family: str | None, filename: str, comment: str, budget: int) -> str:
+    """Put chunks of other files the user recently worked in before the prefix, deduplicated,
+    within `budget` characters, in the form the model family was trained on (file separators),
+    else as line comments of the current file's language ('commentstring')."""
+    chunks: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    used = 0
+    for item in extra:
+        text = str(item.get("text", "")).strip("\n")
+        name = str(item.get("filename", "")) or "[No Name]"
+        if not text.strip() or text in seen or text in prefix:
+            continue
+        cost = len(text) + len(name) + 16
+        if used + cost > budget:
+            continue
+        seen.add(text)
+        used += cost
+        chunks.append((name, text))
+    if not chunks:
+        return prefix
+    sep = _FILE_SEPARATORS.get(family or "")
+    if sep:
+        head = "".join(f"{sep}{name}\n{text}\n" for name, text in chunks)
+        return f"{head}{sep}{filename or 'current'}\n{prefix}"
+    fmt = comment if "%s" in comment else "# %s"
+    lines: list[str] = []
+    for name, text in chunks:
+        lines.append(fmt.replace("%s", f"Context from {name}:"))
+        lines.extend(fmt.replace("%s", line) for line in text.split("\n"))
+    return "\n".join(lines) + "\n" + prefix

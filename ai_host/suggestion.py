@@ -38,6 +38,10 @@ class SuggestionFilter:
         self.visible, self.stopped = self._cut(final=False)
         return self.stopped
 
+    def shown(self) -> str:
+        """What to show while streaming: mid-line, never the start of the code already after the cursor."""
+        return _drop_overlap(self.visible, self.line_suffix.strip()) if self.single_line else self.visible
+
     def finish(self) -> str:
         """The suggestion once the stream has ended (or been stopped)."""
         if not self.stopped:

@@ -15,6 +15,8 @@ from .framing import LineSplitter, LineTooLong
 
 # How much of an error body we read: enough for any real error sentence, never a whole stream.
 MAX_ERROR_BODY_BYTES = 64 * 1024
+# After the last chunk, how long we wait for the stream's end so the connection can be reused.
+DRAIN_S = 0.25
 
 
 @dataclass
@@ -173,6 +175,16 @@ class Backend:
                     if attempt:
                         raise
         raise AssertionError("unreachable")
+
+
+async def drain(lines: AsyncIterator[str]) -> None:
+    """Read a finished stream to its end (briefly), so its keep-alive connection goes back to the pool."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in lines:
+                pass
+    except (TimeoutError, errors.BackendError):
+        pass
 
 
 async def _status_error(resp: aiohttp.ClientResponse, idle_s: float, ctx: dict[str, str]) -> errors.BackendError:

@@ -6,7 +6,7 @@ from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 from .. import errors
-from .base import Backend, ChatRequest, Chunk, GenerateRequest
+from .base import Backend, ChatRequest, Chunk, GenerateRequest, drain
 from .framing import parse_json_line
 
 
@@ -47,9 +47,11 @@ class OllamaBackend(Backend):
                 chunk = _parse_line(line, text_of, ctx)
                 if chunk is None:
                     continue
-                yield chunk
                 if chunk.done:
+                    await drain(lines)
+                    yield chunk
                     return
+                yield chunk
         raise errors.ProtocolError("the stream ended before the model finished", **ctx)
 
 

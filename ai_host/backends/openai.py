@@ -7,7 +7,7 @@ from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 from .. import errors
-from .base import Backend, ChatRequest, Chunk, GenerateRequest
+from .base import Backend, ChatRequest, Chunk, GenerateRequest, drain
 from .framing import SSEDecoder
 
 # Our neutral option names (Ollama's) mapped to the OpenAI request fields that mean the same.
@@ -86,6 +86,7 @@ class OpenAIBackend(Backend):
                 if data is None:
                     continue
                 if data.strip() == "[DONE]":
+                    await drain(lines)
                     yield Chunk(done=True, done_reason=finish_reason, eval_count=completion_tokens)
                     return
                 chunk = handle(data)

@@ -50,6 +50,7 @@ local H = {}
 ---@field hide_with_menu boolean No ghost text while a completion menu is open.
 ---@field max_file_bytes integer No ghost text in larger buffers.
 ---@field disabled_filetypes string[] Filetypes without ghost text.
+---@field prefetch boolean Ask ahead for what follows the suggestion shown, when the model is idle.
 
 ---@class ai_host.UiConfig
 ---@field float_width number Fraction of the editor (<= 1) or columns (> 1).

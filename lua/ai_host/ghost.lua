@@ -12,32 +12,42 @@ local H = {}
 -- H.state: nil, or the suggestion being requested/shown:
 --   { buf, row (0-based), col (byte col of the anchor), line_before, line_after (text of the
 --     anchor line around the cursor at request time), id (job id), text (suggestion so far),
---     typed (text entered since the anchor, a prefix of `text`), done (stream ended) }
+--     typed (text entered since the anchor, a prefix of `text`), done (stream ended),
+--     prefix, suffix (what was sent), sent (hrtime), shown (first text drawn),
+--     alts (texts of the suggestions fetched for this anchor), index (which one is shown) }
 H.state = nil
 H.timer = nil -- the debounce timer
 H.enabled = true -- the <leader>at toggle
 H.shown_errors = {} -- each distinct error is notified once per session
 H.fallbacks = {} -- lhs -> the insert-mode mapping that existed before ours (for fall-through)
+H.fallback_list = {} -- the same, by number (a key name inside <Cmd> would be replaced as a key)
+H.pending = nil -- the text an accept is about to insert
+-- H.ring: chunks of other buffers recently edited, yanked from or left: { {buf, filename, text}, ... }
+H.ring = {}
+H.ring_size = 6
+H.chunk_lines = 40 -- lines kept around the cursor of a buffer left or edited
+H.yank_chars = 2000 -- most characters kept of a yank
+-- H.samples: ms from a request leaving to its first text on screen (bench/, :AIStatus later)
+H.samples = {}
+H.max_samples = 1000
 H.ns = vim.api.nvim_create_namespace('ai_host_ghost')
 
 --- Start listening to typing (called by setup()).
 function M.attach()
   local group = vim.api.nvim_create_augroup('ai_host_ghost', { clear = true })
-  vim.api.nvim_create_autocmd({ 'InsertEnter', 'TextChangedI', 'TextChangedP' }, {
-    group = group,
-    callback = function() M.on_change() end,
-  })
-  vim.api.nvim_create_autocmd('CursorMovedI', { group = group, callback = function() M.on_cursor() end })
-  vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave', 'WinLeave' }, {
-    group = group,
-    callback = function() M.clear() end,
-  })
-  vim.api.nvim_create_autocmd('CompleteChanged', {
-    group = group,
-    callback = function()
-      if require('ai_host').get_config().completion.hide_with_menu then M.clear() end
-    end,
-  })
+  local au = function(events, callback, pattern)
+    vim.api.nvim_create_autocmd(events, { group = group, callback = callback, pattern = pattern })
+  end
+  au({ 'InsertEnter', 'TextChangedI', 'TextChangedP' }, function() M.on_change() end)
+  au('CursorMovedI', function() M.on_cursor() end)
+  au({ 'InsertLeave', 'BufLeave', 'WinLeave' }, function() M.clear() end)
+  au('ModeChanged', function() M.clear() end, 'i*:[^i]*') -- <C-c> leaves insert without InsertLeave
+  au('CompleteChanged', function()
+    if require('ai_host').get_config().completion.hide_with_menu then M.clear() end
+  end)
+  au('BufLeave', function(ev) H.remember_around_cursor(ev.buf) end)
+  au('InsertLeave', function(ev) H.remember_around_cursor(ev.buf) end)
+  au('TextYankPost', function(ev) H.remember_yank(ev.buf) end)
 end
 
 --- The buffer changed in insert mode: keep the suggestion if the user typed into it, else start over.
@@ -84,36 +94,77 @@ function M.accept(kind, lhs)
   elseif kind == 'line' then
     part = rest:match('^\n?[^\n]*')
   end
-  H.pending_insert = part
-  -- <C-g>u: accepting is its own undo step; <C-r><C-o>: insert literally, no auto-indent
-  return '<C-g>u<C-r><C-o>=v:lua.require("ai_host.ghost")._take()<CR>'
+  H.pending = part
+  -- <C-g>u: accepting is an undo step of its own. The text goes in through the API (charwise,
+  -- no auto-indent, exactly as shown), not as typed keys.
+  return '<C-g>u<Cmd>lua require("ai_host.ghost")._insert()<CR>'
+end
+
+--- Insert the text an accept chose, at the cursor, leaving the cursor after it.
+function M._insert()
+  local text = H.pending
+  H.pending = nil
+  if text == nil or text == '' then return end
+  vim.api.nvim_put(vim.split(text, '\n', { plain = true }), 'c', false, true)
+end
+
+--- Show the next (dir = 1) or previous (dir = -1) alternative suggestion. Alternatives are fetched
+--- only when asked for, one per press, for the place the first suggestion was made.
+function M.cycle(dir, lhs)
+  local state = H.state
+  if state == nil or not H.still_valid(state) or state.text == '' then return H.fallback(lhs) end
+  vim.schedule(function() H.cycle(state, dir) end)
+  return ''
 end
 
 --- Dismiss the suggestion (or fall through when there is none).
 function M.dismiss(lhs)
-  if H.state == nil or H.state.text == '' then return H.fallback(lhs) end
+  local state = H.state
+  if state == nil or #state.text <= #state.typed then return H.fallback(lhs) end
   M.clear()
   return ''
 end
 
---- The text an accept is inserting (read once by the expression register).
-function M._take()
-  local text = H.pending_insert or ''
-  H.pending_insert = nil
-  return text
+--- Run a fall-through callback where text may change (not inside our <expr> map).
+function M._run_fallback(n)
+  local prior = H.fallback_list[n]
+  if prior and prior.callback then prior.callback() end
 end
 
 --- Remember the mapping `lhs` had before ours, so that our map can fall through to it.
 function M.remember_fallback(lhs)
   local prior = vim.fn.maparg(lhs, 'i', false, true)
-  if not vim.tbl_isempty(prior) and not (prior.desc or ''):find('^AI: ') then H.fallbacks[lhs] = prior end
+  if not vim.tbl_isempty(prior) and not (prior.desc or ''):find('^AI: ') then
+    H.fallbacks[lhs] = prior
+    table.insert(H.fallback_list, prior)
+    prior.index = #H.fallback_list
+  end
+end
+
+--- Latency samples (ms from request to first ghost text drawn), oldest first; `clear` empties them.
+function M.samples(clear)
+  local out = H.samples
+  if clear then H.samples = {} end
+  return out
 end
 
 --- What is shown now (for tests and the statusline).
 function M.info()
   local s = H.state
   if s == nil then return { shown = false } end
-  return { shown = s.text ~= '' and #s.text > #s.typed, text = s.text:sub(#s.typed + 1), id = s.id, done = s.done }
+  return {
+    shown = s.text ~= '' and #s.text > #s.typed,
+    text = s.text:sub(#s.typed + 1),
+    id = s.id,
+    done = s.done,
+    index = s.index,
+    count = s.alts and #s.alts or 1,
+  }
+end
+
+--- The chunks of other buffers that go with the next request (for tests).
+function M.extra_context()
+  return H.extra(vim.api.nvim_get_current_buf())
 end
 
 -- Helpers --------------------------------------------------------------------------------------
@@ -130,24 +181,25 @@ end
 
 function H.menu_visible()
   if vim.fn.pumvisible() == 1 then return true end
-  local ok_blink, blink = pcall(require, 'blink.cmp')
-  if ok_blink and type(blink.is_visible) == 'function' and blink.is_visible() then return true end
-  local ok_cmp, cmp = package.loaded['cmp'] ~= nil, package.loaded['cmp']
-  return ok_cmp and type(cmp.visible) == 'function' and cmp.visible() or false
+  -- only menus already loaded: never force-load a lazily loaded plugin from a keystroke
+  local blink, cmp = package.loaded['blink.cmp'], package.loaded['cmp']
+  if blink and type(blink.is_visible) == 'function' and blink.is_visible() then return true end
+  return cmp ~= nil and type(cmp.visible) == 'function' and cmp.visible() or false
 end
 
 function H.debounce()
   H.timer = H.timer or vim.uv.new_timer()
   H.timer:stop()
-  H.timer:start(require('ai_host').get_config().completion.debounce_ms, 0, vim.schedule_wrap(H.request))
+  H.timer:start(require('ai_host').get_config().completion.debounce_ms, 0, vim.schedule_wrap(function() H.request() end))
 end
 
-function H.request()
+function H.request(opts)
+  opts = opts or {}
   if not vim.api.nvim_get_mode().mode:find('^i') then return end
   local buf = vim.api.nvim_get_current_buf()
   if not H.allowed(buf) then return end
   M.clear()
-  local config = require('ai_host').get_config()
+  local config = require('ai_host').get_config().completion
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1]
   local state = {
@@ -159,17 +211,15 @@ function H.request()
     text = '',
     typed = '',
     done = false,
+    sent = vim.uv.hrtime(),
+    alts = opts.alts,
+    index = opts.alts and #opts.alts + 1 or 1,
   }
-  local prefix, suffix = H.window(buf, row, state.line_before, state.line_after, config.completion.context_chars)
-  local name = vim.api.nvim_buf_get_name(buf)
+  state.prefix, state.suffix = H.window(buf, row, state.line_before, state.line_after, config.context_chars)
   H.state = state
-  local id, msg = require('ai_host.host').start('complete', {
-    buf = buf,
-    prefix = prefix,
-    suffix = suffix,
-    filetype = vim.bo[buf].filetype,
-    filename = name ~= '' and vim.fn.fnamemodify(name, ':~:.') or '',
-  }, {
+  local id, msg = require('ai_host.host').start('complete', H.payload(buf, state.prefix, state.suffix, {
+    variant = state.index - 1,
+  }), {
     on_suggestion = function(data) H.on_suggestion(state, data.text) end,
     on_done = function() H.on_done(state) end,
     on_error = function(data) H.on_error(state, data.message) end,
@@ -178,10 +228,27 @@ function H.request()
   if not id then H.on_error(state, msg) end
 end
 
--- Text around the cursor, read from a bounded window of lines: the cost does not grow with the file.
+function H.payload(buf, prefix, suffix, extra_fields)
+  local name = vim.api.nvim_buf_get_name(buf)
+  local payload = {
+    buf = buf,
+    prefix = prefix,
+    suffix = suffix,
+    filetype = vim.bo[buf].filetype,
+    filename = name ~= '' and vim.fn.fnamemodify(name, ':~:.') or '',
+    commentstring = vim.bo[buf].commentstring,
+    extra = H.extra(buf),
+  }
+  return vim.tbl_extend('force', payload, extra_fields or {})
+end
+
+-- Text around the cursor, read from a bounded window of lines: the cost does not grow with the file
+-- (nor with one enormous line: the cursor's own line is cut to the budget too).
 H.window_lines = 400
 
 function H.window(buf, row, before, after, budget)
+  before = before:sub(-budget)
+  after = after:sub(1, budget)
   local first = math.max(0, row - 1 - H.window_lines)
   local above = vim.api.nvim_buf_get_lines(buf, first, row - 1, false)
   local below = vim.api.nvim_buf_get_lines(buf, row, row + H.window_lines, false)
@@ -244,14 +311,48 @@ end
 function H.on_suggestion(state, text)
   if H.state ~= state then return end -- superseded: stale text never renders
   state.text = text
+  if state.alts then state.alts[state.index] = text end
   if not H.still_valid(state) then return M.clear() end
   H.render(state)
+  if not state.shown and text ~= '' then
+    state.shown = true
+    if #H.samples >= H.max_samples then table.remove(H.samples, 1) end
+    table.insert(H.samples, (vim.uv.hrtime() - state.sent) / 1e6)
+  end
 end
 
 function H.on_done(state)
   if H.state ~= state then return end
   state.done = true
-  if state.text == '' then M.clear() end
+  if state.text == '' then return M.clear() end
+  if state.index == 1 and require('ai_host').get_config().completion.prefetch then H.prefetch(state) end
+end
+
+-- Ask ahead for what would follow accepting the whole suggestion, into the engine's cache only.
+function H.prefetch(state)
+  require('ai_host.host').start(
+    'complete',
+    H.payload(state.buf, state.prefix .. state.text, state.suffix, { prefetch = true }),
+    {}
+  )
+end
+
+function H.cycle(state, dir)
+  if H.state ~= state or not H.still_valid(state) then return end
+  state.alts = state.alts or { state.text }
+  local target = state.index + dir
+  if target < 1 then return end
+  if state.typed ~= '' then
+    -- typed into the suggestion: alternatives are for the place where the cursor is now
+    return H.request({ alts = {} })
+  end
+  if target <= #state.alts then
+    state.index = target
+    state.text = state.alts[target]
+    return H.render(state)
+  end
+  if not state.done then return end -- the one shown is still coming
+  H.request({ alts = state.alts })
 end
 
 function H.on_error(state, message)
@@ -269,13 +370,64 @@ function H.fallback(lhs)
   local prior = H.fallbacks[lhs]
   if prior == nil then return lhs end
   if prior.callback then
-    local keys = prior.callback()
-    return prior.expr == 1 and (keys or '') or ''
+    if prior.expr == 1 then
+      local keys = prior.callback() or ''
+      if prior.replace_keycodes ~= 1 then -- raw key codes: feed them as they are
+        vim.api.nvim_feedkeys(keys, prior.noremap == 1 and 'n' or 'm', false)
+        return ''
+      end
+      return keys
+    end
+    -- not an <expr> map: it may change text, which our <expr> map must not do itself
+    return '<Cmd>lua require("ai_host.ghost")._run_fallback(' .. prior.index .. ')<CR>'
   end
-  local rhs = prior.rhs or ''
-  if prior.expr == 1 then rhs = vim.api.nvim_eval(rhs) end
-  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(rhs, true, true, true), prior.noremap == 1 and 'n' or 'm', false)
+  local rhs = (prior.rhs or ''):gsub('<[Ss][Ii][Dd]>', '<SNR>' .. (prior.sid or 0) .. '_')
+  local keys = prior.expr == 1 and vim.api.nvim_eval(rhs) or vim.api.nvim_replace_termcodes(rhs, true, true, true)
+  vim.api.nvim_feedkeys(keys, prior.noremap == 1 and 'n' or 'm', false)
   return ''
+end
+
+-- Extra context: other buffers the user recently worked in ---------------------------------------
+
+function H.usable(buf)
+  return vim.api.nvim_buf_is_valid(buf) and vim.bo[buf].buftype == '' and vim.api.nvim_buf_get_name(buf) ~= ''
+end
+
+function H.remember(buf, text, key)
+  if not H.usable(buf) or not text:find('%S') then return end
+  for i = #H.ring, 1, -1 do -- the same place or the same text replaces the older chunk
+    if H.ring[i].key == key or H.ring[i].text == text then table.remove(H.ring, i) end
+  end
+  table.insert(H.ring, 1, {
+    buf = buf,
+    key = key,
+    filename = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ':~:.'),
+    text = text,
+  })
+  while #H.ring > H.ring_size do
+    table.remove(H.ring)
+  end
+end
+
+function H.remember_around_cursor(buf)
+  if not H.usable(buf) or vim.api.nvim_get_current_buf() ~= buf then return end
+  local row = vim.api.nvim_win_get_cursor(0)[1]
+  local first = math.max(0, row - 1 - H.chunk_lines / 2)
+  local lines = vim.api.nvim_buf_get_lines(buf, first, first + H.chunk_lines, false)
+  H.remember(buf, table.concat(lines, '\n'), buf .. ':' .. math.floor(first / H.chunk_lines))
+end
+
+function H.remember_yank(buf)
+  local text = table.concat(vim.v.event.regcontents or {}, '\n'):sub(1, H.yank_chars)
+  H.remember(buf, text, 'yank:' .. text)
+end
+
+function H.extra(buf)
+  local out = {}
+  for _, chunk in ipairs(H.ring) do
+    if chunk.buf ~= buf then table.insert(out, { filename = chunk.filename, text = chunk.text }) end
+  end
+  return out
 end
 
 return M

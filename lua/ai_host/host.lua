@@ -71,6 +71,12 @@ function M.cancel_all()
   if had then M.notify('cancel_all', vim.empty_dict()) end
 end
 
+--- Start the Python host and send the config, unless that happened already.
+function M.warm_up()
+  if H.config_sent or not M.available() then return end
+  M.notify('config', require('ai_host').wire_config())
+end
+
 --- Mark the config as changed: it is sent again before the next job.
 function M.config_changed()
   H.config_sent = false

@@ -19,6 +19,7 @@ function M.setup(opts)
   H.apply_keymaps(H.config.keymaps)
   H.apply_highlights()
   require('ai_host.ghost').attach()
+  H.warm_up()
 end
 
 --- The current config (defaults when setup() was never called).
@@ -71,6 +72,8 @@ H.insert_maps = {
   { 'accept_word', function(lhs) return require('ai_host.ghost').accept('word', lhs) end, 'AI: accept next word' },
   { 'accept_line', function(lhs) return require('ai_host.ghost').accept('line', lhs) end, 'AI: accept next line' },
   { 'dismiss', function(lhs) return require('ai_host.ghost').dismiss(lhs) end, 'AI: dismiss suggestion' },
+  { 'next', function(lhs) return require('ai_host.ghost').cycle(1, lhs) end, 'AI: next suggestion' },
+  { 'prev', function(lhs) return require('ai_host.ghost').cycle(-1, lhs) end, 'AI: previous suggestion' },
 }
 
 function H.apply_keymaps(keymaps)
@@ -94,6 +97,15 @@ function H.apply_keymaps(keymaps)
     end
   end
 end
+
+-- Start the Python host soon after startup rather than at the first pause in typing: starting it
+-- is synchronous (Neovim's provider waits for it), so do it while the user is not typing yet.
+function H.warm_up()
+  if H.warmed then return end
+  H.warmed = true
+  vim.defer_fn(function() require('ai_host.host').warm_up() end, H.warm_up_ms)
+end
+H.warm_up_ms = 300
 
 function H.apply_highlights()
   local set = function()

@@ -30,8 +30,27 @@ class AiHostPlugin:
 
     @pynvim.function("AiHostNotify", sync=False)
     def notify(self, args):
-        self._get().on_notify(args)
+        try:
+            self._get().on_notify(args)
+        except Exception as e:  # e.g. a dependency missing from this python: one sentence, no traceback
+            self._report(args, e)
+
+    def _report(self, args, error):
+        payload = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        message = (
+            f"ai_host: the Python side failed to start ({type(error).__name__}: {error}). "
+            "Install its dependencies into the python Neovim uses (see :checkhealth ai_host)."
+        )
+        if payload.get("id"):
+            self._nvim.exec_lua("require('ai_host.host')._dispatch(...)", payload["id"], "error",
+                                {"message": message}, async_=True)
+        elif not getattr(self, "_reported", False):
+            self._reported = True
+            self._nvim.exec_lua("vim.notify(..., vim.log.levels.ERROR)", message, async_=True)
 
     @pynvim.function("AiHostRequest", sync=True)
     def request(self, args):
-        return self._get().on_request(args)
+        try:
+            return self._get().on_request(args)
+        except Exception as e:
+            return {"error": f"ai_host: the Python side failed to start ({type(e).__name__}: {e})"}

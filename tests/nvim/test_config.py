@@ -65,6 +65,9 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{keymaps = {accept_line = 1}}", "ai_host: `keymaps.accept_line` should be string, not number"),
         ("{keymaps = {dismiss = 1}}", "ai_host: `keymaps.dismiss` should be string, not number"),
         ("{keymaps = {toggle = 1}}", "ai_host: `keymaps.toggle` should be string, not number"),
+        ("{keymaps = {next = 1}}", "ai_host: `keymaps.next` should be string, not number"),
+        ("{keymaps = {prev = 1}}", "ai_host: `keymaps.prev` should be string, not number"),
+        ("{completion = {prefetch = 1}}", "ai_host: `completion.prefetch` should be boolean, not number"),
     ],
 )
 def test_every_mistake_gets_a_dotted_path_message(nvim, opts, message):

@@ -25,7 +25,8 @@ def generates(double):
     return [r for r in double.requests if r.path == "/api/generate"]
 
 
-def start(nvim, lines=CODE, row=2, keys="A", opts="{completion = {debounce_ms = 10}}"):
+# Prefetching is off unless a test is about it, so that request counts are about what the user did.
+def start(nvim, lines=CODE, row=2, keys="A", opts="{completion = {debounce_ms = 10, prefetch = false}}"):
     nvim.exec_lua(f"require('ai_host').setup({opts})")
     nvim.command("edit add.py")
     nvim.current.buffer[:] = lines
@@ -123,7 +124,7 @@ def test_returning_to_a_context_shows_the_cached_suggestion_without_a_request(nv
 
 def test_tab_without_a_suggestion_inserts_a_tab(nvim, double):
     double.script.tokens = [""]
-    buf = start(nvim, keys="", opts="{completion = {enabled = false}}")
+    buf = start(nvim, keys="", opts="{completion = {enabled = false, prefetch = false}}")
     nvim.command("setlocal noexpandtab softtabstop=0")
     nvim.input("A<Tab>x")
     wait_until(lambda: buf[1] == "    return \tx")
@@ -132,7 +133,7 @@ def test_tab_without_a_suggestion_inserts_a_tab(nvim, double):
 
 def test_tab_without_a_suggestion_falls_through_to_the_users_mapping(nvim, double):
     nvim.command("inoremap <Tab> MINE")
-    buf = start(nvim, opts="{completion = {enabled = false}}")
+    buf = start(nvim, opts="{completion = {enabled = false, prefetch = false}}")
     nvim.input("<Tab>")
     wait_until(lambda: buf[1] == "    return MINE")
 
@@ -166,7 +167,7 @@ def test_leaving_insert_mode_hides_it(nvim, double):
 )
 def test_no_request_where_ghost_text_is_disabled(nvim, double, prepare):
     double.script.tokens = ["a + b"]
-    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10}})")
+    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
     nvim.command("edit add.py")
     nvim.current.buffer[:] = CODE
     nvim.exec_lua(prepare)
@@ -181,7 +182,7 @@ def test_a_model_without_insert_uses_its_familys_raw_template(nvim, double):
 
     double.add_model(ModelSpec("qwen2.5-coder:1.5b-base", capabilities=["completion"]))
     double.script.tokens = ["a + b"]
-    start(nvim, opts="{completion = {debounce_ms = 10}, models = {completion = 'qwen2.5-coder:1.5b-base'}}")
+    start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'qwen2.5-coder:1.5b-base'}}")
     shown(nvim, "a + b")
     req = generates(double)[0].json
     assert req["raw"] is True and "suffix" not in req
@@ -193,7 +194,7 @@ def test_a_model_that_cannot_fill_in_the_middle_is_reported_once(nvim, double):
     from tests.fakes.ollama_double import ModelSpec
 
     double.add_model(ModelSpec("llama3.2:latest", capabilities=["completion"]))
-    start(nvim, opts="{completion = {debounce_ms = 10}, models = {completion = 'llama3.2'}}")
+    start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'llama3.2'}}")
     wait_until(lambda: "fill-in-the-middle" in nvim.command_output("messages"))
     nvim.input("xy")
     nvim.command("sleep 150m")
@@ -210,3 +211,125 @@ def test_never_more_than_one_request_in_flight_per_buffer(nvim, double):
         nvim.command("sleep 30m")
         assert double.active_streams <= 1
     wait_until(lambda: double.active_streams <= 1)
+
+
+def test_accepting_text_that_ends_in_a_newline_inserts_at_the_cursor(nvim, double):
+    double.script.tokens = ["a = 1\n\nb = 2"]
+    buf = start(nvim, lines=["def f():", "    ", "z"], row=2)
+    shown(nvim, "a = 1\n\nb = 2")
+    nvim.input("<M-C-Right>")
+    wait_until(lambda: buf[1] == "    a = 1")
+    nvim.input("<M-C-Right>")  # the next line is empty: "\n" alone
+    wait_until(lambda: buf[:4] == ["def f():", "    a = 1", "", "z"])
+    assert tuple(nvim.current.window.cursor) == (3, 0)
+    nvim.input("<M-C-Right>")
+    wait_until(lambda: buf[:5] == ["def f():", "    a = 1", "", "b = 2", "z"])
+
+
+def test_accept_word_at_the_end_of_a_line_takes_the_line_break(nvim, double):
+    double.script.tokens = ["\nprint(x)"]
+    buf = start(nvim, lines=["x = 1", "end"], row=1)
+    shown(nvim, "\nprint(x)")
+    nvim.input("<M-Right>")
+    wait_until(lambda: buf[:3] == ["x = 1", "", "end"])
+    nvim.input("<M-Right>")
+    wait_until(lambda: buf[:3] == ["x = 1", "print", "end"])
+
+
+def test_mid_line_suggestion_never_repeats_the_code_after_the_cursor(nvim, double):
+    double.script.tokens = ["hello", '"', ")"]
+    double.script.token_delay_s = 0.05
+    buf = start(nvim, lines=['print("")'], row=1, keys="")
+    nvim.current.window.cursor = (1, 6)  # on the first quote: `a` inserts between the quotes
+    nvim.input("a")
+    seen = set()
+    wait_until(lambda: seen.add(ghost(nvim).get("text")) or ghost(nvim).get("done"))
+    assert seen - {None, ""} == {"hello"}
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[0] == 'print("hello")')
+
+
+def test_a_trailing_angle_bracket_is_kept(nvim, double):
+    double.script.tokens = ["a <"]
+    start(nvim)
+    shown(nvim, "a <")
+
+
+def test_ctrl_c_hides_the_suggestion(nvim, double):
+    double.script.tokens = ["a + b"]
+    start(nvim)
+    shown(nvim, "a + b")
+    nvim.input("<C-c>")
+    wait_until(lambda: marks(nvim) == [] and not ghost(nvim)["shown"])
+
+
+def test_tab_falls_through_to_an_expr_mapping_without_garbage(nvim, double):
+    nvim.command('inoremap <expr> <Tab> "\\<Left>X"')
+    buf = start(nvim, opts="{completion = {enabled = false, prefetch = false}}")
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[1] == "    returnX ")
+
+
+def test_tab_falls_through_to_a_lua_mapping_that_changes_text(nvim, double):
+    nvim.exec_lua("vim.keymap.set('i', '<Tab>', function() vim.api.nvim_put({'SNIP'}, 'c', false, true) end)")
+    buf = start(nvim, opts="{completion = {enabled = false, prefetch = false}}")
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[1] == "    return SNIP")
+    assert "E565" not in nvim.command_output("messages")
+
+
+def test_tab_falls_through_to_a_script_local_mapping(nvim, double, tmp_path):
+    script = tmp_path / "map.vim"
+    script.write_text('function! s:tab() abort\n  return "SID"\nendfunction\ninoremap <expr> <Tab> <SID>tab()\n')
+    nvim.command(f"source {script}")
+    buf = start(nvim, opts="{completion = {enabled = false, prefetch = false}}")
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[1] == "    return SID")
+
+
+def test_alternatives_are_fetched_only_when_asked_and_cycle(nvim, double):
+    double.script.tokens = lambda req: ["first"] if req.get("options", {}).get("temperature", 0) < 0.5 else ["second"]
+    buf = start(nvim)
+    shown(nvim, "first")
+    assert len(generates(double)) == 1
+    nvim.input("<M-]>")
+    shown(nvim, "second")
+    alt = generates(double)[1].json
+    assert alt["options"]["temperature"] >= 0.7 and alt["options"]["seed"] == 1 and alt["prompt"] == generates(double)[0].json["prompt"]
+    assert ghost(nvim)["index"] == 2 and ghost(nvim)["count"] == 2
+    nvim.input("<M-[>")
+    wait_until(lambda: ghost(nvim).get("text") == "first")
+    nvim.input("<M-]>")
+    wait_until(lambda: ghost(nvim).get("text") == "second")
+    assert len(generates(double)) == 2  # cycling back and forth fetched nothing more
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[1] == "    return second")
+
+
+def test_extra_context_from_other_buffers_goes_into_the_prompt(nvim, double, tmp_path):
+    double.script.tokens = ["x"]
+    other = tmp_path / "helpers.py"
+    other.write_text("def helper_used_elsewhere():\n    return 42\n")
+    nvim.command(f"edit {other}")
+    nvim.command("normal! yj")  # yank two lines
+    start(nvim)  # switches to add.py: leaving helpers.py remembers its lines too
+    shown(nvim, "x")
+    prompt = generates(double)[0].json["prompt"]
+    assert "<|file_sep|>" in prompt and "helpers.py" in prompt and "def helper_used_elsewhere():" in prompt
+    assert prompt.count("def helper_used_elsewhere():") == 1  # deduplicated
+    assert prompt.endswith("def add(a, b):\n    return ")
+
+
+def test_the_suggestion_after_an_accept_was_prefetched(nvim, double):
+    double.script.tokens = lambda req: ["a + b"] if req["prompt"].endswith("return ") else ["  # done"]
+    buf = start(nvim, opts="{completion = {debounce_ms = 10, prefetch = true}}")
+    shown(nvim, "a + b")
+    wait_until(lambda: len(generates(double)) == 2)  # the prefetch, while the user looks
+    assert generates(double)[1].json["prompt"].endswith("return a + b")
+    wait_until(lambda: double.active_streams == 0)
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[1] == "    return a + b")
+    shown(nvim, "  # done")
+    # shown from the cache: the only request for this place was the prefetch
+    assert [r.json["prompt"].endswith("return a + b") for r in generates(double)][:2] == [False, True]
+    assert sum(r.json["prompt"].endswith("return a + b") for r in generates(double)) == 1

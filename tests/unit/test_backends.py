@@ -227,3 +227,21 @@ def test_engine_unknown_job_kind_gets_a_message(engine):
     eng.submit("dance", {"id": "k"})
     rec.wait_for(lambda ev: ev)
     assert rec.events[0][1] == "error" and rec.events[0][2]["message"].startswith("ai_host: unknown request")
+
+
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_a_finished_stream_leaves_its_connection_for_the_next_request(server, cls):
+    created, reused = [], []
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(lambda *a: _append(created))
+    trace.on_connection_reuseconn.append(lambda *a: _append(reused))
+    async with aiohttp.ClientSession(trace_configs=[trace]) as s:
+        backend = cls(s, server.url, Timeouts())
+        for _ in range(3):
+            chunks = [c async for c in backend.chat(chat())]
+            assert chunks[-1].done
+    assert (len(created), len(reused)) == (1, 2)
+
+
+async def _append(bucket):
+    bucket.append(1)
