@@ -20,16 +20,20 @@ import aiohttp
 
 from . import config as config_mod
 from . import log as log_mod
-from contextlib import aclosing
+from collections import deque
+from contextlib import aclosing, asynccontextmanager
+from statistics import median
 
 from . import fim
 from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_backend
 from .coalesce import Coalescer
 from .endpoint import check_policy, resolve_url
-from .errors import AiHostError, ConfigError, UnsuitableModel
+from .errors import AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, UnsuitableModel
+from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
 from .log import logger
 from .prompts import explain_messages
+from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, Scheduler
 from .suggestion import SuggestionCache, SuggestionFilter
 
 Emit = Callable[[str, str, dict[str, Any]], None]
@@ -40,6 +44,8 @@ QUERY_TIMEOUT_S = 0.2
 ALTERNATIVE_TEMPERATURE = 0.7
 # At most this share of completion.context_chars goes to chunks of other files.
 EXTRA_CONTEXT_SHARE = 0.25
+# Per-model figures kept for :AIStatus (the most recent jobs).
+FIGURES_KEPT = 50
 
 
 class Engine:
@@ -57,6 +63,10 @@ class Engine:
         self.cache = SuggestionCache()
         # buffer -> (window key, task, job id) of a running prefetch
         self._prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[None], str]] = {}
+        self._build_gates()
+        # model -> recent time-to-first-token (ms) and tokens/s, for :AIStatus
+        self.figures: dict[str, dict[str, deque[float]]] = {}
+        self.dropped: dict[str, int] = {}
         self._started = threading.Event()
         # counters for :AIStatus and tests: what is in flight now, what happened so far
         self.stats = {"jobs_started": 0, "jobs_done": 0, "jobs_failed": 0, "jobs_cancelled": 0}
@@ -151,8 +161,28 @@ class Engine:
             "open_connections": open_conns,
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
+            "scheduler": self.scheduler.state(),
+            "lsp": self.lsp.state(),
+            "gpu": self.gpu.state() if self.config["gpu"]["enabled"] else {"state": "off", "reason": "gpu.enabled = false"},
+            "dropped": dict(self.dropped),
+            "models": {
+                m: {k: round(median(v), 1) for k, v in f.items() if v} for m, f in self.figures.items()
+            },
+            "endpoint": resolve_url(self.config["backend"]["url"], self._env),
             **self.stats,
         }
+
+    def _build_gates(self) -> None:
+        sc, g = self.config["scheduler"], self.config["gpu"]
+        self.scheduler = Scheduler(
+            int(sc["concurrency"]), int(sc["queue_limit"]),
+            rates={COMPLETION: float(sc["completion_rate_per_s"]), INTERACTIVE: float(sc["interactive_rate_per_s"])},
+        )
+        self.lsp = LspGate(int(self.config["lsp"]["busy_above"]))
+        self.gpu = GpuGate(make_probe(int(g["device"]), self._env), float(g["threshold"]), g["cache_ms"] / 1000)
+
+    def report_lsp(self, buf: Any, pending: int) -> None:
+        self._call(self.lsp.report, buf, pending)
 
     def _configure(self, user_cfg: dict[str, Any]) -> None:
         old = self.config
@@ -163,6 +193,8 @@ class Engine:
             return
         if any(old[k] != self.config[k] for k in ("backend", "models", "completion")):
             self.cache.clear()  # suggestions of another model or other settings are not these
+        if any(old[k] != self.config[k] for k in ("scheduler", "lsp", "gpu")) and not self._jobs:
+            self._build_gates()
         log_cfg = self.config["log"]
         log_mod.configure(log_cfg["file"], log_cfg["level"])
         logger.info("configured: backend=%s", self.config["backend"]["kind"])
@@ -184,7 +216,11 @@ class Engine:
             if older is not None:
                 self._cancel(older)  # superseded: its slot and HTTP response are freed at once
             self._groups[group] = job_id
-        task = asyncio.get_running_loop().create_task(self._guard(job_id, runner(job_id, request)))
+        sc = self.config["scheduler"]
+        deadline_ms = sc["completion_deadline_ms"] if kind == "complete" else sc["interactive_deadline_ms"]
+        if "lsp_pending" in request:
+            self.lsp.report(request.get("buf"), int(request.get("lsp_pending") or 0))
+        task = asyncio.get_running_loop().create_task(self._guard(job_id, runner(job_id, request), deadline_ms / 1000))
         self._jobs[job_id] = task
         self.stats["jobs_started"] += 1
 
@@ -198,11 +234,19 @@ class Engine:
         for job_id in list(self._jobs):
             self._cancel(job_id)
 
-    async def _guard(self, job_id: str, work: Any) -> None:
+    async def _guard(self, job_id: str, work: Any, deadline_s: float) -> None:
         """Run one job; turn any failure into one user-facing sentence, never a traceback."""
         try:
-            await work
+            try:
+                async with asyncio.timeout(deadline_s):
+                    await work
+            except TimeoutError as e:
+                raise DeadlineExceeded(f"over {deadline_s:g} s") from e
             self.stats["jobs_done"] += 1
+        except Dropped as e:
+            self.dropped[str(e)] = self.dropped.get(str(e), 0) + 1
+            logger.info("job %s dropped: %s", job_id, e)
+            self._emit(job_id, "done", {"dropped": str(e)})
         except asyncio.CancelledError:
             logger.info("job %s cancelled", job_id)
             raise
@@ -234,6 +278,56 @@ class Engine:
         api_key = os.environ.get(b["api_key_env"]) if b["api_key_env"] else None
         return make_backend(b["kind"], self._session, url, timeouts, api_key)
 
+    @asynccontextmanager
+    async def _admitted(self, job_id: str, kind: str, request: dict[str, Any], endpoint: str) -> Any:
+        """Ask the gates, then hold a slot of the endpoint. The language server and the GPU go first:
+        ghost text waits briefly for a busy LSP and is dropped when the GPU is full; interactive jobs
+        wait (telling the user why), then run."""
+        priority = PRIORITY["prefetch" if request.get("prefetch") else kind]
+        buf = request.get("buf")
+        lcfg, gcfg = self.config["lsp"], self.config["gpu"]
+        if priority != INTERACTIVE:
+            if self.lsp.busy(buf) and (priority == PREFETCH or not await self.lsp.wait_free(buf, lcfg["completion_wait_ms"] / 1000)):
+                raise Dropped("waiting for LSP")
+            if gcfg["enabled"] and await self.gpu.busy():
+                raise Dropped("GPU memory above threshold")
+        else:
+            if self.lsp.busy(buf):
+                self._emit(job_id, "status", {"text": "waiting for LSP"})
+                await self.lsp.wait_free(buf, lcfg["interactive_wait_ms"] / 1000)
+            if gcfg["enabled"] and await self.gpu.busy():
+                await self._wait_for_gpu(job_id, gcfg)
+        if priority == INTERACTIVE and self._slot_full(endpoint):
+            self._emit(job_id, "status", {"text": "queued behind other requests"})
+        async with self.scheduler.slot(endpoint, priority, job_id):
+            yield
+
+    def _slot_full(self, endpoint: str) -> bool:
+        return len(self.scheduler.state()["endpoints"].get(endpoint, {}).get("running", {})) >= self.scheduler.limit
+
+    async def _wait_for_gpu(self, job_id: str, gcfg: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + gcfg["wait_ms"] / 1000
+        while True:
+            reading = self.gpu.last
+            pct = f"{reading.fraction:.0%}" if reading else "?"
+            self._emit(job_id, "status", {"text": f"waiting for GPU memory ({pct} used)"})
+            if loop.time() >= until:
+                break
+            await asyncio.sleep(max(self.gpu.cache_s, 0.05))
+            if not await self.gpu.busy():
+                return
+        if gcfg["on_busy"] == "stop":
+            raise GpuBusy(f"{pct} of its memory in use, above gpu.threshold = {gcfg['threshold']}")
+        self._emit(job_id, "status", {"text": f"GPU memory still high ({pct} used); running anyway", "warning": True})
+
+    def _record(self, model: str, ttft_ms: float | None, tps: float | None) -> None:
+        f = self.figures.setdefault(model, {"ttft_ms": deque(maxlen=FIGURES_KEPT), "tokens_per_s": deque(maxlen=FIGURES_KEPT)})
+        if ttft_ms is not None:
+            f["ttft_ms"].append(ttft_ms)
+        if tps:
+            f["tokens_per_s"].append(tps)
+
     async def _run_explain(self, job_id: str, request: dict[str, Any]) -> None:
         cfg = self.config
         backend = self._backend()
@@ -243,7 +337,8 @@ class Engine:
         options = {"num_ctx": ecfg["num_ctx"], "num_predict": ecfg["num_predict"], "temperature": ecfg["temperature"]}
         req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
         logger.info("job %s: explain %d chars with %s", job_id, sum(len(m.content) for m in messages), model)
-        await self._stream_text(job_id, backend.chat(req), model)
+        async with self._admitted(job_id, "explain", request, backend.url):
+            await self._stream_text(job_id, backend.chat(req), model)
 
     async def _run_complete(self, job_id: str, request: dict[str, Any]) -> None:
         """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion.
@@ -291,7 +386,7 @@ class Engine:
         first: float | None = None
         stopped_early = False
         try:
-            async with aclosing(backend.generate(gen)) as stream:
+            async with self._admitted(job_id, "complete", request, backend.url), aclosing(backend.generate(gen)) as stream:
                 async for chunk in stream:
                     if chunk.done:
                         break
@@ -318,6 +413,7 @@ class Engine:
         if variant == 0:
             self.cache.put(prefix, suffix, text)
         ttft = round((first - sent) * 1000, 1) if first is not None else None
+        self._record(model, ttft, None)
         self._emit(job_id, "done", {"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": stopped_early})
 
     async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
@@ -333,6 +429,8 @@ class Engine:
                 pass
         else:
             self._cancel(entry[2])
+            # let it close its response first: never two ghost-text streams of a buffer at once
+            await asyncio.wait([entry[1]])
 
     async def _fim_request(self, backend: Backend, model: str, prefix: str, suffix: str,
                            request: dict[str, Any], variant: int) -> GenerateRequest:
@@ -391,7 +489,9 @@ class Engine:
                     coalescer.push(think.flush())
                     coalescer.flush()
                     end = time.monotonic()
-                    self._emit(job_id, "done", _figures(chunk, sent, first, end, pieces, model))
+                    figures = _figures(chunk, sent, first, end, pieces, model)
+                    self._record(model, figures["ttft_ms"], figures["tokens_per_s"])
+                    self._emit(job_id, "done", figures)
                     logger.info("job %s done: %d pieces, ttft %s", job_id, pieces, first and round((first - sent) * 1000))
                     return
                 text = think.feed(chunk.text)

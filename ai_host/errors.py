@@ -2,6 +2,10 @@
 
     AiHostError                      anything ai_host raises on purpose
     ├── ConfigError                  bad or refused configuration (e.g. a remote URL without opt-in)
+    ├── Dropped                      a job the scheduler let go quietly (ghost text while the LSP or GPU is busy)
+    ├── GpuBusy                      GPU memory stayed above the threshold and gpu.on_busy = "stop"
+    ├── DeadlineExceeded             the job ran past its deadline
+    ├── QueueFull, RateLimited       (scheduler.py) too much asked at once
     └── BackendError                 talking to the model server failed
         ├── ServerUnreachable        nothing answers at the URL (connection refused, DNS, reset before reply)
         ├── FirstByteTimeout         connected, but no first byte within timeouts.first_byte_ms
@@ -30,6 +34,23 @@ class AiHostError(Exception):
 
 class ConfigError(AiHostError):
     """The configuration is invalid or refused."""
+
+
+class Dropped(AiHostError):
+    """Not an error the user needs to see: the job was let go (the reason goes to the log and status)."""
+
+
+class GpuBusy(AiHostError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: the GPU is busy ({self}). Free some GPU memory, raise `gpu.threshold`, "
+            "or set `gpu.on_busy = 'warn'` to run anyway."
+        )
+
+
+class DeadlineExceeded(AiHostError):
+    def user_message(self) -> str:
+        return f"ai_host: the request took too long ({self}); it was stopped. Try again, or raise the deadline."
 
 
 class BackendError(AiHostError):

@@ -8,7 +8,8 @@ Figures:
   waste        while typing real code: requests sent, tokens generated but never shown (streams
                cut by a keystroke or by the output filter), per 100 keystrokes
   in flight    the most ghost-text streams the server had at once
-  scale        the overhead on a 100-line and a 100,000-line buffer
+  scale        the overhead on a 100-line and a 100,000-line buffer (and a 1,000-line one, the
+               smallest that fills the context window, to separate file size from context size)
 
 Usage: .venv/bin/python bench/ghost.py [--debounce 75] [--ttft 0.15] [--tps 40] [--quick]
 """
@@ -163,7 +164,7 @@ def typing_run(s: Session, double: OllamaDouble, seed: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--debounce", type=int, nargs="*", default=[75])
+    ap.add_argument("--debounce", type=int, nargs="*", default=[100])
     ap.add_argument("--ttft", type=float, default=0.15)
     ap.add_argument("--tps", type=float, default=40.0)
     ap.add_argument("--reps", type=int, default=40)
@@ -185,6 +186,7 @@ def main() -> None:
             s = Session(double, debounce, Path(args.nvim))
             try:
                 small = overhead_run(s, double, 100, reps)
+                full = overhead_run(s, double, 1000, reps)  # enough lines to fill the context window
                 large = overhead_run(s, double, 100_000, reps)
                 typing = typing_run(s, double, seed=7)
             finally:
@@ -192,20 +194,23 @@ def main() -> None:
             results["runs"][str(debounce)] = {
                 "overhead_ms_100_lines": {"median": statistics.median(small), "p95": pct(small, 95), "n": len(small)},
                 "overhead_ms_100k_lines": {"median": statistics.median(large), "p95": pct(large, 95), "n": len(large)},
+                "overhead_ms_1000_lines": {"median": statistics.median(full), "p95": pct(full, 95), "n": len(full)},
                 "scale_ratio": statistics.median(large) / statistics.median(small),
+                "scale_ratio_full_window": statistics.median(large) / statistics.median(full),
                 "typing": typing,
             }
     finally:
         double.stop_thread()
 
     print(f"machine: {results['machine']}; double: ttft {args.ttft * 1000:.0f} ms, {args.tps:.0f} tok/s")
-    print(f"{'debounce':>8} | {'overhead med/p95 (100 l)':>24} | {'100k l':>14} | {'ratio':>5} | "
-          f"{'req/100 keys':>12} | {'wasted tok/100 keys':>19} | {'max in flight':>13}")
+    print(f"{'debounce':>8} | {'overhead ms med/p95: 100 l':>26} | {'1000 l':>11} | {'100k l':>11} | "
+          f"{'100k/100':>8} | {'100k/1000':>9} | {'req/100 keys':>12} | {'wasted tok/100 keys':>19} | {'max in flight':>13}")
     for debounce, r in results["runs"].items():
-        o1, o2, t = r["overhead_ms_100_lines"], r["overhead_ms_100k_lines"], r["typing"]
-        print(f"{debounce:>6}ms | {o1['median']:>10.1f} / {o1['p95']:>6.1f} ms | {o2['median']:>5.1f} / {o2['p95']:>5.1f} | "
-              f"{r['scale_ratio']:>5.2f} | {t['requests_per_100_keys']:>12} | {t['wasted_tokens_per_100_keys']:>19} | "
-              f"{t['max_in_flight']:>13}")
+        o1, o3, o2, t = (r["overhead_ms_100_lines"], r["overhead_ms_1000_lines"], r["overhead_ms_100k_lines"],
+                         r["typing"])
+        print(f"{debounce:>6}ms | {o1['median']:>16.1f} / {o1['p95']:>5.1f} | {o3['median']:>4.1f} / {o3['p95']:>4.1f} | "
+              f"{o2['median']:>4.1f} / {o2['p95']:>4.1f} | {r['scale_ratio']:>8.2f} | {r['scale_ratio_full_window']:>9.2f} | "
+              f"{t['requests_per_100_keys']:>12} | {t['wasted_tokens_per_100_keys']:>19} | {t['max_in_flight']:>13}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "ghost.json").write_text(json.dumps(results, indent=2))

@@ -22,3 +22,12 @@ vim.keymap.set('n', '<Plug>(ai-host-explain)', safe(function() require('ai_host'
 vim.keymap.set('x', '<Plug>(ai-host-explain)', ':AIExplain<CR>', { silent = true, desc = 'AI: explain selection' })
 vim.keymap.set('n', '<Plug>(ai-host-toggle)', safe(function() require('ai_host.ghost').toggle() end),
   { desc = 'AI: toggle ghost text' })
+
+vim.api.nvim_create_user_command('AIStatus', safe(function() require('ai_host.status').show() end),
+  { desc = 'ai_host: queue, jobs, LSP and GPU gates, figures' })
+vim.api.nvim_create_user_command('AICancel', safe(function() require('ai_host').cancel_all() end),
+  { desc = 'ai_host: cancel every request in flight' })
+vim.keymap.set('n', '<Plug>(ai-host-status)', safe(function() require('ai_host.status').show() end),
+  { desc = 'AI: status' })
+vim.keymap.set('n', '<Plug>(ai-host-cancel-all)', safe(function() require('ai_host').cancel_all() end),
+  { desc = 'AI: cancel all' })

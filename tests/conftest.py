@@ -68,10 +68,17 @@ def nvim_build(request, tmp_path_factory):
 
 
 @pytest.fixture
-def nvim(nvim_build, double, tmp_path, monkeypatch):
+def extra_env() -> dict[str, str]:
+    """Environment for the Neovim (and so its python host) of a test; override it in a module."""
+    return {}
+
+
+@pytest.fixture
+def nvim(nvim_build, double, tmp_path, monkeypatch, extra_env):
     """A real headless Neovim with the plugin loaded from this checkout, pointed at the double."""
     env = _env(tmp_path, nvim_build["manifest"])
     env["OLLAMA_HOST"] = double.url
+    env.update(extra_env)
     for key in ("NVIM", "NVIM_LISTEN_ADDRESS"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():  # pynvim's child inherits this process's environment

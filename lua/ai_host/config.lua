@@ -12,6 +12,9 @@ local H = {}
 ---@field timeouts ai_host.Timeouts Separate network limits (a cold model load is silent for a while).
 ---@field explain ai_host.ExplainConfig :AIExplain context and sampling.
 ---@field completion ai_host.CompletionConfig Ghost text while typing.
+---@field scheduler { concurrency: integer, queue_limit: integer, completion_rate_per_s: number, interactive_rate_per_s: number, completion_deadline_ms: integer, interactive_deadline_ms: integer } Slots, queue, rates, deadlines.
+---@field lsp { busy_above: integer, completion_wait_ms: integer, interactive_wait_ms: integer } The LSP gate.
+---@field gpu { enabled: boolean, device: integer, threshold: number, cache_ms: integer, wait_ms: integer, on_busy: 'warn'|'stop' } The GPU gate.
 ---@field ui ai_host.UiConfig Float size and look.
 ---@field prompts table<string,string> Prompt templates with {{placeholders}}.
 ---@field keymaps table<string,string> Default maps; '' disables one.
@@ -140,6 +143,10 @@ local function positive(v)
   if v <= 0 then return 'should be a positive number, not ' .. tostring(v) end
 end
 
+local function non_negative(v)
+  if v < 0 then return 'should be 0 or more, not ' .. tostring(v) end
+end
+
 local function non_empty(v)
   if v == '' then return 'should not be empty' end
 end
@@ -178,6 +185,22 @@ H.checks = {
       if type(ft) ~= 'string' then return string.format('[%d] should be string, not %s', i, type(ft)) end
     end
   end,
+  ['scheduler.concurrency'] = positive,
+  ['scheduler.queue_limit'] = positive,
+  ['scheduler.completion_rate_per_s'] = non_negative,
+  ['scheduler.interactive_rate_per_s'] = non_negative,
+  ['scheduler.completion_deadline_ms'] = positive,
+  ['scheduler.interactive_deadline_ms'] = positive,
+  ['lsp.busy_above'] = non_negative,
+  ['lsp.completion_wait_ms'] = non_negative,
+  ['lsp.interactive_wait_ms'] = non_negative,
+  ['gpu.device'] = non_negative,
+  ['gpu.threshold'] = function(v)
+    if v <= 0 or v > 1 then return 'should be a fraction above 0 and at most 1, not ' .. v end
+  end,
+  ['gpu.cache_ms'] = non_negative,
+  ['gpu.wait_ms'] = non_negative,
+  ['gpu.on_busy'] = one_of('warn', 'stop'),
   ['models.explain'] = non_empty,
   ['models.completion'] = non_empty,
   ['models.refactor'] = non_empty,

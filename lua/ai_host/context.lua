@@ -42,7 +42,22 @@ function M.range_request(buf, line1, line2, context_lines)
     start_line = line1,
     end_line = line2,
     diagnostics = diagnostics,
+    buf = buf,
+    lsp_pending = M.lsp_pending(buf),
   }
+end
+
+--- Requests the buffer's language servers have not answered yet (the scheduler lets them go first).
+---@param buf integer
+---@return integer
+function M.lsp_pending(buf)
+  local n = 0
+  for _, client in ipairs(vim.lsp.get_clients({ bufnr = buf })) do
+    for _, req in pairs(client.requests or {}) do
+      if req.type == 'pending' then n = n + 1 end
+    end
+  end
+  return n
 end
 
 -- Helpers --------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ function M.open(line1, line2)
 
   local id, msg = require('ai_host.host').start('explain', req, {
     on_chunk = function(data) H.append(state, data.text) end,
+    on_status = function(data) H.status(state, data) end,
     on_done = function(data) H.finish(state, data) end,
     on_error = function(data) H.fail(state, data.message) end,
   })
@@ -97,6 +98,8 @@ function M.info()
     status = s.status,
     message = s.message,
     figures = s.figures,
+    waiting_for = s.waiting_for,
+    warning = s.warning,
     text = table.concat(lines, '\n'),
     title = H.flatten(cfg.title),
     footer = H.flatten(cfg.footer),
@@ -146,7 +149,19 @@ end
 function H.tick(state)
   if state.status ~= 'working' and state.status ~= 'streaming' then return H.stop_timer(state) end
   local secs = (vim.uv.hrtime() - state.started) / 1e9
-  H.set_footer(state, string.format('%s %.1fs', state.status == 'working' and 'waiting' or 'streaming', secs))
+  local what = state.status == 'working' and (state.waiting_for or 'waiting') or 'streaming'
+  H.set_footer(state, string.format('%s %.1fs', what, secs))
+end
+
+-- The scheduler says why we wait (LSP busy, GPU memory) or warns (running with a full GPU).
+function H.status(state, data)
+  if data.warning then
+    state.warning = data.text
+    vim.schedule(function() vim.notify('ai_host: ' .. data.text, vim.log.levels.WARN) end)
+  elseif state.status == 'working' then
+    state.waiting_for = data.text
+    H.tick(state)
+  end
 end
 
 function H.stop_timer(state)

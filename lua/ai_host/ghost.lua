@@ -238,6 +238,7 @@ function H.payload(buf, prefix, suffix, extra_fields)
     filename = name ~= '' and vim.fn.fnamemodify(name, ':~:.') or '',
     commentstring = vim.bo[buf].commentstring,
     extra = H.extra(buf),
+    lsp_pending = require('ai_host.context').lsp_pending(buf),
   }
   return vim.tbl_extend('force', payload, extra_fields or {})
 end

@@ -71,6 +71,20 @@ function M.cancel_all()
   if had then M.notify('cancel_all', vim.empty_dict()) end
 end
 
+--- Send `event` only if the host already runs (never start it for this); for passing updates.
+function M.notify_if_running(event, payload)
+  if H.config_sent then M.notify(event, payload) end
+end
+
+--- The engine's state (queue, jobs, gates, figures), or nil and why. Synchronous but cheap: the
+--- engine answers within 0.2 s or says it is busy. Never starts the host.
+function M.status()
+  if not H.config_sent then return nil, 'the Python host has not started yet (it starts with the first request)' end
+  local ok, result = pcall(vim.fn.AiHostRequest, 'status')
+  if not ok then return nil, H.first_line(result) end
+  return result
+end
+
 --- Start the Python host and send the config, unless that happened already.
 function M.warm_up()
   if H.config_sent or not M.available() then return end

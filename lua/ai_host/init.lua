@@ -19,6 +19,7 @@ function M.setup(opts)
   H.apply_keymaps(H.config.keymaps)
   H.apply_highlights()
   require('ai_host.ghost').attach()
+  H.watch_lsp()
   H.warm_up()
 end
 
@@ -54,6 +55,7 @@ end
 --- Cancel everything in flight (the server stops generating).
 function M.cancel_all()
   require('ai_host.explain').close()
+  require('ai_host.ghost').clear()
   require('ai_host.host').cancel_all()
 end
 
@@ -63,6 +65,8 @@ end
 H.maps = {
   { 'explain', { 'n', 'x' }, '<Plug>(ai-host-explain)', 'AI: explain code' },
   { 'toggle', { 'n' }, '<Plug>(ai-host-toggle)', 'AI: toggle ghost text' },
+  { 'status', { 'n' }, '<Plug>(ai-host-status)', 'AI: status' },
+  { 'cancel_all', { 'n' }, '<Plug>(ai-host-cancel-all)', 'AI: cancel all' },
 }
 
 -- Insert-mode keys of the ghost text: { config key, action, description }. Each falls through to
@@ -96,6 +100,17 @@ function H.apply_keymaps(keymaps)
       end
     end
   end
+end
+
+-- Tell the scheduler when a buffer's language server gets busy or catches up (only once the host
+-- runs: this never starts it).
+function H.watch_lsp()
+  vim.api.nvim_create_autocmd('LspRequest', {
+    group = vim.api.nvim_create_augroup('ai_host_lsp', { clear = true }),
+    callback = function(ev)
+      require('ai_host.host').notify_if_running('lsp', { buf = ev.buf, pending = require('ai_host.context').lsp_pending(ev.buf) })
+    end,
+  })
 end
 
 -- Start the Python host soon after startup rather than at the first pause in typing: starting it

@@ -1,0 +1,145 @@
+"""GPU memory gate: NVML (pynvml, from nvidia-ml-py) read off the event loop, cached briefly.
+
+No NVML library, no driver, no GPU: the gate is off, with the reason, and never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from ..log import logger
+
+# A test seam for end-to-end tests on machines without a GPU: a JSON file read on every probe,
+# {"name": ..., "used": bytes, "total": bytes} or {"error": "..."}.
+FAKE_NVML_ENV = "AI_HOST_FAKE_NVML"
+
+
+class GpuUnavailable(Exception):
+    """NVML cannot be used here; the message says why (shown by :checkhealth and :AIStatus)."""
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    name: str
+    used: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.used / self.total if self.total else 0.0
+
+
+class Probe(Protocol):
+    def read(self) -> GpuReading: ...
+
+
+class NvmlProbe:
+    """The real thing: memory used/total of one device through pynvml."""
+
+    def __init__(self, device: int = 0, nvml: Any = None):
+        self._device = device
+        self._nvml = nvml
+        self._handle: Any = None
+
+    def read(self) -> GpuReading:
+        nvml = self._nvml
+        try:
+            if nvml is None:
+                import pynvml as nvml  # nvidia-ml-py
+
+                self._nvml = nvml
+            if self._handle is None:
+                nvml.nvmlInit()
+                count = nvml.nvmlDeviceGetCount()
+                if self._device >= count:
+                    raise GpuUnavailable(f"GPU {self._device} does not exist ({count} found); set `gpu.device`")
+                self._handle = nvml.nvmlDeviceGetHandleByIndex(self._device)
+            mem = nvml.nvmlDeviceGetMemoryInfo(self._handle)
+            name = nvml.nvmlDeviceGetName(self._handle)
+        except GpuUnavailable:
+            raise
+        except ImportError as e:
+            raise GpuUnavailable("pynvml is not installed (pip install nvidia-ml-py)") from e
+        except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            self._handle = None
+            raise GpuUnavailable(f"NVML: {e}") from e
+        if isinstance(name, bytes):
+            name = name.decode(errors="replace")
+        return GpuReading(str(name), int(mem.used), int(mem.total))
+
+
+class FileProbe:
+    """Readings from a JSON file (tests and demos without a GPU)."""
+
+    def __init__(self, path: str):
+        self._path = path
+
+    def read(self) -> GpuReading:
+        try:
+            with open(self._path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise GpuUnavailable(f"fake NVML file unreadable: {e}") from e
+        if "error" in data:
+            raise GpuUnavailable(str(data["error"]))
+        return GpuReading(str(data.get("name", "Fake GPU")), int(data["used"]), int(data["total"]))
+
+
+def make_probe(device: int, env: dict[str, str] | None = None) -> Probe:
+    env = os.environ if env is None else env
+    path = env.get(FAKE_NVML_ENV)
+    return FileProbe(path) if path else NvmlProbe(device)
+
+
+class GpuGate:
+    """Is there room on the GPU? Reads are cached for `cache_s` and run in a worker thread."""
+
+    def __init__(self, probe: Probe, threshold: float, cache_s: float, clock: Callable[[], float] = time.monotonic):
+        self.probe = probe
+        self.threshold = threshold
+        self.cache_s = cache_s
+        self.clock = clock
+        self.last: GpuReading | None = None
+        self.off_reason: str | None = None
+        self._read_at = -1e18
+        self._lock = asyncio.Lock()
+
+    async def reading(self) -> GpuReading | None:
+        """The latest reading (None when the gate is off)."""
+        async with self._lock:
+            if self.clock() - self._read_at >= self.cache_s:
+                self._read_at = self.clock()
+                try:
+                    self.last = await asyncio.get_running_loop().run_in_executor(None, self.probe.read)
+                    self.off_reason = None
+                except GpuUnavailable as e:
+                    if self.off_reason != str(e):
+                        logger.info("GPU gate off: %s", e)
+                    self.off_reason = str(e)
+                    self.last = None
+                except Exception as e:  # a probe must never break a job
+                    logger.warning("GPU probe failed: %r", e)
+                    self.off_reason = f"probe failed: {e}"
+                    self.last = None
+        return self.last
+
+    async def busy(self) -> bool:
+        reading = await self.reading()
+        return reading is not None and reading.fraction > self.threshold
+
+    def state(self) -> dict[str, Any]:
+        if self.last is None:
+            return {"state": "off", "reason": self.off_reason or "not read yet"}
+        return {
+            "state": "busy" if self.last.fraction > self.threshold else "ok",
+            "name": self.last.name,
+            "used": self.last.used,
+            "total": self.last.total,
+            "fraction": round(self.last.fraction, 3),
+            "threshold": self.threshold,
+        }

@@ -1,0 +1,207 @@
+"""The scheduler and its gates, with an injected clock, fake NVML readings and fake LSP load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ai_host.gates import FileProbe, GpuGate, GpuReading, GpuUnavailable, LspGate, NvmlProbe, make_probe
+from ai_host.scheduler import COMPLETION, INTERACTIVE, PREFETCH, QueueFull, RateLimited, RateLimiter, Scheduler
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+async def hold(s, ep, prio, job, order, release):
+    async with s.slot(ep, prio, job):
+        order.append(job)
+        await release.wait()
+
+
+async def settle():
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_limit_per_endpoint_and_priority_order():
+    s = Scheduler(limit=1, queue_limit=10)
+    order, release = [], asyncio.Event()
+    first = asyncio.create_task(hold(s, "a", COMPLETION, "c1", order, release))
+    await settle()
+    queued = [asyncio.create_task(hold(s, "a", p, j, order, release))
+              for p, j in [(PREFETCH, "p1"), (COMPLETION, "c2"), (INTERACTIVE, "e1"), (INTERACTIVE, "e2")]]
+    other = asyncio.create_task(hold(s, "b", COMPLETION, "b1", order, release))  # another endpoint: its own slots
+    await settle()
+    assert order == ["c1", "b1"]
+    release.set()
+    await asyncio.gather(first, other, *queued)
+    assert order == ["c1", "b1", "e1", "e2", "c2", "p1"]
+    assert s.max_in_flight == 1
+
+
+async def test_a_cancelled_job_leaves_the_queue_and_frees_its_slot_at_once():
+    s = Scheduler(limit=1, queue_limit=10)
+    order, release = [], asyncio.Event()
+    running = asyncio.create_task(hold(s, "a", COMPLETION, "old", order, release))
+    waiting = asyncio.create_task(hold(s, "a", COMPLETION, "superseded", order, release))
+    await settle()
+    waiting.cancel()
+    running.cancel()
+    await asyncio.gather(running, waiting, return_exceptions=True)
+    fresh = asyncio.create_task(hold(s, "a", COMPLETION, "new", order, asyncio.Event()))
+    await settle()
+    assert order == ["old", "new"]
+    fresh.cancel()
+    await asyncio.gather(fresh, return_exceptions=True)
+    assert s.state()["endpoints"]["a"] == {"running": {}, "queued": []}
+
+
+async def test_queue_is_bounded():
+    s = Scheduler(limit=1, queue_limit=1)
+    release = asyncio.Event()
+    tasks = [asyncio.create_task(hold(s, "a", COMPLETION, f"j{i}", [], release)) for i in range(2)]
+    await settle()
+    with pytest.raises(QueueFull):
+        async with s.slot("a", COMPLETION, "j2"):
+            pass
+    release.set()
+    await asyncio.gather(*tasks)
+
+
+def test_rate_limiter_refills_with_time():
+    clock = Clock()
+    r = RateLimiter(rate=2, burst=2, clock=clock)
+    assert [r.take() for _ in range(3)] == [True, True, False]
+    clock.t = 0.5
+    assert [r.take(), r.take()] == [True, False]
+
+
+async def test_scheduler_applies_the_rate_per_priority():
+    clock = Clock()
+    s = Scheduler(limit=4, queue_limit=4, rates={COMPLETION: 1}, clock=clock)
+    async with s.slot("a", COMPLETION, "1"):
+        pass
+    with pytest.raises(RateLimited):
+        async with s.slot("a", COMPLETION, "2"):
+            pass
+    async with s.slot("a", INTERACTIVE, "3"):  # interactive jobs have their own budget
+        pass
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.lists(st.tuples(st.sampled_from([INTERACTIVE, COMPLETION, PREFETCH]),
+                                              st.booleans()), min_size=1, max_size=12))
+def test_invariants_never_over_the_limit_cancelled_never_run_everyone_else_runs(limit, jobs):
+    async def scenario():
+        s = Scheduler(limit=limit, queue_limit=100)
+        active, peak, ran = [0], [0], []
+
+        async def job(i, prio):
+            async with s.slot("ep", prio, str(i)):
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+                ran.append(i)
+                await asyncio.sleep(0)
+                active[0] -= 1
+
+        tasks = [asyncio.create_task(job(i, p)) for i, (p, _) in enumerate(jobs)]
+        cancelled = {i for i, (_, c) in enumerate(jobs) if c}
+        for i in cancelled:
+            tasks[i].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert peak[0] <= limit
+        assert not (set(ran) & cancelled)
+        assert set(ran) == set(range(len(jobs))) - cancelled  # nobody starves
+        assert s.state()["endpoints"].get("ep", {"running": {}, "queued": []}) == {"running": {}, "queued": []}
+
+    asyncio.run(scenario())
+
+
+# -- gates --------------------------------------------------------------------------------------
+
+class FakeProbe:
+    def __init__(self, used, total=12 * 2**30):
+        self.used, self.total, self.reads, self.error = used, total, 0, None
+
+    def read(self):
+        self.reads += 1
+        if self.error:
+            raise self.error
+        return GpuReading("RTX 4070", self.used, self.total)
+
+
+async def test_gpu_gate_reads_off_the_loop_caches_and_compares_with_the_threshold():
+    clock = Clock()
+    probe = FakeProbe(used=6 * 2**30)
+    gate = GpuGate(probe, threshold=0.8, cache_s=0.5, clock=clock)
+    assert not await gate.busy()
+    probe.used = 11 * 2**30
+    assert not await gate.busy() and probe.reads == 1  # cached
+    clock.t = 0.6
+    assert await gate.busy() and probe.reads == 2
+    assert gate.state()["state"] == "busy" and gate.state()["name"] == "RTX 4070"
+
+
+async def test_gpu_gate_is_off_when_nvml_is_missing_and_never_raises():
+    probe = FakeProbe(0)
+    probe.error = GpuUnavailable("NVML: NVML Shared Library Not Found")
+    gate = GpuGate(probe, 0.8, 0.0)
+    assert not await gate.busy()
+    assert gate.state() == {"state": "off", "reason": "NVML: NVML Shared Library Not Found"}
+    probe.error = RuntimeError("flaky driver")
+    assert not await gate.busy() and gate.state()["state"] == "off"
+
+
+async def test_the_real_nvml_path_degrades_cleanly_without_a_gpu():
+    gate = GpuGate(NvmlProbe(0), 0.8, 0.0)
+    reading = await gate.reading()
+    if reading is None:  # this machine: no driver
+        assert gate.state()["state"] == "off" and gate.state()["reason"].startswith("NVML")
+    else:  # a machine with a GPU
+        assert reading.total > 0 and 0 <= reading.fraction <= 1
+
+
+def test_nvml_probe_reads_memory_through_pynvml_calls():
+    class FakeNvml:
+        def nvmlInit(self): pass
+        def nvmlDeviceGetCount(self): return 1
+        def nvmlDeviceGetHandleByIndex(self, i): return ("h", i)
+        def nvmlDeviceGetName(self, h): return b"NVIDIA GeForce RTX 4070"
+        def nvmlDeviceGetMemoryInfo(self, h):
+            return type("M", (), {"used": 3, "total": 12})()
+
+    assert NvmlProbe(0, FakeNvml()).read() == GpuReading("NVIDIA GeForce RTX 4070", 3, 12)
+    with pytest.raises(GpuUnavailable, match="GPU 2 does not exist"):
+        NvmlProbe(2, FakeNvml()).read()
+
+
+def test_fake_nvml_file_probe(tmp_path):
+    f = tmp_path / "gpu.json"
+    f.write_text(json.dumps({"name": "Fake", "used": 9, "total": 10}))
+    assert make_probe(0, {"AI_HOST_FAKE_NVML": str(f)}).read().fraction == 0.9
+    f.write_text(json.dumps({"error": "boom"}))
+    with pytest.raises(GpuUnavailable, match="boom"):
+        FileProbe(str(f)).read()
+    assert isinstance(make_probe(0, {}), NvmlProbe)
+
+
+async def test_lsp_gate_waits_until_the_server_answers_or_gives_up():
+    gate = LspGate(busy_above=2)
+    gate.report(1, 5)
+    assert gate.busy(1) and not gate.busy(2)
+    assert not await gate.wait_free(1, 0.05)
+
+    async def answer():
+        await asyncio.sleep(0.02)
+        gate.report(1, 0)
+
+    asyncio.create_task(answer())
+    assert await gate.wait_free(1, 5.0)
