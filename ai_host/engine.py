@@ -27,12 +27,14 @@ from statistics import median
 from . import fim
 from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_backend
 from .coalesce import Coalescer
-from .endpoint import check_policy, resolve_url
-from .errors import AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, UnsuitableModel
+from .endpoint import resolve_url
+from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, ModelNotFound, ProtocolError,
+                     ServerBusy, ServerUnreachable, UnsuitableModel)
 from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
 from .log import logger
 from .prompts import explain_messages
+from .routing import Endpoint, Router, endpoints_from_config
 from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, Scheduler
 from .suggestion import SuggestionCache, SuggestionFilter
 
@@ -46,11 +48,13 @@ ALTERNATIVE_TEMPERATURE = 0.7
 EXTRA_CONTEXT_SHARE = 0.25
 # Per-model figures kept for :AIStatus (the most recent jobs).
 FIGURES_KEPT = 50
+# How long a reading of the models an endpoint has loaded (/api/ps) is reused.
+PS_CACHE_S = 2.0
 
 
 class Engine:
     def __init__(self, emit: Emit, cfg: dict[str, Any] | None = None, env: dict[str, str] | None = None):
-        self._emit = emit
+        self._emit_out = emit
         self._env = env
         self.config = config_mod.merge(cfg)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,9 +71,18 @@ class Engine:
         # model -> recent time-to-first-token (ms) and tokens/s, for :AIStatus
         self.figures: dict[str, dict[str, deque[float]]] = {}
         self.dropped: dict[str, int] = {}
+        self._output_started: set[str] = set()  # jobs that showed something: no fail-over for them
+        self._job_models: dict[str, tuple[str, str, int]] = {}  # job -> (endpoint url, model, priority)
+        self._ps: dict[str, tuple[float, list[dict[str, Any]] | None]] = {}  # url -> (read at, loaded models)
+        self.router: Router | None = None
         self._started = threading.Event()
         # counters for :AIStatus and tests: what is in flight now, what happened so far
         self.stats = {"jobs_started": 0, "jobs_done": 0, "jobs_failed": 0, "jobs_cancelled": 0}
+
+    def _emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
+        if event in ("chunk", "suggestion"):
+            self._output_started.add(job_id)
+        self._emit_out(job_id, event, data)
 
     # -- lifecycle (any thread) ----------------------------------------------------------------
 
@@ -121,6 +134,9 @@ class Engine:
     def submit(self, kind: str, request: dict[str, Any]) -> None:
         self._call(self._submit, kind, request)
 
+    def set_model(self, task: str, model: str) -> None:
+        self._call(self._set_model, task, model)
+
     def cancel(self, job_id: str) -> None:
         self._call(self._cancel, str(job_id))
 
@@ -169,8 +185,26 @@ class Engine:
                 m: {k: round(median(v), 1) for k, v in f.items() if v} for m, f in self.figures.items()
             },
             "endpoint": resolve_url(self.config["backend"]["url"], self._env),
+            "endpoints": self.router.state() if self.router else [],
+            "loaded": {url: models for url, (_, models) in self._ps.items() if models is not None},
             **self.stats,
         }
+
+    def _set_model(self, task: str, model: str) -> None:
+        if task not in self.config["models"] or not model:
+            logger.error("set_model refused: %r %r", task, model)
+            return
+        self.config["models"][task] = model
+        if self.router is not None:
+            self.router.set_model(task, model)
+        if task == "completion":
+            self.cache.clear()
+
+    def _get_router(self) -> Router:
+        if self.router is None:
+            self.router = Router(endpoints_from_config(self.config, self._env), self.config["models"],
+                                 self.config["fallbacks"])
+        return self.router
 
     def _build_gates(self) -> None:
         sc, g = self.config["scheduler"], self.config["gpu"]
@@ -191,8 +225,9 @@ class Engine:
         except ConfigError as e:
             logger.error("config refused: %s", e)
             return
-        if any(old[k] != self.config[k] for k in ("backend", "models", "completion")):
+        if any(old[k] != self.config[k] for k in ("backend", "models", "completion", "endpoints", "fallbacks")):
             self.cache.clear()  # suggestions of another model or other settings are not these
+            self.router = None  # rebuilt (and its URLs checked) on the next job
         if any(old[k] != self.config[k] for k in ("scheduler", "lsp", "gpu")) and not self._jobs:
             self._build_gates()
         log_cfg = self.config["log"]
@@ -259,33 +294,75 @@ class Engine:
             logger.exception("job %s crashed", job_id)
             self._emit(job_id, "error", {"message": "ai_host: internal error; details are in the log (:AI log). Please report it."})
         finally:
+            self._output_started.discard(job_id)
             if self._jobs.get(job_id) is asyncio.current_task():
                 del self._jobs[job_id]
             for group, member in list(self._groups.items()):
                 if member == job_id:
                     del self._groups[group]
 
-    def _backend(self) -> Backend:
-        b = self.config["backend"]
-        url = resolve_url(b["url"], self._env)
-        check_policy(url, bool(b["allow_remote"]))
-        if b["kind"] not in ("ollama", "openai"):
-            raise ConfigError(f"`backend.kind` should be 'ollama' or 'openai', not {b['kind']!r}")
+    def _make_backend(self, endpoint: Endpoint) -> Backend:
+        if endpoint.kind not in ("ollama", "openai"):
+            raise ConfigError(f"`backend.kind` should be 'ollama' or 'openai', not {endpoint.kind!r}")
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), trust_env=False)
         t = self.config["timeouts"]
         timeouts = Timeouts(t["connect_ms"] / 1000, t["first_byte_ms"] / 1000, t["idle_ms"] / 1000)
-        api_key = os.environ.get(b["api_key_env"]) if b["api_key_env"] else None
-        return make_backend(b["kind"], self._session, url, timeouts, api_key)
+        api_key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
+        return make_backend(endpoint.kind, self._session, endpoint.url, timeouts, api_key)
+
+    async def _routed(self, job_id: str, task: str, request: dict[str, Any], attempt: Callable[[Backend, str], Any]) -> None:
+        """Run `attempt(backend, model)` on the task's endpoints and models in turn: an endpoint that
+        is down, busy or lacks the model hands over to the next, until something was shown."""
+        router = self._get_router()
+        pairs = router.candidates(task, request.get("model") or None)
+        if not pairs:  # everything is marked missing: ask the first again, so the user hears why
+            pairs = [(router.endpoints[0], request.get("model") or router.models[task])]
+        last: AiHostError | None = None
+        for endpoint, model in pairs:
+            backend = self._make_backend(endpoint)
+            try:
+                await attempt(backend, model)
+            except (ServerUnreachable, ServerBusy, ProtocolError) as e:
+                if job_id in self._output_started:
+                    raise
+                router.mark_down(endpoint, e.user_message())
+                logger.warning("endpoint %s failed (%s); trying the next", endpoint.name, type(e).__name__)
+                last = e
+            except (ModelNotFound, UnsuitableModel) as e:
+                if job_id in self._output_started:
+                    raise
+                router.mark_missing(endpoint, model)
+                last = e
+            else:
+                router.mark_up(endpoint)
+                return
+        assert last is not None
+        raise last
+
+    async def _loaded(self, backend: Backend) -> list[dict[str, Any]] | None:
+        """The models the endpoint has in memory (Ollama's /api/ps), read at most every PS_CACHE_S."""
+        at, models = self._ps.get(backend.url, (-1e18, None))
+        if time.monotonic() - at < PS_CACHE_S:
+            return models
+        try:
+            models = await backend.loaded_models()
+        except AiHostError:
+            models = None
+        self._ps[backend.url] = (time.monotonic(), models)
+        return models
 
     @asynccontextmanager
-    async def _admitted(self, job_id: str, kind: str, request: dict[str, Any], endpoint: str) -> Any:
+    async def _admitted(self, job_id: str, kind: str, request: dict[str, Any], backend: Backend, model: str) -> Any:
         """Ask the gates, then hold a slot of the endpoint. The language server and the GPU go first:
         ghost text waits briefly for a busy LSP and is dropped when the GPU is full; interactive jobs
         wait (telling the user why), then run."""
         priority = PRIORITY["prefetch" if request.get("prefetch") else kind]
         buf = request.get("buf")
+        endpoint = backend.url
         lcfg, gcfg = self.config["lsp"], self.config["gpu"]
+        if priority != INTERACTIVE and self.config["scheduler"]["avoid_model_swap"]:
+            await self._refuse_model_swap(backend, model)
         if priority != INTERACTIVE:
             if self.lsp.busy(buf) and (priority == PREFETCH or not await self.lsp.wait_free(buf, lcfg["completion_wait_ms"] / 1000)):
                 raise Dropped("waiting for LSP")
@@ -300,7 +377,20 @@ class Engine:
         if priority == INTERACTIVE and self._slot_full(endpoint):
             self._emit(job_id, "status", {"text": "queued behind other requests"})
         async with self.scheduler.slot(endpoint, priority, job_id):
-            yield
+            self._job_models[job_id] = (endpoint, model, priority)
+            try:
+                yield
+            finally:
+                self._job_models.pop(job_id, None)
+
+    async def _refuse_model_swap(self, backend: Backend, model: str) -> None:
+        """Ghost text must not make the server unload the model an explain is using right now."""
+        busy_with = {m for url, m, p in self._job_models.values() if url == backend.url and p == INTERACTIVE}
+        if not busy_with or _tagged(model) in {_tagged(m) for m in busy_with}:
+            return
+        loaded = await self._loaded(backend)
+        if loaded is not None and _tagged(model) not in {_tagged(m["name"]) for m in loaded}:
+            raise Dropped("would swap out the model of a running explain")
 
     def _slot_full(self, endpoint: str) -> bool:
         return len(self.scheduler.state()["endpoints"].get(endpoint, {}).get("running", {})) >= self.scheduler.limit
@@ -330,15 +420,17 @@ class Engine:
 
     async def _run_explain(self, job_id: str, request: dict[str, Any]) -> None:
         cfg = self.config
-        backend = self._backend()
-        model = str(request.get("model") or cfg["models"]["explain"])
         ecfg = cfg["explain"]
         messages = explain_messages(request, cfg)
         options = {"num_ctx": ecfg["num_ctx"], "num_predict": ecfg["num_predict"], "temperature": ecfg["temperature"]}
-        req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
-        logger.info("job %s: explain %d chars with %s", job_id, sum(len(m.content) for m in messages), model)
-        async with self._admitted(job_id, "explain", request, backend.url):
-            await self._stream_text(job_id, backend.chat(req), model)
+
+        async def attempt(backend: Backend, model: str) -> None:
+            req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
+            logger.info("job %s: explain %d chars with %s", job_id, sum(len(m.content) for m in messages), model)
+            async with self._admitted(job_id, "explain", request, backend, model):
+                await self._stream_text(job_id, backend.chat(req), model)
+
+        await self._routed(job_id, "explain", request, attempt)
 
     async def _run_complete(self, job_id: str, request: dict[str, Any]) -> None:
         """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion.
@@ -366,8 +458,19 @@ class Engine:
         if prefetch and any(not j.startswith("complete") for j in self._jobs):
             self._emit(job_id, "done", {"skipped": True})  # only when nothing else wants the model
             return
-        backend = self._backend()
-        model = str(request.get("model") or self.config["models"]["completion"])
+        try:
+            await self._routed(job_id, "completion", request,
+                               lambda backend, model: self._suggest(job_id, request, backend, model, prefix, suffix))
+        finally:
+            if prefetch and self._prefetches.get(buf, (None, None, None))[2] == job_id:
+                del self._prefetches[buf]
+
+    async def _suggest(self, job_id: str, request: dict[str, Any], backend: Backend, model: str,
+                       prefix: str, suffix: str) -> None:
+        """One attempt at a suggestion on one endpoint with one model."""
+        ccfg = self.config["completion"]
+        variant = int(request.get("variant") or 0)
+        prefetch = bool(request.get("prefetch"))
         gen = await self._fim_request(backend, model, prefix, suffix, request, variant)
         line_suffix, _, rest = suffix.partition("\n")
         next_line = next((line for line in rest.split("\n") if line.strip()), "")
@@ -386,7 +489,7 @@ class Engine:
         first: float | None = None
         stopped_early = False
         try:
-            async with self._admitted(job_id, "complete", request, backend.url), aclosing(backend.generate(gen)) as stream:
+            async with self._admitted(job_id, "complete", request, backend, model), aclosing(backend.generate(gen)) as stream:
                 async for chunk in stream:
                     if chunk.done:
                         break
@@ -403,9 +506,6 @@ class Engine:
         except asyncio.CancelledError:
             coalescer.discard()
             raise
-        finally:
-            if prefetch and self._prefetches.get(buf, (None, None, None))[2] == job_id:
-                del self._prefetches[buf]
         coalescer.discard()
         text = filt.finish()
         if text != last_sent:
@@ -523,3 +623,8 @@ def _figures(chunk: Any, sent: float, first: float | None, end: float, pieces: i
         "done_reason": chunk.done_reason,
         "model": model,
     }
+
+
+def _tagged(model: str) -> str:
+    """Ollama's name for a model: `name:tag`, with `latest` when no tag is given."""
+    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"

@@ -89,6 +89,10 @@ class Backend:
         """What the model can do ("insert" = fill-in-the-middle with `suffix`); None if the server cannot tell."""
         return None
 
+    async def loaded_models(self) -> list[dict[str, Any]] | None:
+        """Models loaded in memory now ({name, size, size_vram}); None if the server cannot tell."""
+        return None
+
     # -- shared HTTP streaming -------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -97,7 +101,7 @@ class Backend:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    async def _stream_lines(self, path: str, body: dict[str, Any], model: str) -> AsyncIterator[str]:
+    async def _stream_lines(self, path: str, body: dict[str, Any] | None, model: str) -> AsyncIterator[str]:
         """POST `body` and yield the reply's lines as they arrive, mapping every failure to BackendError."""
         url = self.url + path
         t = self.timeouts
@@ -145,8 +149,8 @@ class Backend:
                 resp.close()  # drop the connection: the server sees the disconnect and stops generating
 
 
-    async def _request_json(self, path: str, body: dict[str, Any], model: str) -> dict[str, Any]:
-        """A small non-streamed request (e.g. /api/show); errors mapped like streams."""
+    async def _request_json(self, path: str, body: dict[str, Any] | None, model: str) -> dict[str, Any]:
+        """A small non-streamed request (POST /api/show; GET /api/ps when body is None); errors mapped like streams."""
         lines = [line async for line in self._stream_lines(path, body, model)]
         try:
             value = json.loads("\n".join(lines))
@@ -156,7 +160,7 @@ class Backend:
             raise errors.ProtocolError(f"{path} did not answer with a JSON object", url=self.url, model=model)
         return value
 
-    async def _post(self, url: str, body: dict[str, Any], t: Timeouts) -> aiohttp.ClientResponse:
+    async def _post(self, url: str, body: dict[str, Any] | None, t: Timeouts) -> aiohttp.ClientResponse:
         """POST and wait for the headers (= the first byte, for Ollama) within first_byte_s.
 
         A kept-alive connection the server has since closed fails at once with "disconnected";
@@ -165,9 +169,10 @@ class Backend:
         async with asyncio.timeout(t.first_byte_s):
             for attempt in range(2):
                 try:
-                    return await self.session.post(
+                    return await self.session.request(
+                        "GET" if body is None else "POST",
                         url,
-                        data=json.dumps(body),
+                        data=None if body is None else json.dumps(body),
                         headers=self._headers(),
                         timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=t.connect_s, sock_read=None),
                     )

@@ -40,6 +40,14 @@ class OllamaBackend(Backend):
         caps = info.get("capabilities")
         return {str(c) for c in caps} if isinstance(caps, list) else None
 
+    async def loaded_models(self) -> list[dict[str, Any]] | None:
+        info = await self._request_json("/api/ps", None, "")
+        models = info.get("models")
+        if not isinstance(models, list):
+            return None
+        return [{"name": str(m.get("name", "")), "size": int(m.get("size") or 0), "size_vram": int(m.get("size_vram") or 0)}
+                for m in models if isinstance(m, dict)]
+
     async def _chunks(self, path: str, body: dict[str, Any], model: str, text_of) -> AsyncIterator[Chunk]:
         ctx = dict(url=self.url, model=model)
         async with aclosing(self._stream_lines(path, body, model)) as lines:

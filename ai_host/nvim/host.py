@@ -24,7 +24,7 @@ class Host:
     # -- from Lua (pynvim thread) ----------------------------------------------------------
 
     def on_notify(self, args: list[Any]) -> None:
-        """AiHostNotify(event, payload): config, explain, complete, cancel, cancel_all, lsp."""
+        """AiHostNotify(event, payload): config, explain, complete, cancel, cancel_all, lsp, set_model."""
         if not args or not isinstance(args[0], str):
             logger.error("AiHostNotify called without an event name")
             return
@@ -38,6 +38,8 @@ class Host:
             self.engine.cancel(str(payload.get("id", "")))
         elif event == "cancel_all":
             self.engine.cancel_all()
+        elif event == "set_model":
+            self.engine.set_model(str(payload.get("task", "")), str(payload.get("model", "")))
         elif event == "lsp":
             self.engine.report_lsp(payload.get("buf"), int(payload.get("pending") or 0))
         else:

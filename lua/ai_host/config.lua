@@ -8,7 +8,9 @@ local H = {}
 
 ---@class ai_host.Config
 ---@field backend ai_host.BackendConfig Where the model server is.
+---@field endpoints ai_host.Endpoint[] More servers, tried after `backend` for the tasks they serve.
 ---@field models table<string,string> Model per task: explain, completion, refactor.
+---@field fallbacks table<string,string[]> Models tried in turn when a task's model is not on a server.
 ---@field timeouts ai_host.Timeouts Separate network limits (a cold model load is silent for a while).
 ---@field explain ai_host.ExplainConfig :AIExplain context and sampling.
 ---@field completion ai_host.CompletionConfig Ghost text while typing.
@@ -25,6 +27,14 @@ local H = {}
 ---@field url string Base URL; '' = $OLLAMA_HOST, else http://127.0.0.1:11434.
 ---@field allow_remote boolean Allow a server that is not on this machine.
 ---@field api_key_env string Name of an environment variable holding a bearer token ('' = none).
+
+---@class ai_host.Endpoint
+---@field name string? Shown by :AIStatus.
+---@field kind 'ollama'|'openai'? Default 'ollama'.
+---@field url string Base URL.
+---@field allow_remote boolean? Needed for a server not on this machine.
+---@field api_key_env string? Environment variable with a bearer token.
+---@field tasks string[]? Tasks it serves (default: all).
 
 ---@class ai_host.Timeouts
 ---@field connect_ms integer
@@ -143,6 +153,44 @@ local function positive(v)
   if v <= 0 then return 'should be a positive number, not ' .. tostring(v) end
 end
 
+local function list_of_strings(what)
+  return function(v)
+    if not vim.islist(v) then return 'should be a list of ' .. what end
+    for i, item in ipairs(v) do
+      if type(item) ~= 'string' then return string.format('[%d] should be string, not %s', i, type(item)) end
+    end
+  end
+end
+
+H.tasks = { 'explain', 'completion', 'refactor' }
+H.endpoint_fields = {
+  name = 'string', kind = 'string', url = 'string', allow_remote = 'boolean', api_key_env = 'string', tasks = 'table',
+}
+
+local function endpoints(v)
+  if not vim.islist(v) then return 'should be a list of endpoints' end
+  for i, e in ipairs(v) do
+    local at = string.format('[%d]', i)
+    if type(e) ~= 'table' then return at .. ' should be table, not ' .. type(e) end
+    for key, value in pairs(e) do
+      local want = H.endpoint_fields[key]
+      if want == nil then return at .. '.' .. tostring(key) .. ' is not an option' end
+      if type(value) ~= want then return string.format('%s.%s should be %s, not %s', at, key, want, type(value)) end
+    end
+    if type(e.url) ~= 'string' or not e.url:match('^https?://') then
+      return at .. '.url should be an http(s) URL such as http://gpu-server:11434'
+    end
+    if e.kind ~= nil and e.kind ~= 'ollama' and e.kind ~= 'openai' then
+      return at .. ".kind should be one of 'ollama', 'openai', not '" .. e.kind .. "'"
+    end
+    for _, t in ipairs(e.tasks or {}) do
+      if not vim.tbl_contains(H.tasks, t) then
+        return string.format("%s.tasks should name tasks among '%s', not '%s'", at, table.concat(H.tasks, "', '"), tostring(t))
+      end
+    end
+  end
+end
+
 local function non_negative(v)
   if v < 0 then return 'should be 0 or more, not ' .. tostring(v) end
 end
@@ -179,12 +227,11 @@ H.checks = {
   ['completion.num_ctx'] = positive,
   ['completion.max_file_bytes'] = positive,
   ['completion.fim_template'] = one_of('', 'qwen', 'codellama', 'deepseek', 'starcoder', 'codegemma'),
-  ['completion.disabled_filetypes'] = function(v)
-    if not vim.islist(v) then return 'should be a list of filetypes' end
-    for i, ft in ipairs(v) do
-      if type(ft) ~= 'string' then return string.format('[%d] should be string, not %s', i, type(ft)) end
-    end
-  end,
+  ['completion.disabled_filetypes'] = list_of_strings('filetypes'),
+  ['fallbacks.explain'] = list_of_strings('model names'),
+  ['fallbacks.completion'] = list_of_strings('model names'),
+  ['fallbacks.refactor'] = list_of_strings('model names'),
+  endpoints = endpoints,
   ['scheduler.concurrency'] = positive,
   ['scheduler.queue_limit'] = positive,
   ['scheduler.completion_rate_per_s'] = non_negative,

@@ -22,7 +22,8 @@ function M.open(line1, line2)
   local config = ai.get_config()
   local origin = vim.api.nvim_get_current_buf()
   local req = require('ai_host.context').range_request(origin, line1, line2, config.explain.context_lines)
-  req.model = config.models.explain
+  -- the engine routes the request (endpoint, model fallbacks); the title names the first choice
+  local model = config.models.explain
 
   M.close() -- running it again replaces the old one (and cancels its request)
 
@@ -34,7 +35,7 @@ function M.open(line1, line2)
 
   local label = (req.filename ~= '' and vim.fn.fnamemodify(req.filename, ':t') or '[No Name]')
     .. ':' .. req.start_line .. '-' .. req.end_line
-  local win = vim.api.nvim_open_win(buf, true, H.win_config(config, label, req.model))
+  local win = vim.api.nvim_open_win(buf, true, H.win_config(config, label, model))
   vim.wo[win].wrap = true
   vim.wo[win].linebreak = true
   vim.wo[win].number = false
@@ -42,7 +43,7 @@ function M.open(line1, line2)
   vim.wo[win].signcolumn = 'no'
   vim.wo[win].conceallevel = 2
 
-  local state = { buf = buf, win = win, origin = origin, started = vim.uv.hrtime(), status = 'working' }
+  local state = { buf = buf, win = win, origin = origin, started = vim.uv.hrtime(), status = 'working', model = model }
   H.state = state
   for _, lhs in ipairs({ 'q', '<Esc>' }) do
     vim.keymap.set('n', lhs, M.close, { buffer = buf, nowait = true, desc = 'ai_host: close and cancel' })
@@ -54,7 +55,7 @@ function M.open(line1, line2)
       if H.state == state then vim.schedule(M.close) end
     end,
   })
-  H.set_mark(state, 'Comment', '… waiting for ' .. req.model)
+  H.set_mark(state, 'Comment', '… waiting for ' .. model)
   state.timer = vim.uv.new_timer()
   state.timer:start(0, 250, vim.schedule_wrap(function() H.tick(state) end))
 
@@ -202,6 +203,7 @@ function H.finish(state, data)
     table.insert(parts, string.format('%.1f tok/s', data.tokens_per_s))
   end
   if data.done_reason == 'length' then table.insert(parts, 'cut at explain.num_predict') end
+  if type(data.model) == 'string' and data.model ~= state.model then table.insert(parts, 'answered by ' .. data.model) end
   H.set_footer(state, #parts > 0 and table.concat(parts, ' · ') or 'done')
   if vim.api.nvim_buf_is_valid(state.buf) and vim.api.nvim_buf_line_count(state.buf) == 1
     and vim.api.nvim_buf_get_lines(state.buf, 0, 1, false)[1] == '' then

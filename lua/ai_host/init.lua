@@ -52,6 +52,19 @@ function M.explain(opts)
   return require('ai_host.explain').open(line1, line2)
 end
 
+--- Use `model` for `task` ('explain', 'completion', 'refactor') from now on (the model picker uses it).
+---@param task string
+---@param model string
+function M.set_model(task, model)
+  local config = M.get_config()
+  if config.models[task] == nil then
+    error(string.format("ai_host: no task '%s'; tasks are explain, completion, refactor", tostring(task)), 0)
+  end
+  if type(model) ~= 'string' or model == '' then error('ai_host: set_model() needs a model name', 0) end
+  config.models[task] = model
+  require('ai_host.host').notify_if_running('set_model', { task = task, model = model })
+end
+
 --- Cancel everything in flight (the server stops generating).
 function M.cancel_all()
   require('ai_host.explain').close()

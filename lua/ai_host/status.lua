@@ -12,6 +12,17 @@ function M.lines()
   local lines = { 'ai_host status', '' }
   local add = function(fmt, ...) table.insert(lines, string.format(fmt, ...)) end
   add('endpoint     %s', s.endpoint or '?')
+  for _, e in ipairs(s.endpoints or {}) do
+    add('  %-10s %s %s (%s) for %s%s', e.name, e.kind, e.url, e.healthy and 'up' or 'down',
+      table.concat(e.tasks or {}, ', '), (e.last_error or '') ~= '' and (': ' .. e.last_error) or '')
+  end
+  for url, models in pairs(s.loaded or {}) do
+    for _, m in ipairs(models) do
+      local in_vram = m.size > 0 and m.size_vram / m.size or 1
+      add('loaded       %s on %s: %.1f GB, %d%% in GPU memory%s', m.name, url, m.size / 1e9, math.floor(in_vram * 100 + 0.5),
+        in_vram < 0.999 and ' (partial CPU offload: slower)' or '')
+    end
+  end
   local sched = s.scheduler or {}
   add('slots        %d per endpoint, queue up to %d', sched.limit or 0, sched.queue_limit or 0)
   for ep, e in pairs(sched.endpoints or {}) do

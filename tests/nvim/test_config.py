@@ -85,6 +85,18 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{gpu = {cache_ms = -1}}", "ai_host: `gpu.cache_ms` should be 0 or more, not -1"),
         ("{gpu = {wait_ms = -1}}", "ai_host: `gpu.wait_ms` should be 0 or more, not -1"),
         ("{gpu = {on_busy = 'explode'}}", "ai_host: `gpu.on_busy` should be one of 'warn', 'stop', not 'explode'"),
+        ("{scheduler = {avoid_model_swap = 1}}", "ai_host: `scheduler.avoid_model_swap` should be boolean, not number"),
+        ("{fallbacks = {explain = 'x'}}", "ai_host: `fallbacks.explain` should be table, not string"),
+        ("{fallbacks = {completion = {1}}}", "ai_host: `fallbacks.completion` [1] should be string, not number"),
+        ("{fallbacks = {refactor = {a = 'b'}}}", "ai_host: `fallbacks.refactor` should be a list of model names"),
+        ("{fallbacks = {chat = {}}}", "ai_host: `fallbacks.chat` is not an option (see :help ai_host-config)"),
+        ("{endpoints = {{}}}", "ai_host: `endpoints` [1].url should be an http(s) URL such as http://gpu-server:11434"),
+        ("{endpoints = {'x'}}", "ai_host: `endpoints` [1] should be table, not string"),
+        ("{endpoints = {{url = 'http://h:1', port = 1}}}", "ai_host: `endpoints` [1].port is not an option"),
+        ("{endpoints = {{url = 'http://h:1', kind = 'vllm'}}}", "ai_host: `endpoints` [1].kind should be one of 'ollama', 'openai', not 'vllm'"),
+        ("{endpoints = {{url = 'http://h:1', tasks = {'chat'}}}}",
+         "ai_host: `endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', not 'chat'"),
+        ("{endpoints = {{url = 'http://h:1', allow_remote = 'yes'}}}", "ai_host: `endpoints` [1].allow_remote should be boolean, not string"),
     ],
 )
 def test_every_mistake_gets_a_dotted_path_message(nvim, opts, message):

@@ -205,3 +205,34 @@ async def test_lsp_gate_waits_until_the_server_answers_or_gives_up():
 
     asyncio.create_task(answer())
     assert await gate.wait_free(1, 5.0)
+
+
+# -- routing ------------------------------------------------------------------------------------
+
+from ai_host import config as config_mod  # noqa: E402
+from ai_host.errors import ConfigError  # noqa: E402
+from ai_host.routing import Endpoint, Router, endpoints_from_config  # noqa: E402
+
+
+def test_router_orders_healthy_endpoints_first_and_skips_missing_models():
+    clock = Clock()
+    a, b = Endpoint("a", "ollama", "http://127.0.0.1:1"), Endpoint("b", "openai", "http://127.0.0.1:2", tasks=("explain",))
+    r = Router([a, b], {"explain": "m1", "completion": "c1"}, {"explain": ["m2"]}, clock=clock)
+    assert [(e.name, m) for e, m in r.candidates("explain")] == [("a", "m1"), ("a", "m2"), ("b", "m1"), ("b", "m2")]
+    assert [(e.name, m) for e, m in r.candidates("completion")] == [("a", "c1")]
+    r.mark_down(a, "refused")
+    r.mark_missing(b, "m1")
+    assert [(e.name, m) for e, m in r.candidates("explain")] == [("b", "m2"), ("a", "m1"), ("a", "m2")]
+    clock.t = 100  # both marks expire
+    assert [(e.name, m) for e, m in r.candidates("explain")][0] == ("a", "m1")
+    assert r.state()[0]["healthy"]
+
+
+def test_every_endpoint_is_checked_against_the_local_only_policy():
+    cfg = config_mod.merge({"endpoints": [{"url": "http://192.0.2.7:11434"}]})
+    with pytest.raises(ConfigError, match="allow_remote"):
+        endpoints_from_config(cfg, {})
+    cfg = config_mod.merge({"endpoints": [{"url": "http://192.0.2.7:11434", "allow_remote": True, "tasks": ["explain"]}]})
+    eps = endpoints_from_config(cfg, {"OLLAMA_HOST": "127.0.0.1:5"})
+    assert [(e.name, e.url, e.tasks) for e in eps] == [("default", "http://127.0.0.1:5", ()),
+                                                      ("endpoint1", "http://192.0.2.7:11434", ("explain",))]
