@@ -333,3 +333,33 @@ def test_the_suggestion_after_an_accept_was_prefetched(nvim, double):
     # shown from the cache: the only request for this place was the prefetch
     assert [r.json["prompt"].endswith("return a + b") for r in generates(double)][:2] == [False, True]
     assert sum(r.json["prompt"].endswith("return a + b") for r in generates(double)) == 1
+
+
+def test_no_ghost_text_while_the_popup_menu_is_open(nvim, double):
+    double.script.tokens = ["a + b"]
+    buf = start(nvim, lines=["alpha_value = 1", "alpha_other = 2", "    return "], row=3, keys="")
+    nvim.current.window.cursor = (3, 0)
+    nvim.input("Aalp<C-n>")
+    wait_until(lambda: nvim.eval("pumvisible()") == 1)
+    nvim.command("sleep 150m")
+    assert generates(double) == [] and marks(nvim) == []
+    assert buf[2].startswith("    return alpha_")
+
+
+def test_no_ghost_text_in_a_buffer_above_the_size_limit(nvim, double):
+    double.script.tokens = ["a + b"]
+    start(nvim, lines=CODE + ["# " + "x" * 200] * 10, opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 1000}}")
+    nvim.input("x")
+    nvim.command("sleep 150m")
+    assert generates(double) == []
+
+
+def test_cost_per_keystroke_is_bounded_by_the_context_window(nvim, double):
+    double.script.tokens = ["a + b"]
+    big = [f"line_{i} = {i}" for i in range(20_000)]
+    start(nvim, lines=big[:10_000] + ["    return "] + big[10_000:], row=10_001,
+          opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 10000000, context_chars = 4000}}")
+    shown(nvim, "a + b")
+    req = generates(double)[0].json
+    assert len(req["prompt"]) <= 3000 + 20 and len(req["suffix"]) <= 1000 + 20
+    assert req["prompt"].endswith("line_9999 = 9999\n    return ") and req["suffix"].startswith("\nline_10000 = 10000")

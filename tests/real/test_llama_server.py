@@ -299,3 +299,36 @@ async def test_wrong_base_path_is_rejected(llama_server):
             await collect(backend.chat(chat(4)))
     assert info.value.status == 404
     assert "does not exist" in str(info.value)
+
+
+def test_ghost_text_engine_path_against_a_real_server(llama_server):
+    """The engine's completion job on an OpenAI-compatible server: raw FIM template, streamed suggestion."""
+    import threading
+
+    from ai_host.engine import Engine
+
+    events, done = [], threading.Event()
+
+    def emit(job_id, event, data):
+        events.append((event, data))
+        if event in ("done", "error"):
+            done.set()
+
+    eng = Engine(emit, cfg={
+        "backend": {"kind": "openai", "url": llama_server.url},
+        "models": {"completion": "tiny"},
+        "completion": {"fim_template": "qwen", "num_predict": 12, "max_lines": 3},
+        "gpu": {"enabled": False},
+    })
+    eng.start()
+    try:
+        eng.submit("complete", {"id": "c1", "buf": 1, "prefix": "def add(a, b):\n    return ", "suffix": "\n"})
+        assert done.wait(60), events
+    finally:
+        eng.stop()
+    kinds = [e for e, _ in events]
+    assert kinds[-1] == "done", events
+    assert all(k == "suggestion" for k in kinds[:-1])
+    assert events[-1][1]["model"] == "tiny" and events[-1][1]["ttft_ms"] is not None
+    final = [d["text"] for e, d in events if e == "suggestion"]
+    assert final and len(final[-1].split("\n")) <= 3 and final[-1] == final[-1].rstrip()
