@@ -29,11 +29,12 @@ from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_back
 from .coalesce import Coalescer
 from .endpoint import resolve_url
 from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, ModelNotFound, ProtocolError,
-                     ServerBusy, ServerUnreachable, UnsuitableModel)
+                     ServerBusy, ServerUnreachable, UnsuitableModel, UnusableReply)
 from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
 from .log import logger
-from .prompts import explain_messages
+from .prompts import explain_messages, refactor_messages
+from .refactor import CodeExtractor, NoCode
 from .routing import Endpoint, Router, endpoints_from_config
 from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, Scheduler
 from .suggestion import SuggestionCache, SuggestionFilter
@@ -236,7 +237,7 @@ class Engine:
 
     def _submit(self, kind: str, request: dict[str, Any]) -> None:
         job_id = str(request.get("id", ""))
-        runner = {"explain": self._run_explain, "complete": self._run_complete}.get(kind)
+        runner = {"explain": self._run_explain, "complete": self._run_complete, "refactor": self._run_refactor}.get(kind)
         if not job_id or runner is None:
             logger.error("refused a job: kind=%r id=%r", kind, job_id)
             if job_id:
@@ -431,6 +432,46 @@ class Engine:
                 await self._stream_text(job_id, backend.chat(req), model)
 
         await self._routed(job_id, "explain", request, attempt)
+
+    async def _run_refactor(self, job_id: str, request: dict[str, Any]) -> None:
+        """:AIRefactor and generate-from-prompt: stream the proposed code ("proposal" {text}, the whole
+        so far, latest per frame), then "done" with the final code, or an error quoting the reply."""
+        rcfg = self.config["refactor"]
+        messages = refactor_messages(request, self.config)
+        options = {"num_ctx": rcfg["num_ctx"], "num_predict": rcfg["num_predict"], "temperature": rcfg["temperature"]}
+
+        async def attempt(backend: Backend, model: str) -> None:
+            extractor = CodeExtractor(str(request.get("code", "")), bool(request.get("use_tabs")),
+                                      int(request.get("shiftwidth") or 4))
+            think = ThinkFilter()
+            coalescer = Coalescer(lambda text: self._emit(job_id, "proposal", {"text": text}),
+                                  self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
+            req = ChatRequest(model=model, messages=messages, options=options, keep_alive=rcfg["keep_alive"])
+            sent, first, final = time.monotonic(), None, None
+            try:
+                async with self._admitted(job_id, "refactor", request, backend, model), aclosing(backend.chat(req)) as stream:
+                    async for chunk in stream:
+                        if chunk.done:
+                            final = chunk
+                            break
+                        if chunk.text and first is None:
+                            first = time.monotonic()
+                        code = extractor.feed(think.feed(chunk.text))
+                        if code is not None:
+                            coalescer.push(code)
+                extractor.feed(think.flush())
+            except asyncio.CancelledError:
+                coalescer.discard()
+                raise
+            coalescer.discard()
+            try:
+                code = extractor.finish()
+            except NoCode as e:
+                raise UnusableReply(str(e)) from e
+            figures = _figures(final, sent, first, time.monotonic(), 1, model) if final else {"model": model}
+            self._emit(job_id, "done", {**figures, "text": code})
+
+        await self._routed(job_id, "refactor", request, attempt)
 
     async def _run_complete(self, job_id: str, request: dict[str, Any]) -> None:
         """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion.

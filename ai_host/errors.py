@@ -5,6 +5,7 @@
     ├── Dropped                      a job the scheduler let go quietly (ghost text while the LSP or GPU is busy)
     ├── GpuBusy                      GPU memory stayed above the threshold and gpu.on_busy = "stop"
     ├── DeadlineExceeded             the job ran past its deadline
+    ├── UnusableReply                the model answered without code to apply
     ├── QueueFull, RateLimited       (scheduler.py) too much asked at once
     └── BackendError                 talking to the model server failed
         ├── ServerUnreachable        nothing answers at the URL (connection refused, DNS, reset before reply)
@@ -51,6 +52,14 @@ class GpuBusy(AiHostError):
 class DeadlineExceeded(AiHostError):
     def user_message(self) -> str:
         return f"ai_host: the request took too long ({self}); it was stopped. Try again, or raise the deadline."
+
+
+class UnusableReply(AiHostError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: the model's reply has no code to apply; it said: {self}. "
+            "Try again, or say more precisely what to change."
+        )
 
 
 class BackendError(AiHostError):

@@ -36,7 +36,25 @@ def fit_lines(text: str, budget: int, keep: str) -> str:
 
 def explain_messages(req: dict[str, Any], cfg: dict[str, Any]) -> list[Message]:
     """The chat for :AIExplain: the code first, then as much surrounding context as the budget allows."""
-    budget = int(cfg["explain"]["max_chars"])
+    values = range_values(req, int(cfg["explain"]["max_chars"]))
+    prompts = cfg["prompts"]
+    return [
+        Message("system", fill(prompts["explain_system"], values)),
+        Message("user", fill(prompts["explain_user"], values)),
+    ]
+
+
+def refactor_messages(req: dict[str, Any], cfg: dict[str, Any]) -> list[Message]:
+    """The chat for :AIRefactor (a range to rewrite) or generate-from-prompt (no range: insert)."""
+    values = range_values(req, int(cfg["refactor"]["max_chars"]))
+    values["instruction"] = str(req.get("instruction") or cfg["refactor"]["default_instruction"])
+    prompts = cfg["prompts"]
+    user = prompts["generate_user"] if req.get("insert") else prompts["refactor_user"]
+    return [Message("system", fill(prompts["refactor_system"], values)), Message("user", fill(user, values))]
+
+
+def range_values(req: dict[str, Any], budget: int) -> dict[str, Any]:
+    """Template values for a range: the code whole (or cut with a note), context within what is left."""
     code = str(req.get("code", ""))
     if len(code) > budget:
         code = fit_lines(code, budget - len(_TRUNCATED), "head") + _TRUNCATED
@@ -53,11 +71,7 @@ def explain_messages(req: dict[str, Any], cfg: dict[str, Any]) -> list[Message]:
         "after": after,
         "diagnostics": format_diagnostics(req.get("diagnostics") or []),
     }
-    prompts = cfg["prompts"]
-    return [
-        Message("system", fill(prompts["explain_system"], values)),
-        Message("user", fill(prompts["explain_user"], values)),
-    ]
+    return values
 
 
 def format_diagnostics(diags: list[dict[str, Any]]) -> str:

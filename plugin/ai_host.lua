@@ -31,3 +31,12 @@ vim.keymap.set('n', '<Plug>(ai-host-status)', safe(function() require('ai_host.s
   { desc = 'AI: status' })
 vim.keymap.set('n', '<Plug>(ai-host-cancel-all)', safe(function() require('ai_host').cancel_all() end),
   { desc = 'AI: cancel all' })
+
+vim.api.nvim_create_user_command('AIRefactor', safe(function(o)
+  require('ai_host').refactor({ line1 = o.line1, line2 = o.line2, range = o.range, instruction = o.args })
+end), { range = true, nargs = '*', desc = 'ai_host: propose a rewrite of the range (or the function around the cursor)' })
+vim.keymap.set('n', '<Plug>(ai-host-refactor)', safe(function() require('ai_host').refactor({}) end),
+  { desc = 'AI: refactor code' })
+vim.keymap.set('x', '<Plug>(ai-host-refactor)', ':AIRefactor<CR>', { silent = true, desc = 'AI: refactor selection' })
+vim.keymap.set('n', '<Plug>(ai-host-generate)', safe(function() require('ai_host').generate({}) end),
+  { desc = 'AI: generate code here from a prompt' })

@@ -14,6 +14,7 @@ local H = {}
 ---@field timeouts ai_host.Timeouts Separate network limits (a cold model load is silent for a while).
 ---@field explain ai_host.ExplainConfig :AIExplain context and sampling.
 ---@field completion ai_host.CompletionConfig Ghost text while typing.
+---@field refactor { context_lines: integer, max_chars: integer, num_ctx: integer, num_predict: integer, temperature: number, keep_alive: string, default_instruction: string, keys: table<string,string> } :AIRefactor.
 ---@field scheduler { concurrency: integer, queue_limit: integer, completion_rate_per_s: number, interactive_rate_per_s: number, completion_deadline_ms: integer, interactive_deadline_ms: integer } Slots, queue, rates, deadlines.
 ---@field lsp { busy_above: integer, completion_wait_ms: integer, interactive_wait_ms: integer } The LSP gate.
 ---@field gpu { enabled: boolean, device: integer, threshold: number, cache_ms: integer, wait_ms: integer, on_busy: 'warn'|'stop' } The GPU gate.
@@ -248,6 +249,10 @@ H.checks = {
   ['gpu.cache_ms'] = non_negative,
   ['gpu.wait_ms'] = non_negative,
   ['gpu.on_busy'] = one_of('warn', 'stop'),
+  ['refactor.context_lines'] = non_negative,
+  ['refactor.max_chars'] = positive,
+  ['refactor.num_ctx'] = positive,
+  ['refactor.num_predict'] = positive,
   ['models.explain'] = non_empty,
   ['models.completion'] = non_empty,
   ['models.refactor'] = non_empty,

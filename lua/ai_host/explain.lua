@@ -30,7 +30,7 @@ function M.open(line1, line2)
   local buf = vim.api.nvim_create_buf(false, true)
   vim.bo[buf].bufhidden = 'wipe'
   vim.bo[buf].filetype = 'markdown'
-  pcall(vim.api.nvim_buf_set_name, buf, 'ai_host://explain/' .. buf)
+  pcall(vim.api.nvim_buf_set_name, buf, 'ai-host://explain/' .. buf)
   vim.bo[buf].modifiable = false
 
   local label = (req.filename ~= '' and vim.fn.fnamemodify(req.filename, ':t') or '[No Name]')

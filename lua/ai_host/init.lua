@@ -52,6 +52,26 @@ function M.explain(opts)
   return require('ai_host.explain').open(line1, line2)
 end
 
+--- Propose a rewrite of lines opts.line1..opts.line2 (opts.range > 0), else of the function or
+--- paragraph around the cursor, as a diff preview to accept or reject.
+---@param opts { line1: integer?, line2: integer?, range: integer?, instruction: string? }|nil
+function M.refactor(opts)
+  opts = opts or {}
+  local line1, line2 = opts.line1, opts.line2
+  if (opts.range or 0) == 0 or line1 == nil then
+    line1, line2 = require('ai_host.context').around_cursor(vim.api.nvim_get_current_buf())
+  end
+  return require('ai_host.refactor').start({ line1 = line1, line2 = line2, instruction = opts.instruction })
+end
+
+--- Ask for an instruction and propose new code after the cursor's line, through the same preview.
+---@param opts { instruction: string? }|nil
+function M.generate(opts)
+  opts = opts or {}
+  local row = vim.api.nvim_win_get_cursor(0)[1]
+  return require('ai_host.refactor').start({ line1 = row, line2 = row, insert = true, instruction = opts.instruction })
+end
+
 --- Use `model` for `task` ('explain', 'completion', 'refactor') from now on (the model picker uses it).
 ---@param task string
 ---@param model string
@@ -69,6 +89,7 @@ end
 function M.cancel_all()
   require('ai_host.explain').close()
   require('ai_host.ghost').clear()
+  require('ai_host.refactor').cancel()
   require('ai_host.host').cancel_all()
 end
 
@@ -77,6 +98,8 @@ end
 -- Default maps: { config key, modes, <Plug> name, description }.
 H.maps = {
   { 'explain', { 'n', 'x' }, '<Plug>(ai-host-explain)', 'AI: explain code' },
+  { 'refactor', { 'n', 'x' }, '<Plug>(ai-host-refactor)', 'AI: refactor code' },
+  { 'generate', { 'n' }, '<Plug>(ai-host-generate)', 'AI: generate code from a prompt' },
   { 'toggle', { 'n' }, '<Plug>(ai-host-toggle)', 'AI: toggle ghost text' },
   { 'status', { 'n' }, '<Plug>(ai-host-status)', 'AI: status' },
   { 'cancel_all', { 'n' }, '<Plug>(ai-host-cancel-all)', 'AI: cancel all' },
@@ -140,6 +163,9 @@ function H.apply_highlights()
     vim.api.nvim_set_hl(0, 'AiHostTitle', { link = 'FloatTitle', default = true })
     vim.api.nvim_set_hl(0, 'AiHostFooter', { link = 'FloatFooter', default = true })
     vim.api.nvim_set_hl(0, 'AiHostGhost', { link = 'Comment', default = true })
+    vim.api.nvim_set_hl(0, 'AiHostAdded', { link = 'DiffAdd', default = true })
+    vim.api.nvim_set_hl(0, 'AiHostRemoved', { link = 'DiffDelete', default = true })
+    vim.api.nvim_set_hl(0, 'AiHostHint', { link = 'Comment', default = true })
   end
   set()
   if H.hl_autocmd == nil then

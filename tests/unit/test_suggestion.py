@@ -107,3 +107,47 @@ def test_codellama_template_spacing():
 def test_mid_line_overlap_with_the_code_after_the_cursor_is_dropped():
     assert run('key": 1', line_suffix='": 1}')[0] == "key"
     assert run("foo();", line_suffix=";")[0] == "foo()"
+
+
+# -- refactor replies ----------------------------------------------------------------------------
+
+from ai_host.refactor import CodeExtractor, NoCode, rebase  # noqa: E402
+
+
+def test_refactor_streaming_shows_complete_lines_only_and_the_first_fence():
+    e = CodeExtractor("x = 1")
+    assert e.feed("Here:\n```python\ny = ") is None
+    assert e.feed("2\nz = 3") == "y = 2"
+    assert e.feed("\n```\n```\nother\n```") == "y = 2\nz = 3"
+    assert e.finish() == "y = 2\nz = 3"
+
+
+def test_refactor_reply_without_code_quotes_the_model():
+    e = CodeExtractor("x = 1")
+    e.feed("Sorry, I can't do that.")
+    with pytest.raises(NoCode, match="Sorry, I can't do that."):
+        e.finish()
+
+
+def test_rebase_moves_to_the_range_indent_and_to_tabs():
+    assert rebase("def f():\n    return 1", "    def g():\n        pass") == "    def f():\n        return 1"
+    assert rebase("if a:\n    b\n\n    c", "\tx", use_tabs=True, shiftwidth=4) == "\tif a:\n\t\tb\n\n\t\tc"
+
+
+@given(st.text(alphabet="ab ()\n`~x", max_size=80), st.lists(st.integers(1, 9), max_size=12))
+def test_refactor_extraction_does_not_depend_on_chunking(reply, sizes):
+    def run(pieces):
+        e = CodeExtractor("    x")
+        for p in pieces:
+            e.feed(p)
+        try:
+            return e.finish()
+        except NoCode:
+            return None
+
+    pieces, i = [], 0
+    for n in sizes:
+        pieces.append(reply[i:i + n])
+        i += n
+    pieces.append(reply[i:])
+    assert run(pieces) == run([reply])
