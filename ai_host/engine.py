@@ -27,15 +27,16 @@ from statistics import median
 from . import fim
 from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_backend
 from .coalesce import Coalescer
-from .endpoint import resolve_url
-from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, ModelNotFound, ProtocolError,
-                     ServerBusy, ServerUnreachable, UnsuitableModel, UnusableReply)
+from .endpoint import is_loopback, resolve_url
+from .errors import (AiHostError, ConfigError, DeadlineExceeded, DeniedFile, Dropped, GpuBusy, ModelNotFound,
+                     ProtocolError, ServerBusy, ServerUnreachable, UnsuitableModel, UnusableReply)
 from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
 from .log import logger
 from .prompts import explain_messages, refactor_messages
 from .refactor import CodeExtractor, NoCode
 from .routing import Endpoint, Router, endpoints_from_config
+from .security import Redactor, denied
 from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, Scheduler
 from .suggestion import SuggestionCache, SuggestionFilter
 
@@ -76,6 +77,7 @@ class Engine:
         self._job_models: dict[str, tuple[str, str, int]] = {}  # job -> (endpoint url, model, priority)
         self._ps: dict[str, tuple[float, list[dict[str, Any]] | None]] = {}  # url -> (read at, loaded models)
         self.router: Router | None = None
+        self._warned_http: set[str] = set()
         self._started = threading.Event()
         # counters for :AIStatus and tests: what is in flight now, what happened so far
         self.stats = {"jobs_started": 0, "jobs_done": 0, "jobs_failed": 0, "jobs_cancelled": 0}
@@ -256,9 +258,34 @@ class Engine:
         deadline_ms = sc["completion_deadline_ms"] if kind == "complete" else sc["interactive_deadline_ms"]
         if "lsp_pending" in request:
             self.lsp.report(request.get("buf"), int(request.get("lsp_pending") or 0))
-        task = asyncio.get_running_loop().create_task(self._guard(job_id, runner(job_id, request), deadline_ms / 1000))
+        redactor = Redactor()
+        work = self._secured(job_id, kind, request, redactor, runner)
+        task = asyncio.get_running_loop().create_task(self._guard(job_id, work, deadline_ms / 1000))
         self._jobs[job_id] = task
         self.stats["jobs_started"] += 1
+
+    async def _secured(self, job_id: str, kind: str, request: dict[str, Any], redactor: Redactor, runner: Any) -> None:
+        """Before anything is sent: refuse denied files, drop their chunks from the extra context, and
+        redact credentials from every text that goes into a prompt."""
+        sec = self.config["security"]
+        pattern = denied(str(request.get("filename") or ""), sec["deny"])
+        if pattern:
+            if kind == "complete":
+                raise Dropped("file on security.deny")
+            raise DeniedFile(pattern)
+        request = dict(request)
+        request["extra"] = [c for c in request.get("extra") or [] if not denied(str(c.get("filename") or ""), sec["deny"])]
+        if sec["redact"]:
+            for key in ("code", "before", "after", "prefix", "suffix", "instruction"):
+                if isinstance(request.get(key), str):
+                    request[key] = redactor.redact(request[key])
+            request["extra"] = [{**c, "text": redactor.redact(str(c.get("text", "")))} for c in request["extra"]]
+            request["diagnostics"] = [{**d, "message": redactor.redact(str(d.get("message", "")))}
+                                      for d in request.get("diagnostics") or [] if isinstance(d, dict)]
+            if redactor.secrets:
+                logger.info("job %s: %d secrets redacted", job_id, len(redactor.secrets))
+        request["_redactor"] = redactor
+        await runner(job_id, request)
 
     def _cancel(self, job_id: str) -> None:
         task = self._jobs.pop(job_id, None)
@@ -322,6 +349,7 @@ class Engine:
         last: AiHostError | None = None
         for endpoint, model in pairs:
             backend = self._make_backend(endpoint)
+            self._warn_plain_http(job_id, endpoint)
             try:
                 await attempt(backend, model)
             except (ServerUnreachable, ServerBusy, ProtocolError) as e:
@@ -340,6 +368,13 @@ class Engine:
                 return
         assert last is not None
         raise last
+
+    def _warn_plain_http(self, job_id: str, endpoint: Endpoint) -> None:
+        """Once per endpoint: code is about to cross the network without encryption."""
+        if endpoint.url.startswith("http://") and not is_loopback(endpoint.url) and endpoint.url not in self._warned_http:
+            self._warned_http.add(endpoint.url)
+            self._emit(job_id, "status", {"warning": True, "text": (
+                f"sending code unencrypted to {endpoint.url}; use https, or an SSH tunnel to a local port")})
 
     async def _loaded(self, backend: Backend) -> list[dict[str, Any]] | None:
         """The models the endpoint has in memory (Ollama's /api/ps), read at most every PS_CACHE_S."""
@@ -444,7 +479,8 @@ class Engine:
             extractor = CodeExtractor(str(request.get("code", "")), bool(request.get("use_tabs")),
                                       int(request.get("shiftwidth") or 4))
             think = ThinkFilter()
-            coalescer = Coalescer(lambda text: self._emit(job_id, "proposal", {"text": text}),
+            redactor: Redactor = request.get("_redactor") or Redactor()
+            coalescer = Coalescer(lambda text: self._emit(job_id, "proposal", {"text": redactor.restore(text)}),
                                   self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=rcfg["keep_alive"])
             sent, first, final = time.monotonic(), None, None
@@ -469,7 +505,7 @@ class Engine:
             except NoCode as e:
                 raise UnusableReply(str(e)) from e
             figures = _figures(final, sent, first, time.monotonic(), 1, model) if final else {"model": model}
-            self._emit(job_id, "done", {**figures, "text": code})
+            self._emit(job_id, "done", {**figures, "text": redactor.restore(code)})
 
         await self._routed(job_id, "refactor", request, attempt)
 
@@ -493,7 +529,7 @@ class Engine:
             cached = self.cache.get(prefix, suffix)
             if cached is not None:
                 if not prefetch:
-                    self._emit(job_id, "suggestion", {"text": cached})
+                    self._emit(job_id, "suggestion", {"text": cached})  # kept restored: it never leaves
                 self._emit(job_id, "done", {"cached": True, "ttft_ms": 0})
                 return
         if prefetch and any(not j.startswith("complete") for j in self._jobs):
@@ -519,11 +555,13 @@ class Engine:
         think = ThinkFilter()
         last_sent = ""
 
+        redactor: Redactor = request.get("_redactor") or Redactor()
+
         def send(text: str) -> None:
             nonlocal last_sent
             last_sent = text
             if not prefetch:
-                self._emit(job_id, "suggestion", {"text": text})
+                self._emit(job_id, "suggestion", {"text": redactor.restore(text)})
 
         coalescer = Coalescer(send, self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
         sent = time.monotonic()
@@ -552,7 +590,7 @@ class Engine:
         if text != last_sent:
             send(text)
         if variant == 0:
-            self.cache.put(prefix, suffix, text)
+            self.cache.put(prefix, suffix, redactor.restore(text))
         ttft = round((first - sent) * 1000, 1) if first is not None else None
         self._record(model, ttft, None)
         self._emit(job_id, "done", {"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": stopped_early})

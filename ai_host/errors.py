@@ -6,6 +6,7 @@
     ├── GpuBusy                      GPU memory stayed above the threshold and gpu.on_busy = "stop"
     ├── DeadlineExceeded             the job ran past its deadline
     ├── UnusableReply                the model answered without code to apply
+    ├── DeniedFile                   the buffer's file is on security.deny: nothing is sent
     ├── QueueFull, RateLimited       (scheduler.py) too much asked at once
     └── BackendError                 talking to the model server failed
         ├── ServerUnreachable        nothing answers at the URL (connection refused, DNS, reset before reply)
@@ -52,6 +53,14 @@ class GpuBusy(AiHostError):
 class DeadlineExceeded(AiHostError):
     def user_message(self) -> str:
         return f"ai_host: the request took too long ({self}); it was stopped. Try again, or raise the deadline."
+
+
+class DeniedFile(AiHostError):
+    def user_message(self) -> str:
+        return (
+            f"ai_host: this file matches `security.deny` ({self}), so nothing was sent. "
+            "Remove the pattern from security.deny if the file holds no secrets."
+        )
 
 
 class UnusableReply(AiHostError):

@@ -21,6 +21,7 @@ local H = {}
 ---@field ui ai_host.UiConfig Float size and look.
 ---@field prompts table<string,string> Prompt templates with {{placeholders}}.
 ---@field keymaps table<string,string> Default maps; '' disables one.
+---@field security { redact: boolean, deny: string[] } Secrets redacted; files never sent.
 ---@field log { level: string, file: string } Log level and file ('' = stdpath('log')/ai_host.log).
 
 ---@class ai_host.BackendConfig
@@ -233,6 +234,7 @@ H.checks = {
   ['fallbacks.completion'] = list_of_strings('model names'),
   ['fallbacks.refactor'] = list_of_strings('model names'),
   endpoints = endpoints,
+  ['security.deny'] = list_of_strings('file name patterns'),
   ['scheduler.concurrency'] = positive,
   ['scheduler.queue_limit'] = positive,
   ['scheduler.completion_rate_per_s'] = non_negative,

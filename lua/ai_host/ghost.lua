@@ -223,6 +223,9 @@ function H.request(opts)
     on_suggestion = function(data) H.on_suggestion(state, data.text) end,
     on_done = function() H.on_done(state) end,
     on_error = function(data) H.on_error(state, data.message) end,
+    on_status = function(data)
+      if data.warning then H.on_error(nil, 'ai_host: ' .. data.text) end
+    end,
   })
   state.id = id
   if not id then H.on_error(state, msg) end
@@ -357,7 +360,7 @@ function H.cycle(state, dir)
 end
 
 function H.on_error(state, message)
-  if H.state == state then
+  if state ~= nil and H.state == state then
     state.done = true
     M.clear()
   end

@@ -1,0 +1,82 @@
+"""Keeping secrets on the machine: credentials redacted from every prompt, denied files never sent.
+
+Each secret found is replaced by a numbered placeholder (`<redacted:github-token:1>`); the
+placeholders are mapped back locally when a proposal is applied, so a refactor never replaces a
+real secret with a placeholder, and the secret itself never leaves.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+
+# (kind, pattern, group holding the secret: 0 = the whole match)
+_PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
+    ("private-key", re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"), 0),
+    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"), 0),
+    ("aws-secret-key", re.compile(r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"), 1),
+    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"), 0),
+    ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"), 0),
+    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"), 0),
+    ("openai-key", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}\b"), 0),
+    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), 0),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), 0),
+    # scheme://user:PASSWORD@host
+    ("url-password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@\"']+:([^\s@/\"']+)@"), 1),
+    # password = "literal" / api_key: 'literal' / "token": "literal" (a string literal, not an expression)
+    ("password", re.compile(
+        r"(?i)(?:pass(?:word|wd)?|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|token|client[_-]?secret)"
+        r"[\"']?\s*(?:=|:|=>|:=)\s*([\"'])((?:(?!\1).){4,})\1"), 2),
+    # .env style: SOME_PASSWORD=value (unquoted, at the start of a line)
+    ("password", re.compile(
+        r"(?m)^\s*(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY)[A-Z0-9_]*\s*=\s*([^\s\"'#]{4,})"), 1),
+]
+
+_PLACEHOLDER = re.compile(r"<redacted:[a-z0-9-]+:\d+>")
+
+
+@dataclass
+class Redactor:
+    """Redacts the texts of one request; remembers what it replaced, to restore proposals locally."""
+
+    secrets: dict[str, str] = field(default_factory=dict)  # placeholder -> secret
+    _by_secret: dict[str, str] = field(default_factory=dict)
+
+    def redact(self, text: str) -> str:
+        for kind, pattern, group in _PATTERNS:
+            text = pattern.sub(lambda m, k=kind, g=group: self._replace(m, k, g), text)
+        return text
+
+    def _replace(self, m: re.Match[str], kind: str, group: int) -> str:
+        secret = m.group(group)
+        if _PLACEHOLDER.fullmatch(secret):
+            return m.group(0)
+        placeholder = self._by_secret.get(secret)
+        if placeholder is None:
+            placeholder = f"<redacted:{kind}:{len(self.secrets) + 1}>"
+            self.secrets[placeholder] = secret
+            self._by_secret[secret] = placeholder
+        start, end = m.span(group)
+        whole_start = m.start(0)
+        text = m.group(0)
+        return text[: start - whole_start] + placeholder + text[end - whole_start:]
+
+    def restore(self, text: str) -> str:
+        """Put the real secrets back where the model kept our placeholders (locally, never sent)."""
+        if not self.secrets:
+            return text
+        return _PLACEHOLDER.sub(lambda m: self.secrets.get(m.group(0), m.group(0)), text)
+
+
+def denied(filename: str, patterns: list[str]) -> str | None:
+    """The deny-list pattern the file matches (by its name, or its path), or None."""
+    if not filename:
+        return None
+    base = os.path.basename(filename)
+    for pat in patterns:
+        if fnmatch.fnmatch(base, pat) or fnmatch.fnmatch(filename, pat):
+            return pat
+    return None

@@ -1,0 +1,80 @@
+"""Secrets never leave: every planted credential is redacted, and restored only locally."""
+
+import pytest
+
+from ai_host.security import Redactor, denied
+
+# A corpus of planted secrets (all fake), each in the shape it takes in real code and config.
+SECRETS = {
+    "aws-access-key": ('aws_access_key_id = "AKIAIOSFODNN7EXAMPLE"', "AKIAIOSFODNN7EXAMPLE"),
+    "aws-secret-key": ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    "github-token": ("token = ghp_16C7e42F292c6912E7710c838347Ae178B4a", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),
+    "github-pat": ("GH=github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"),
+    "gitlab-token": ("private_token: glpat-xxxxxxxxxxxxxxxxxxxx", "glpat-xxxxxxxxxxxxxxxxxxxx"),
+    "slack-token": ("SLACK = 'xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx'", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
+    "slack-webhook": ("url = 'https://hooks.slack.com/services/T000/B000/XXXXXXXX'", "https://hooks.slack.com/services/T000/B000/XXXXXXXX"),
+    "jwt": ("auth = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U'",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+    "pem": ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bq\nabc123==\n-----END RSA PRIVATE KEY-----", "MIIEpAIBAAKCAQEA7bq"),
+    "password-literal": ('db_password = "hunter2-but-longer"', "hunter2-but-longer"),
+    "password-json": ('{"api_key": "0123456789abcdef0123"}', "0123456789abcdef0123"),
+    "password-env": ("export DATABASE_PASSWORD=s3cr3tP4ss", "s3cr3tP4ss"),
+    "connection-string": ("DSN = 'postgres://app:Sup3rS3cret@db.internal:5432/app'", "Sup3rS3cret"),
+    "openai-key": ("OPENAI_API_KEY = 'sk-proj-abcdefghijklmnopqrstuvwxyz012345'", "sk-proj-abcdefghijklmnopqrstuvwxyz012345"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_every_planted_secret_is_gone_and_comes_back_locally(name):
+    text, secret = SECRETS[name]
+    r = Redactor()
+    out = r.redact(f"before\n{text}\nafter")
+    assert secret not in out and "<redacted:" in out
+    assert out.startswith("before\n") and out.endswith("\nafter")
+    assert r.restore(out) == f"before\n{text}\nafter"
+
+
+def test_the_whole_corpus_at_once():
+    corpus = "\n".join(t for t, _ in SECRETS.values())
+    out = Redactor().redact(corpus)
+    leaked = [name for name, (_, secret) in SECRETS.items() if secret in out]
+    assert leaked == []
+
+
+def test_ordinary_code_is_left_alone():
+    code = ("password = get_password(user)\nif token is None:\n    token = request.headers['X-Token']\n"
+            "api_key = os.environ['API_KEY']\nurl = 'https://example.com/path'\n")
+    assert Redactor().redact(code) == code
+
+
+def test_the_same_secret_gets_the_same_placeholder():
+    r = Redactor()
+    out = r.redact("a = 'AKIAIOSFODNN7EXAMPLE'\nb = 'AKIAIOSFODNN7EXAMPLE'")
+    assert out.count("<redacted:aws-access-key:1>") == 2 and len(r.secrets) == 1
+
+
+@pytest.mark.parametrize("name, pattern", [(".env", ".env"), ("config/.env.local", ".env.*"), ("server.pem", "*.pem"),
+                                           ("~/.ssh/id_ed25519", "id_ed25519*"), ("app/secrets.yaml", "*secret*")])
+def test_deny_list_matches_by_name(name, pattern):
+    deny = [".env", ".env.*", "*.pem", "id_ed25519*", "*secret*"]
+    assert denied(name, deny) == pattern
+
+
+def test_deny_list_lets_ordinary_files_through():
+    assert denied("src/main.py", [".env", "*.pem", "*secret*"]) is None and denied("", ["*"]) is None
+
+
+def test_plain_http_to_another_machine_warns_once_per_endpoint():
+    from ai_host.engine import Engine
+    from ai_host.routing import Endpoint
+
+    events = []
+    eng = Engine(lambda *e: events.append(e))
+    remote = Endpoint("team", "ollama", "http://gpu.example.org:11434")
+    for job in ("j1", "j2"):
+        eng._warn_plain_http(job, remote)
+        eng._warn_plain_http(job, Endpoint("local", "ollama", "http://127.0.0.1:11434"))
+        eng._warn_plain_http(job, Endpoint("tls", "openai", "https://gpu.example.org"))
+    assert len(events) == 1
+    job, event, data = events[0]
+    assert event == "status" and data["warning"] and "unencrypted to http://gpu.example.org:11434" in data["text"]
