@@ -50,6 +50,8 @@ ALTERNATIVE_TEMPERATURE = 0.7
 EXTRA_CONTEXT_SHARE = 0.25
 # Per-model figures kept for :AIStatus (the most recent jobs).
 FIGURES_KEPT = 50
+# :checkhealth waits this long, in all, for the checks that need the network.
+HEALTH_TIMEOUT_S = 3.0
 # How long a reading of the models an endpoint has loaded (/api/ps) is reused.
 PS_CACHE_S = 2.0
 
@@ -160,6 +162,17 @@ class Engine:
         except concurrent.futures.TimeoutError:
             return {"running": True, "busy": True}
 
+    def health(self, timeout_s: float = HEALTH_TIMEOUT_S) -> list[dict[str, str]]:
+        """The checks of :checkhealth that need the network or NVML, each {level, msg, advice}.
+        Bounded by timeout_s in all: the caller (Neovim) waits for it."""
+        if self._loop is None:
+            self.start()
+        assert self._loop is not None
+        try:
+            return asyncio.run_coroutine_threadsafe(self._health(timeout_s), self._loop).result(timeout=timeout_s + 0.5)
+        except concurrent.futures.TimeoutError:
+            return [{"level": "warn", "msg": f"the checks took longer than {timeout_s:g} s", "advice": "Run :checkhealth ai_host again."}]
+
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._loop is None:
             self.start()
@@ -192,6 +205,72 @@ class Engine:
             "loaded": {url: models for url, (_, models) in self._ps.items() if models is not None},
             **self.stats,
         }
+
+    async def _health(self, timeout_s: float) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+
+        def add(level: str, msg: str, advice: str = "") -> None:
+            out.append({"level": level, "msg": msg, "advice": advice})
+
+        try:
+            router = self._get_router()
+        except ConfigError as e:
+            add("error", e.user_message())
+            return out
+        for ep in router.endpoints:
+            where = "on this machine" if is_loopback(ep.url) else "REMOTE (backend.allow_remote / endpoints[].allow_remote is set)"
+            add("info", f"endpoint {ep.name}: {ep.kind} at {ep.url}, {where}, for {', '.join(ep.tasks) or 'all tasks'}")
+        per_check = max(0.2, timeout_s / max(1, 1 + len(router.endpoints) * 3))
+        for ep in router.endpoints:
+            backend = self._make_backend(ep)
+            try:
+                async with asyncio.timeout(per_check):
+                    about = await backend.probe()
+            except (AiHostError, TimeoutError) as e:
+                msg = e.user_message() if isinstance(e, AiHostError) else f"no answer within {per_check:.1f} s"
+                add("error", f"endpoint {ep.name} ({ep.url}) is not reachable: {msg}",
+                    "Start it (`ollama serve`), or fix `backend.url` / $OLLAMA_HOST.")
+                continue
+            add("ok", f"endpoint {ep.name} answers: {about}")
+            for task in ("completion", "explain", "refactor"):
+                if not ep.serves(task):
+                    continue
+                model = router.models[task]
+                try:
+                    async with asyncio.timeout(per_check):
+                        info = await backend.model_info(model)
+                except (AiHostError, TimeoutError):
+                    add("warn", f"{task}: could not ask {ep.name} about model '{model}'")
+                    continue
+                if not info["found"]:
+                    add("error", f"{task}: model '{model}' is not on {ep.name}",
+                        f"Run `ollama pull {model}`, or set `models.{task}` to a model you have.")
+                    continue
+                extra = []
+                if info["context_length"]:
+                    extra.append(f"context {info['context_length']} tokens")
+                caps = info["capabilities"]
+                if task == "completion" and caps is not None:
+                    if "insert" in caps:
+                        extra.append("fill-in-the-middle: yes")
+                    elif fim.family_of(model):
+                        extra.append(f"fill-in-the-middle: through the {fim.family_of(model)} raw template")
+                    else:
+                        add("warn", f"completion: model '{model}' cannot fill in the middle",
+                            "Choose a code model such as qwen2.5-coder:7b for `models.completion`.")
+                        continue
+                add("ok", f"{task}: model '{model}' on {ep.name}" + (f" ({', '.join(extra)})" if extra else ""))
+        if not self.config["gpu"]["enabled"]:
+            add("info", "GPU gate: off (gpu.enabled = false)")
+        else:
+            reading = await self.gpu.reading()
+            if reading is None:
+                add("warn", f"no GPU reading ({self.gpu.off_reason}): the GPU gate is off",
+                    "Fine without an NVIDIA GPU; with one, install its driver (NVML comes with it).")
+            else:
+                add("ok", f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
+                          f"({reading.fraction:.0%}; ghost text pauses above {self.gpu.threshold:.0%})")
+        return out
 
     def _set_model(self, task: str, model: str) -> None:
         if task not in self.config["models"] or not model:

@@ -89,6 +89,18 @@ class Backend:
         """What the model can do ("insert" = fill-in-the-middle with `suffix`); None if the server cannot tell."""
         return None
 
+    async def probe(self) -> str:
+        """A cheap request that proves the server answers; returns what it says about itself."""
+        info = await self._request_json("/v1/models", None, "")
+        ids = [str(m.get("id")) for m in info.get("data") or [] if isinstance(m, dict)]
+        return f"OpenAI-compatible, models: {', '.join(ids) or 'none listed'}"
+
+    async def model_info(self, model: str) -> dict[str, Any]:
+        """{"found": bool, "capabilities": set | None, "context_length": int | None} for `model`."""
+        info = await self._request_json("/v1/models", None, model)
+        ids = {str(m.get("id")) for m in info.get("data") or [] if isinstance(m, dict)}
+        return {"found": model in ids or not ids, "capabilities": None, "context_length": None}
+
     async def loaded_models(self) -> list[dict[str, Any]] | None:
         """Models loaded in memory now ({name, size, size_vram}); None if the server cannot tell."""
         return None

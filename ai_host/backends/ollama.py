@@ -40,6 +40,20 @@ class OllamaBackend(Backend):
         caps = info.get("capabilities")
         return {str(c) for c in caps} if isinstance(caps, list) else None
 
+    async def probe(self) -> str:
+        info = await self._request_json("/api/version", None, "")
+        return f"Ollama {info.get('version', '?')}"
+
+    async def model_info(self, model: str) -> dict[str, Any]:
+        try:
+            info = await self._request_json("/api/show", {"model": model}, model)
+        except errors.ModelNotFound:
+            return {"found": False, "capabilities": None, "context_length": None}
+        caps = info.get("capabilities")
+        ctx = next((v for k, v in (info.get("model_info") or {}).items() if k.endswith(".context_length")), None)
+        return {"found": True, "capabilities": set(caps) if isinstance(caps, list) else None,
+                "context_length": ctx if isinstance(ctx, int) else None}
+
     async def loaded_models(self) -> list[dict[str, Any]] | None:
         info = await self._request_json("/api/ps", None, "")
         models = info.get("models")

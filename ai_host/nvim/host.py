@@ -52,6 +52,8 @@ class Host:
             return self.engine.status()
         if what == "ping":
             return "pong"
+        if what == "health":
+            return self.engine.health()
         return None
 
     # -- to Lua (engine thread) ------------------------------------------------------------

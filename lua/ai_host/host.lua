@@ -52,8 +52,10 @@ function M.start(kind, payload, handlers)
   local ok, msg = M.notify(kind, payload)
   if not ok then
     H.jobs[id] = nil
+    require('ai_host.statusline').on_event(id, kind, 'error', { message = msg }, payload.prefetch)
     return nil, msg
   end
+  require('ai_host.statusline').on_event(id, kind, 'start', {}, payload.prefetch)
   return id
 end
 
@@ -61,12 +63,16 @@ end
 function M.cancel(id)
   if id == nil or H.jobs[id] == nil then return end
   H.jobs[id] = nil
+  require('ai_host.statusline').on_event(id, nil, 'cancelled', {})
   M.notify('cancel', { id = id })
 end
 
 --- Cancel every job in flight.
 function M.cancel_all()
   local had = next(H.jobs) ~= nil
+  for id in pairs(H.jobs) do
+    require('ai_host.statusline').on_event(id, nil, 'cancelled', {})
+  end
   H.jobs = {}
   if had then M.notify('cancel_all', vim.empty_dict()) end
 end
@@ -106,6 +112,7 @@ function M._dispatch(id, event, data)
   local job = H.jobs[id]
   if job == nil then return end -- cancelled or finished: a stale event never renders
   if event == 'done' or event == 'error' then H.jobs[id] = nil end
+  require('ai_host.statusline').on_event(id, nil, event, data)
   local handler = job['on_' .. event]
   if handler then handler(data) end
 end

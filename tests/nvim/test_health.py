@@ -1,0 +1,82 @@
+""":checkhealth ai_host against the double: up, down, a model missing, no GPU; the statusline and events."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.nvim
+
+
+@pytest.fixture
+def extra_env(tmp_path):
+    f = tmp_path / "gpu.json"
+    f.write_text(json.dumps({"error": "NVML Shared Library Not Found"}))
+    return {"AI_HOST_FAKE_NVML": str(f)}
+
+
+def checkhealth(nvim):
+    nvim.command("checkhealth ai_host")
+    return "\n".join(nvim.current.buffer[:])
+
+
+def test_health_with_the_server_up(nvim, double):
+    text = checkhealth(nvim)
+    assert "- ✅ OK Neovim 0." in text
+    for module in ["pynvim", "aiohttp", "msgpack", "lru-dict", "nvidia-ml-py", "ai_host (this plugin's Python package)"]:
+        assert f"- ✅ OK {module}" in text
+    assert "- ✅ OK registered (AiHostNotify, AiHostRequest)" in text
+    assert "- ✅ OK endpoint default answers: Ollama 0.33.0" in text
+    assert "- ✅ OK completion: model 'qwen2.5-coder:7b' on default (context 32768 tokens, fill-in-the-middle: yes)" in text
+    assert "on this machine" in text
+    assert "no GPU reading (NVML Shared Library Not Found): the GPU gate is off" in text
+    assert "ERROR" not in text
+
+
+def test_health_with_the_server_down_says_what_to_do(nvim, double):
+    url = double.url
+    double.stop_thread()
+    text = checkhealth(nvim)
+    assert f"ERROR endpoint default ({url}) is not reachable" in text
+    assert "ADVICE:" in text and "ollama serve" in text
+
+
+def test_health_with_a_model_missing(nvim, double):
+    nvim.exec_lua("require('ai_host').setup({models = {explain = 'llama9:70b'}})")
+    text = checkhealth(nvim)
+    assert "ERROR explain: model 'llama9:70b' is not on default" in text
+    assert "ollama pull llama9:70b" in text
+
+
+def test_statusline_follows_a_job_and_user_events_fire(nvim, double):
+    double.script.tokens = ["a", "b", "c"]
+    double.script.ttft_s = 0.3
+    double.script.token_delay_s = 0.1
+    nvim.exec_lua("""
+      _G.seen = {}
+      vim.api.nvim_create_autocmd('User', {pattern = 'AiHost*', callback = function(ev)
+        table.insert(_G.seen, ev.match) end})
+    """)
+    nvim.command("edit x.py")
+    nvim.current.buffer[:] = ["x = 1"]
+    assert nvim.exec_lua("return require('ai_host.statusline').get().state") == "idle"
+    nvim.command("1,1AIExplain")
+    states = set()
+    wait_until(lambda: states.add(nvim.exec_lua("return require('ai_host.statusline').get().state"))
+               or nvim.exec_lua("return require('ai_host.explain').info().status") == "done")
+    assert {"queued", "streaming"} <= states
+    final = nvim.exec_lua("return require('ai_host.statusline').get()")
+    assert final["state"] == "idle" and final["text"].endswith("tok/s")
+    assert nvim.exec_lua("return _G.seen") == ["AiHostStart", "AiHostExplainOpen", "AiHostFirstToken", "AiHostDone"]
+
+
+def test_statusline_shows_errors(nvim, double):
+    double.stop_thread()
+    nvim.command("edit x.py")
+    nvim.current.buffer[:] = ["x = 1"]
+    nvim.command("1,1AIExplain")
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.statusline').get().state") == "error")
+    assert nvim.exec_lua("return require('ai_host.statusline').component()").startswith("AI ✗ cannot reach the model server")
