@@ -40,3 +40,6 @@ vim.keymap.set('n', '<Plug>(ai-host-refactor)', safe(function() require('ai_host
 vim.keymap.set('x', '<Plug>(ai-host-refactor)', ':AIRefactor<CR>', { silent = true, desc = 'AI: refactor selection' })
 vim.keymap.set('n', '<Plug>(ai-host-generate)', safe(function() require('ai_host').generate({}) end),
   { desc = 'AI: generate code here from a prompt' })
+
+vim.api.nvim_create_user_command('AIInstall', safe(function() require('ai_host.install').build() end),
+  { desc = 'ai_host: (re)install the private Python environment and register the remote plugin' })

@@ -15,6 +15,7 @@ H.config = nil
 ---@param opts table|nil
 function M.setup(opts)
   H.config = require('ai_host.config').build(opts)
+  require('ai_host.install').use_private_python()
   require('ai_host.host').config_changed()
   H.apply_keymaps(H.config.keymaps)
   H.apply_highlights()

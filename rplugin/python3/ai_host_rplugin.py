@@ -9,10 +9,11 @@ import sys
 
 import pynvim
 
-try:  # a checkout used without `pip install`: find the package beside rplugin/
-    import ai_host  # noqa: F401
-except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# The package beside rplugin/ always wins, so the Python side matches the Lua side of this checkout
+# (a copy installed into the environment by the build step may be older).
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 @pynvim.plugin
