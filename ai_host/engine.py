@@ -50,6 +50,9 @@ ALTERNATIVE_TEMPERATURE = 0.7
 EXTRA_CONTEXT_SHARE = 0.25
 # Per-model figures kept for :AIStatus (the most recent jobs).
 FIGURES_KEPT = 50
+# The model picker: how long an endpoint may take to list its models, and how many are described.
+MODELS_TIMEOUT_S = 5.0
+MODELS_SHOWN = 50
 # :checkhealth waits this long, in all, for the checks that need the network.
 HEALTH_TIMEOUT_S = 3.0
 # How long a reading of the models an endpoint has loaded (/api/ps) is reused.
@@ -318,7 +321,8 @@ class Engine:
 
     def _submit(self, kind: str, request: dict[str, Any]) -> None:
         job_id = str(request.get("id", ""))
-        runner = {"explain": self._run_explain, "complete": self._run_complete, "refactor": self._run_refactor}.get(kind)
+        runner = {"explain": self._run_explain, "complete": self._run_complete, "refactor": self._run_refactor,
+                  "models": self._run_models}.get(kind)
         if not job_id or runner is None:
             logger.error("refused a job: kind=%r id=%r", kind, job_id)
             if job_id:
@@ -546,6 +550,29 @@ class Engine:
                 await self._stream_text(job_id, backend.chat(req), model)
 
         await self._routed(job_id, "explain", request, attempt)
+
+    async def _run_models(self, job_id: str, request: dict[str, Any]) -> None:
+        """For the model picker: every endpoint's models, with size, quantization, whether it can fill
+        in the middle, and whether it is loaded now. An endpoint that does not answer is listed as such."""
+        router = self._get_router()
+        models: list[dict[str, Any]] = []
+        problems: list[str] = []
+        for ep in router.endpoints:
+            backend = self._make_backend(ep)
+            try:
+                async with asyncio.timeout(MODELS_TIMEOUT_S):
+                    listed = await backend.list_models()
+                    loaded = {_tagged(m["name"]) for m in (await backend.loaded_models() or [])}
+                    infos = await asyncio.gather(*(backend.model_info(m["name"]) for m in listed[:MODELS_SHOWN]),
+                                                 return_exceptions=True)
+            except (AiHostError, TimeoutError) as e:
+                problems.append(e.user_message() if isinstance(e, AiHostError) else f"{ep.url}: no answer")
+                continue
+            for m, info in zip(listed, infos):
+                caps = info.get("capabilities") if isinstance(info, dict) else None
+                models.append({**m, "endpoint": ep.name, "loaded": _tagged(m["name"]) in loaded,
+                               "fim": None if caps is None else ("insert" in caps or bool(fim.family_of(m["name"])))})
+        self._emit(job_id, "done", {"models": models, "problems": problems, "current": dict(router.models)})
 
     async def _run_refactor(self, job_id: str, request: dict[str, Any]) -> None:
         """:AIRefactor and generate-from-prompt: stream the proposed code ("proposal" {text}, the whole

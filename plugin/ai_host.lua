@@ -43,3 +43,10 @@ vim.keymap.set('n', '<Plug>(ai-host-generate)', safe(function() require('ai_host
 
 vim.api.nvim_create_user_command('AIInstall', safe(function() require('ai_host.install').build() end),
   { desc = 'ai_host: (re)install the private Python environment and register the remote plugin' })
+
+vim.api.nvim_create_user_command('AIModels', safe(function(o)
+  require('ai_host.picker').pick(o.args ~= '' and o.args or nil)
+end), { nargs = '?', complete = function() return { 'completion', 'explain', 'refactor' } end,
+  desc = 'ai_host: choose the model of a task' })
+vim.keymap.set('n', '<Plug>(ai-host-models)', safe(function() require('ai_host.picker').pick() end),
+  { desc = 'AI: choose models' })

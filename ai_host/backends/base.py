@@ -95,6 +95,11 @@ class Backend:
         ids = [str(m.get("id")) for m in info.get("data") or [] if isinstance(m, dict)]
         return f"OpenAI-compatible, models: {', '.join(ids) or 'none listed'}"
 
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The models the server offers: [{name, size?, parameter_size?, quantization?}]."""
+        info = await self._request_json("/v1/models", None, "")
+        return [{"name": str(m.get("id"))} for m in info.get("data") or [] if isinstance(m, dict)]
+
     async def model_info(self, model: str) -> dict[str, Any]:
         """{"found": bool, "capabilities": set | None, "context_length": int | None} for `model`."""
         info = await self._request_json("/v1/models", None, model)

@@ -44,6 +44,17 @@ class OllamaBackend(Backend):
         info = await self._request_json("/api/version", None, "")
         return f"Ollama {info.get('version', '?')}"
 
+    async def list_models(self) -> list[dict[str, Any]]:
+        info = await self._request_json("/api/tags", None, "")
+        out = []
+        for m in info.get("models") or []:
+            if isinstance(m, dict):
+                d = m.get("details") or {}
+                out.append({"name": str(m.get("name", "")), "size": int(m.get("size") or 0),
+                            "parameter_size": str(d.get("parameter_size", "")),
+                            "quantization": str(d.get("quantization_level", ""))})
+        return out
+
     async def model_info(self, model: str) -> dict[str, Any]:
         try:
             info = await self._request_json("/api/show", {"model": model}, model)

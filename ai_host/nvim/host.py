@@ -32,7 +32,7 @@ class Host:
         payload = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
         if event == "config":
             self.engine.configure(payload)
-        elif event in ("explain", "complete", "refactor"):
+        elif event in ("explain", "complete", "refactor", "models"):
             self.engine.submit(event, payload)
         elif event == "cancel":
             self.engine.cancel(str(payload.get("id", "")))

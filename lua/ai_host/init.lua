@@ -103,6 +103,7 @@ H.maps = {
   { 'generate', { 'n' }, '<Plug>(ai-host-generate)', 'AI: generate code from a prompt' },
   { 'toggle', { 'n' }, '<Plug>(ai-host-toggle)', 'AI: toggle ghost text' },
   { 'status', { 'n' }, '<Plug>(ai-host-status)', 'AI: status' },
+  { 'models', { 'n' }, '<Plug>(ai-host-models)', 'AI: choose models' },
   { 'cancel_all', { 'n' }, '<Plug>(ai-host-cancel-all)', 'AI: cancel all' },
 }
 

@@ -68,6 +68,7 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{keymaps = {next = 1}}", "ai_host: `keymaps.next` should be string, not number"),
         ("{keymaps = {prev = 1}}", "ai_host: `keymaps.prev` should be string, not number"),
         ("{completion = {prefetch = 1}}", "ai_host: `completion.prefetch` should be boolean, not number"),
+        ("{keymaps = {models = 1}}", "ai_host: `keymaps.models` should be string, not number"),
         ("{keymaps = {status = 1}}", "ai_host: `keymaps.status` should be string, not number"),
         ("{keymaps = {cancel_all = 1}}", "ai_host: `keymaps.cancel_all` should be string, not number"),
         ("{scheduler = {concurrency = 0}}", "ai_host: `scheduler.concurrency` should be a positive number, not 0"),

@@ -88,3 +88,27 @@ def test_ghost_text_does_not_swap_out_the_model_of_a_running_explain(nvim, doubl
                .get("would swap out the model of a running explain"))
     assert [r for r in double.requests if r.path == "/api/generate"] == []
     assert any(r.path == "/api/ps" for r in double.requests)
+
+
+def test_the_model_picker_lists_models_and_sets_the_choice(nvim, double):
+    double.add_model(ModelSpec("llama3.2:3b", capabilities=["completion"], parameter_size="3.2B", quantization_level="Q4_K_M",
+                               size=2_000_000_000))
+    double.script.tokens = ["x"]
+    explain(nvim)  # loads qwen2.5-coder:7b on the double
+    nvim.exec_lua("""
+      _G.shown = nil
+      vim.ui.select = function(items, opts, on_choice)
+        _G.shown = vim.tbl_map(opts.format_item, items)
+        for _, it in ipairs(items) do if it.name == 'llama3.2:3b' then return on_choice(it) end end
+      end
+    """)
+    nvim.input(" am")  # asks for the task first: pick 'explain'
+    wait_until(lambda: nvim.exec_lua("return _G.shown ~= nil"))
+    nvim.exec_lua("_G.shown = nil")
+    nvim.command("AIModels explain")
+    shown = wait_until(lambda: nvim.exec_lua("return _G.shown"))
+    assert "llama3.2:3b  3.2B  Q4_K_M  2.0 GB  @default" in shown
+    assert any(s.startswith("qwen2.5-coder:7b  7.6B  Q8_0  8.0 GB  FIM  ● loaded  (current)  @default") for s in shown)
+    wait_until(lambda: nvim.exec_lua("return require('ai_host').get_config().models.explain") == "llama3.2:3b")
+    explain(nvim)
+    assert chats(double)[-1].json["model"] == "llama3.2:3b"
