@@ -12,6 +12,9 @@ local H = {}
 H.jobs = {}
 H.counter = 0
 H.config_sent = false
+H.channel = nil -- the python3 host's channel, once it runs
+H.watchdog = nil -- a timer that notices the host dying while jobs wait on it
+H.watch_ms = 500
 
 --- Whether the remote plugin's functions are registered (the rplugin manifest was built). Until
 --- the host starts, the manifest only defines a FuncUndefined autocmd that bootstraps it.
@@ -31,9 +34,23 @@ function M.notify(event, payload)
     if not ok then return false, msg end
   end
   local ok, err = pcall(vim.fn.AiHostNotify, event, payload or vim.empty_dict())
+  if not ok and H.is_dead_channel(err) then
+    -- the Python host died (killed, crashed): start a new one and send this again
+    local restarted, why = H.restart()
+    if not restarted then return false, why end
+    if event ~= 'config' then
+      local sent, msg = M.notify('config', require('ai_host').wire_config())
+      if not sent then return false, msg end
+    end
+    ok, err = pcall(vim.fn.AiHostNotify, event, payload or vim.empty_dict())
+  end
   if not ok then
     return false,
       'ai_host: the Python host could not start (' .. H.first_line(err) .. '). Run :checkhealth provider.python3 and :checkhealth ai_host.'
+  end
+  if H.channel == nil then
+    local got, chan = pcall(vim.fn['remote#host#Require'], 'python3') -- it runs now: cheap
+    H.channel = got and chan or nil
   end
   if event == 'config' then H.config_sent = true end
   return true
@@ -56,6 +73,7 @@ function M.start(kind, payload, handlers)
     return nil, msg
   end
   require('ai_host.statusline').on_event(id, kind, 'start', {}, payload.prefetch)
+  H.watch()
   return id
 end
 
@@ -115,6 +133,63 @@ function M._dispatch(id, event, data)
   require('ai_host.statusline').on_event(id, nil, event, data)
   local handler = job['on_' .. event]
   if handler then handler(data) end
+end
+
+function H.is_dead_channel(err)
+  local text = tostring(err)
+  return text:find("Channel doesn't exist", 1, true) ~= nil or text:find('Invalid channel', 1, true) ~= nil
+end
+
+-- Start a python3 host of our own with just this plugin, the way Neovim's provider does, and
+-- point AiHostNotify / AiHostRequest at it. (Neovim never restarts a remote-plugin host itself.)
+function H.restart()
+  local shim = require('ai_host.config').root .. '/rplugin/python3/ai_host_rplugin.py'
+  local ok_prog, prog = pcall(vim.fn['provider#python3#Prog'])
+  prog = (vim.g.python3_host_prog ~= nil and vim.g.python3_host_prog ~= '') and vim.g.python3_host_prog
+    or (ok_prog and prog ~= '' and prog) or 'python3'
+  local chan = vim.fn.jobstart({ prog, '-c',
+    'import sys; sys.path = [p for p in sys.path if p != ""]; import neovim; neovim.start_host()', shim }, { rpc = true })
+  if chan <= 0 then
+    return false, 'ai_host: the Python host stopped and could not be restarted (' .. prog .. '). See :checkhealth ai_host.'
+  end
+  local ok, err = pcall(vim.fn.rpcrequest, chan, 'poll')
+  if not ok then
+    return false, 'ai_host: the Python host stopped and did not come back (' .. H.first_line(err) .. '). See :checkhealth ai_host.'
+  end
+  vim.fn['remote#define#FunctionOnChannel'](chan, shim .. ':function:AiHostNotify', 0, 'AiHostNotify', vim.empty_dict())
+  vim.fn['remote#define#FunctionOnChannel'](chan, shim .. ':function:AiHostRequest', 1, 'AiHostRequest', vim.empty_dict())
+  H.channel = chan
+  H.config_sent = false
+  H.restarts = (H.restarts or 0) + 1
+  return true
+end
+
+-- While jobs wait on the host, check now and then that it is still there; if it died, each job
+-- ends with an error (nothing waits forever) and the user is told once.
+function H.watch()
+  if H.watchdog ~= nil then return end
+  H.watchdog = vim.uv.new_timer()
+  H.watchdog:start(H.watch_ms, H.watch_ms, vim.schedule_wrap(function()
+    if next(H.jobs) == nil then
+      H.watchdog:stop()
+      H.watchdog:close()
+      H.watchdog = nil
+      return
+    end
+    if H.channel ~= nil and next(vim.api.nvim_get_chan_info(H.channel)) == nil then
+      local message = 'ai_host: the Python host stopped unexpectedly; the next request starts it again'
+        .. ' (details: ' .. require('ai_host').wire_config().log.file .. ').'
+      for id in pairs(H.jobs) do
+        M._dispatch(id, 'error', { message = message })
+      end
+      H.channel = nil
+    end
+  end))
+end
+
+--- How many times the host was restarted (for tests and :AIStatus).
+function M.restarts()
+  return H.restarts or 0
 end
 
 function H.first_line(err)
