@@ -40,6 +40,22 @@ class OllamaBackend(Backend):
         caps = info.get("capabilities")
         return {str(c) for c in caps} if isinstance(caps, list) else None
 
+    async def pull(self, model: str) -> AsyncIterator[dict[str, Any]]:
+        """Pull a model: Ollama's progress lines ({status, digest?, total?, completed?}) as they come."""
+        async with aclosing(self._stream_lines("/api/pull", {"model": model, "stream": True}, model)) as lines:
+            async for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    obj = parse_json_line(line)
+                except ValueError as e:
+                    raise errors.ProtocolError("a malformed line in the pull stream", url=self.url, model=model) from e
+                if "error" in obj:
+                    raise errors.StreamFailed(str(obj["error"]), url=self.url, model=model)
+                yield obj
+                if obj.get("status") == "success":
+                    return
+
     async def probe(self) -> str:
         info = await self._request_json("/api/version", None, "")
         return f"Ollama {info.get('version', '?')}"

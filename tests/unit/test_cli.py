@@ -1,0 +1,86 @@
+"""The ai-host CLI against the Ollama double: doctor, models, explain, pull."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.fakes.ollama_double import ModelSpec, OllamaDouble
+
+
+@pytest.fixture
+def server():
+    d = OllamaDouble(models=[ModelSpec("qwen2.5-coder:7b")])
+    d.pullable = {"llama3.2:latest"}
+    d.start_in_thread()
+    yield d
+    d.stop_thread()
+
+
+def cli(*args, url):
+    env = dict(os.environ, OLLAMA_HOST=url, AI_HOST_FAKE_NVML=str(ROOT / "tests" / "no-such-file.json"))
+    return subprocess.run([sys.executable, "-m", "ai_host.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=ROOT)
+
+
+def test_doctor_reports_the_server_and_models(server):
+    out = cli("doctor", url=server.url)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK    endpoint default answers: Ollama 0.33.0" in out.stdout
+    assert "OK    completion: model 'qwen2.5-coder:7b' on default (context 32768 tokens, fill-in-the-middle: yes)" in out.stdout
+
+
+def test_doctor_fails_with_advice_when_the_server_is_down():
+    out = cli("doctor", url="http://127.0.0.1:9")
+    assert out.returncode == 1 and "ERROR endpoint default (http://127.0.0.1:9) is not reachable" in out.stdout
+    assert "→ Start it (`ollama serve`)" in out.stdout
+
+
+def test_models_lists_them(server):
+    out = cli("models", url=server.url)
+    assert out.returncode == 0 and out.stdout.split()[:4] == ["qwen2.5-coder:7b", "7.6B", "Q8_0", "8.0"]
+
+
+def test_explain_streams_to_stdout_with_the_figures_on_stderr(server, tmp_path):
+    server.script.tokens = ["It ", "adds ", "numbers."]
+    f = tmp_path / "m.py"
+    f.write_text("import os\n\ndef add(a, b):\n    return a + b\n")
+    out = cli("explain", f"{f}:3-4", url=server.url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "It adds numbers.\n"
+    assert "[qwen2.5-coder:7b: first token" in out.stderr
+    user = [r for r in server.requests if r.path == "/api/chat"][0].json["messages"][-1]["content"]
+    assert "def add(a, b):\n    return a + b" in user and "import os" in user
+
+
+def test_explain_shows_that_it_waits_for_a_cold_model(server, tmp_path):
+    server.script.ttft_s = 0.8
+    f = tmp_path / "m.py"
+    f.write_text("x = 1\n")
+    out = cli("explain", str(f), url=server.url)
+    assert out.returncode == 0 and "waiting for the model" in out.stderr
+
+
+def test_explain_errors_are_one_sentence(server, tmp_path):
+    out = cli("explain", str(tmp_path / "missing.py"), url=server.url)
+    assert out.returncode == 2 and out.stderr.startswith("ai_host: cannot read") and "Traceback" not in out.stderr
+    f = tmp_path / "m.py"
+    f.write_text("x = 1\n")
+    out = cli("explain", str(f), "--model", "nope:1b", url=server.url)
+    assert out.returncode == 1 and "ollama pull nope:1b" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pull_shows_progress_and_success(server):
+    out = cli("pull", "llama3.2", url=server.url)
+    assert out.returncode == 0, out.stderr
+    assert "pulling manifest" in out.stderr and "ai_host: llama3.2 is pulled." in out.stderr
+
+
+def test_pull_of_an_unknown_model_says_so(server):
+    out = cli("pull", "nonexistent-model:1b", url=server.url)
+    assert out.returncode == 1
+    assert "ai_host: could not pull nonexistent-model:1b: pull model manifest: file does not exist" in out.stderr
