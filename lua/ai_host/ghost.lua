@@ -162,6 +162,41 @@ function M.info()
   }
 end
 
+--- Ask for the suggestion at the cursor without drawing it (for completion-menu sources): the same
+--- request, engine and cache as ghost text. `on_done(text)` gets the whole suggestion ('' if none).
+--- Returns a function that cancels the request (the server stops generating).
+---@param buf integer
+---@param on_done fun(text: string, anchor: { row: integer, col: integer, keyword: string })
+---@return fun()
+function M.fetch(buf, on_done)
+  local config = require('ai_host').get_config().completion
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1] or ''
+  local before, after = line:sub(1, col), line:sub(col + 1)
+  local prefix, suffix = H.window(buf, row, before, after, config.context_chars)
+  local anchor = { row = row - 1, col = col, keyword = before:match('[%w_]*$') }
+  local text, finished = '', false
+  local id = require('ai_host.host').start('complete', H.payload(buf, prefix, suffix), {
+    on_suggestion = function(data) text = data.text end,
+    on_done = function()
+      finished = true
+      on_done(text, anchor)
+    end,
+    on_error = function(data)
+      finished = true
+      H.on_error(nil, data.message)
+      on_done('', anchor)
+    end,
+  })
+  if not id then
+    on_done('', anchor)
+    return function() end
+  end
+  return function()
+    if not finished then require('ai_host.host').cancel(id) end
+  end
+end
+
 --- The chunks of other buffers that go with the next request (for tests).
 function M.extra_context()
   return H.extra(vim.api.nvim_get_current_buf())

@@ -1,0 +1,36 @@
+--- ai_host.sources.blink: a blink.cmp source. In blink's config:
+---   sources = { default = { 'lsp', 'path', 'ai_host' },
+---               providers = { ai_host = { name = 'AI', module = 'ai_host.sources.blink', async = true } } }
+--- Contract: the callback is called at once (nothing yet, incomplete), later calls append the
+--- suggestion when it has arrived; the returned function cancels the request.
+
+local source = {}
+
+function source.new(opts)
+  return setmetatable({ opts = opts or {} }, { __index = source })
+end
+
+function source:enabled()
+  local buf = vim.api.nvim_get_current_buf()
+  return vim.bo[buf].buftype == '' and not vim.b[buf].ai_host_disable
+end
+
+function source:get_trigger_characters()
+  return {}
+end
+
+function source:get_completions(ctx, callback)
+  local buf = (ctx and ctx.bufnr) or vim.api.nvim_get_current_buf()
+  callback({ items = {}, is_incomplete_forward = true, is_incomplete_backward = true })
+  return require('ai_host.ghost').fetch(buf, function(text, anchor)
+    local items = {}
+    if text ~= '' then items = { require('ai_host.sources.common').item(text, anchor, vim.bo[buf].filetype) } end
+    callback({ items = items, is_incomplete_forward = false, is_incomplete_backward = false })
+  end)
+end
+
+function source:resolve(item, callback)
+  callback(item)
+end
+
+return source

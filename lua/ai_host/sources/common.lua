@@ -1,0 +1,29 @@
+--- ai_host.sources.common: a ghost-text suggestion as an LSP-style completion item, for menus.
+
+local M = {}
+
+--- The item for `text` at `anchor` (from ghost.fetch): it replaces the word before the cursor by
+--- that word plus the suggestion, so the menu's fuzzy filter matches what was typed.
+function M.item(text, anchor, filetype)
+  local first = text:match('^[^\n]*')
+  local label = anchor.keyword .. first
+  if #label > 60 then label = label:sub(1, 57) .. '…' end
+  if label == '' then label = vim.trim(text):match('^[^\n]*') end
+  local start = anchor.col - #anchor.keyword
+  return {
+    label = label,
+    kind = vim.lsp.protocol.CompletionItemKind.Text,
+    insertTextFormat = vim.lsp.protocol.InsertTextFormat.PlainText,
+    textEdit = {
+      newText = anchor.keyword .. text,
+      range = {
+        start = { line = anchor.row, character = start },
+        ['end'] = { line = anchor.row, character = anchor.col },
+      },
+    },
+    documentation = { kind = 'markdown', value = '```' .. (filetype or '') .. '\n' .. text .. '\n```' },
+    detail = 'ai_host',
+  }
+end
+
+return M

@@ -1,0 +1,102 @@
+"""The blink.cmp and nvim-cmp sources honour their contracts (driven directly: the menus themselves
+are not installed in the tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.nvim
+
+SETUP = """
+  require('ai_host').setup({completion = {enabled = false, prefetch = false}})
+  vim.cmd('edit add.py')
+  vim.api.nvim_buf_set_lines(0, 0, -1, false, {'def add(a, b):', '    ret'})
+  _G.calls = {}
+"""
+
+
+def insert_at_end(nvim):
+    nvim.input("GA")  # the menus ask in insert mode, with the cursor after "ret"
+    wait_until(lambda: nvim.api.get_mode()["mode"] == "i")
+
+
+def test_blink_source_calls_back_at_once_then_appends_the_suggestion(nvim, double):
+    double.script.tokens = ["urn a + b"]
+    double.script.ttft_s = 0.3
+    nvim.exec_lua(SETUP)
+    insert_at_end(nvim)
+    nvim.exec_lua("""
+      local src = require('ai_host.sources.blink').new({})
+      assert(src:enabled())
+      _G.cancel = src:get_completions({bufnr = 0}, function(r) table.insert(_G.calls, r) end)
+    """)
+    first = nvim.exec_lua("return _G.calls")
+    assert len(first) == 1 and first[0]["items"] == [] and first[0]["is_incomplete_forward"] is True
+    calls = wait_until(lambda: (c := nvim.exec_lua("return _G.calls")) and len(c) == 2 and c)
+    (item,) = calls[1]["items"]
+    assert item["label"] == "return a + b" and item["textEdit"]["newText"] == "return a + b"
+    assert item["textEdit"]["range"] == {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 7}}
+    assert calls[1]["is_incomplete_forward"] is False
+    assert nvim.exec_lua("return type(_G.cancel)") == "function"
+
+
+def test_blink_cancel_closes_the_request(nvim, double):
+    double.script.tokens = ["x"] * 300
+    double.script.token_delay_s = 0.02
+    nvim.exec_lua(SETUP)
+    insert_at_end(nvim)
+    nvim.exec_lua("""
+      _G.cancel = require('ai_host.sources.blink').new({}):get_completions({bufnr = 0}, function(r) table.insert(_G.calls, r) end)
+    """)
+    wait_until(lambda: double.active_streams == 1)
+    nvim.exec_lua("_G.cancel()")
+    wait_until(lambda: double.disconnects == 1)
+    assert double.tokens_after_disconnect == 0
+
+
+def test_nvim_cmp_source_calls_back_once_with_the_item(nvim, double):
+    double.script.tokens = ["urn a + b"]
+    nvim.exec_lua(SETUP)
+    insert_at_end(nvim)
+    nvim.exec_lua("""
+      local src = require('ai_host.sources.cmp').new()
+      assert(src:is_available() and src:get_debug_name() == 'ai_host')
+      src:complete({context = {bufnr = 0}}, function(r) table.insert(_G.calls, r) end)
+    """)
+    calls = wait_until(lambda: nvim.exec_lua("return _G.calls"))
+    nvim.command("sleep 100m")
+    calls = nvim.exec_lua("return _G.calls")
+    assert len(calls) == 1 and calls[0]["isIncomplete"] is False
+    assert calls[0]["items"][0]["textEdit"]["newText"] == "return a + b"
+
+
+def test_nvim_cmp_source_supersedes_its_stale_request(nvim, double):
+    double.script.tokens = ["x"] * 300
+    double.script.token_delay_s = 0.02
+    nvim.exec_lua(SETUP)
+    insert_at_end(nvim)
+    nvim.exec_lua("""
+      _G.src = require('ai_host.sources.cmp').new()
+      _G.src:complete({context = {bufnr = 0}}, function(r) table.insert(_G.calls, r) end)
+    """)
+    wait_until(lambda: double.active_streams == 1)
+    nvim.exec_lua("_G.src:complete({context = {bufnr = 0}}, function(r) table.insert(_G.calls, r) end)")
+    wait_until(lambda: double.disconnects == 1)
+
+
+def test_sources_share_the_engine_cache_with_ghost_text(nvim, double):
+    double.script.tokens = ["urn a + b"]
+    nvim.exec_lua(SETUP)
+    insert_at_end(nvim)
+    nvim.exec_lua("""
+      local src = require('ai_host.sources.cmp').new()
+      src:complete({context = {bufnr = 0}}, function(r) table.insert(_G.calls, r) end)
+    """)
+    wait_until(lambda: nvim.exec_lua("return #_G.calls") == 1)
+    nvim.exec_lua("""
+      require('ai_host.sources.blink').new({}):get_completions({bufnr = 0}, function(r) table.insert(_G.calls, r) end)
+    """)
+    wait_until(lambda: nvim.exec_lua("return #_G.calls") == 3)
+    assert len([r for r in double.requests if r.path == "/api/generate"]) == 1  # the second came from the cache
