@@ -6,7 +6,6 @@ import argparse
 import os
 import queue
 import sys
-import threading
 import time
 from typing import Any
 
