@@ -23,6 +23,16 @@ if ! .venv/bin/python -c 'import llama_cpp.server' 2>/dev/null; then
     .venv/bin/python -m pip install --quiet 'llama-cpp-python[server]==0.3.36'
 fi
 
+# nix-instantiate, to check that flake.nix parses (Debian's nix package; needs root for apt).
+if ! command -v nix-instantiate >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nix-bin) >/dev/null 2>&1 \
+      || echo "ai_host: could not install nix-bin; the flake test will say so"
+  else
+    echo "ai_host: install nix (e.g. 'sudo apt-get install nix-bin') for the flake test"
+  fi
+fi
+
 # Register the remote plugin for scripts/minimal_init.lua.
 NVIM_RPLUGIN_MANIFEST="$PWD/.venv/rplugin.vim" .venv/bin/nvim --headless -u scripts/minimal_init.lua -i NONE \
   +UpdateRemotePlugins +qa >/dev/null 2>&1
