@@ -8,7 +8,8 @@ local function safe(fn)
     if not ok then
       local msg = tostring(err)
       if not msg:find('^ai_host:') then msg = 'ai_host: ' .. msg .. ' (details: :messages; please report it)' end
-      vim.notify(msg, vim.log.levels.ERROR)
+      -- scheduled: an error raised inside the command would abort whatever ran it (a mapping, a macro)
+      vim.schedule(function() vim.notify(msg, vim.log.levels.ERROR) end)
     end
   end
 end
@@ -50,3 +51,39 @@ end), { nargs = '?', complete = function() return { 'completion', 'explain', 're
   desc = 'ai_host: choose the model of a task' })
 vim.keymap.set('n', '<Plug>(ai-host-models)', safe(function() require('ai_host.picker').pick() end),
   { desc = 'AI: choose models' })
+
+-- One command with subcommands, for everything (the :AIExplain-style names stay: users ask for them).
+local subcommands = {
+  explain = function(o) require('ai_host').explain({ line1 = o.line1, line2 = o.line2, range = o.range }) end,
+  refactor = function(o, rest)
+    require('ai_host').refactor({ line1 = o.line1, line2 = o.line2, range = o.range, instruction = rest })
+  end,
+  generate = function(_, rest) require('ai_host').generate({ instruction = rest ~= '' and rest or nil }) end,
+  status = function() require('ai_host.status').show() end,
+  cancel = function() require('ai_host').cancel_all() end,
+  models = function(_, rest) require('ai_host.picker').pick(rest ~= '' and rest or nil) end,
+  toggle = function() require('ai_host.ghost').toggle() end,
+  install = function() require('ai_host.install').build() end,
+  log = function() vim.cmd('split ' .. vim.fn.fnameescape(require('ai_host').wire_config().log.file)) end,
+  health = function() vim.cmd('checkhealth ai_host') end,
+}
+vim.api.nvim_create_user_command('AI', safe(function(o)
+  local name, rest = (o.args or ''):match('^(%S*)%s*(.-)$')
+  local fn = subcommands[name]
+  if fn == nil then
+    local names = vim.tbl_keys(subcommands)
+    table.sort(names)
+    error('ai_host: unknown subcommand "' .. name .. '"; use one of: ' .. table.concat(names, ', '), 0)
+  end
+  fn(o, rest)
+end), {
+  nargs = '+',
+  range = true,
+  desc = 'ai_host: :AI explain|refactor|generate|status|cancel|models|toggle|install|log|health',
+  complete = function(arglead, cmdline)
+    if cmdline:match('^%S*AI%s+%S+%s') then return {} end
+    local names = vim.tbl_keys(subcommands)
+    table.sort(names)
+    return vim.tbl_filter(function(n) return n:find(arglead, 1, true) == 1 end, names)
+  end,
+})

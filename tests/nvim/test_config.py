@@ -145,3 +145,14 @@ def test_an_empty_key_disables_the_default_map(nvim):
     nvim.command("xunmap <leader>ae")
     setup_error(nvim, "{keymaps = {explain = ''}}")
     assert nvim.exec_lua("return vim.fn.maparg('<leader>ae', 'n')") == ""
+
+
+def test_one_command_with_subcommands_and_completion(nvim):
+    assert nvim.call("getcompletion", "AI st", "cmdline") == ["status"]
+    assert "explain" in nvim.call("getcompletion", "AI ", "cmdline")
+    nvim.command("AI toggle")
+    nvim.command("sleep 10m")
+    assert "ghost text off" in nvim.command_output("messages")
+    nvim.command("AI bogus")
+    nvim.command("sleep 10m")
+    assert 'ai_host: unknown subcommand "bogus"; use one of: cancel, explain, generate' in nvim.command_output("messages")
