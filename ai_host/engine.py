@@ -29,7 +29,7 @@ from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_back
 from .coalesce import Coalescer
 from .endpoint import is_loopback, resolve_url
 from .errors import (AiHostError, ConfigError, DeadlineExceeded, DeniedFile, Dropped, GpuBusy, ModelNotFound,
-                     ProtocolError, ServerBusy, ServerUnreachable, UnsuitableModel, UnusableReply)
+                     ProtocolError, ReplyTooLong, ServerBusy, ServerUnreachable, UnsuitableModel, UnusableReply)
 from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
 from .log import logger
@@ -50,6 +50,8 @@ ALTERNATIVE_TEMPERATURE = 0.7
 EXTRA_CONTEXT_SHARE = 0.25
 # Per-model figures kept for :AIStatus (the most recent jobs).
 FIGURES_KEPT = 50
+# Most characters of an explain or refactor reply; past this the stream is closed.
+MAX_REPLY_CHARS = 200_000
 # The model picker: how long an endpoint may take to list its models, and how many are described.
 MODELS_TIMEOUT_S = 5.0
 MODELS_SHOWN = 50
@@ -596,6 +598,8 @@ class Engine:
                         if chunk.done:
                             final = chunk
                             break
+                        if len(extractor.raw) > MAX_REPLY_CHARS:
+                            raise ReplyTooLong(f"more than {MAX_REPLY_CHARS:,} characters")
                         if chunk.text and first is None:
                             first = time.monotonic()
                         code = extractor.feed(think.feed(chunk.text))
@@ -768,23 +772,29 @@ class Engine:
         sent = time.monotonic()
         first: float | None = None
         pieces = 0
+        received = 0
         try:
-            async for chunk in stream:
-                if chunk.done:
-                    coalescer.push(think.flush())
-                    coalescer.flush()
-                    end = time.monotonic()
-                    figures = _figures(chunk, sent, first, end, pieces, model)
-                    self._record(model, figures["ttft_ms"], figures["tokens_per_s"])
-                    self._emit(job_id, "done", figures)
-                    logger.info("job %s done: %d pieces, ttft %s", job_id, pieces, first and round((first - sent) * 1000))
-                    return
-                text = think.feed(chunk.text)
-                if chunk.text and first is None:
-                    first = time.monotonic()
-                if chunk.text:
-                    pieces += 1
-                coalescer.push(text)
+            async with aclosing(stream):
+                async for chunk in stream:
+                    received += len(chunk.text)
+                    if received > MAX_REPLY_CHARS:  # a server that ignores num_predict must not run forever
+                        coalescer.flush()
+                        raise ReplyTooLong(f"more than {MAX_REPLY_CHARS:,} characters")
+                    if chunk.done:
+                        coalescer.push(think.flush())
+                        coalescer.flush()
+                        figures = _figures(chunk, sent, first, time.monotonic(), pieces, model)
+                        self._record(model, figures["ttft_ms"], figures["tokens_per_s"])
+                        self._emit(job_id, "done", figures)
+                        logger.info("job %s done: %d pieces, ttft %s", job_id, pieces,
+                                    first and round((first - sent) * 1000))
+                        return
+                    text = think.feed(chunk.text)
+                    if chunk.text and first is None:
+                        first = time.monotonic()
+                    if chunk.text:
+                        pieces += 1
+                    coalescer.push(text)
         except asyncio.CancelledError:
             coalescer.discard()  # nobody will see it
             raise

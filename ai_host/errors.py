@@ -6,6 +6,7 @@
     ├── GpuBusy                      GPU memory stayed above the threshold and gpu.on_busy = "stop"
     ├── DeadlineExceeded             the job ran past its deadline
     ├── UnusableReply                the model answered without code to apply
+    ├── ReplyTooLong                 a reply that would not end (a server ignoring num_predict)
     ├── DeniedFile                   the buffer's file is on security.deny: nothing is sent
     ├── QueueFull, RateLimited       (scheduler.py) too much asked at once
     └── BackendError                 talking to the model server failed
@@ -61,6 +62,11 @@ class DeniedFile(AiHostError):
             f"ai_host: this file matches `security.deny` ({self}), so nothing was sent. "
             "Remove the pattern from security.deny if the file holds no secrets."
         )
+
+
+class ReplyTooLong(AiHostError):
+    def user_message(self) -> str:
+        return f"ai_host: the reply went on for {self}, so it was stopped. Ask for less, or check the server's settings."
 
 
 class UnusableReply(AiHostError):

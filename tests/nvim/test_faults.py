@@ -57,3 +57,44 @@ def test_ghost_text_comes_back_after_the_host_was_killed(nvim, double):
     nvim.command("sleep 200m")
     nvim.input("Ax")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text") == "a + b")
+
+
+def test_an_endless_reply_is_capped_and_the_connection_closed(nvim, double):
+    double.script.tokens = ["x" * 1000] * 2000  # a server that ignores num_predict
+    nvim.exec_lua("require('ai_host').setup({explain = {num_predict = 100000}})")
+    nvim.command("edit x.py")
+    nvim.current.buffer[:] = ["x = 1"]
+    nvim.command("1,1AIExplain")
+    i = wait_until(lambda: explain_info(nvim)["status"] == "error" and explain_info(nvim), timeout=30)
+    assert i["message"].startswith("ai_host: the reply went on for more than 200,000 characters, so it was stopped")
+    assert 150_000 <= len(i["text"]) <= 201_000
+    wait_until(lambda: double.disconnects == 1)
+    assert double.tokens_sent < 2000
+
+
+def test_the_server_killed_mid_stream_then_restarted(nvim, double):
+    from tests.fakes.ollama_double import ModelSpec, OllamaDouble
+
+    double.script.tokens = ["part "] * 300
+    double.script.token_delay_s = 0.02
+    nvim.command("edit x.py")
+    buf = nvim.current.buffer
+    buf[:] = ["x = 1"]
+    nvim.command("1,1AIExplain")
+    wait_until(lambda: explain_info(nvim)["text"])
+    port = int(double.url.rsplit(":", 1)[1])
+    double.stop_thread()  # Ollama goes away mid-stream
+    i = wait_until(lambda: explain_info(nvim)["status"] == "error" and explain_info(nvim))
+    assert i["message"].startswith("ai_host: ") and i["text"].startswith("part ")
+    status = wait_until(lambda: (s := nvim.call("AiHostRequest", "status")) and not s["in_flight"] and s)
+    assert status["open_connections"] == 0 and buf[:] == ["x = 1"]
+    again = OllamaDouble(models=[ModelSpec("qwen2.5-coder:7b")])
+    again.script.tokens = ["back again"]
+    again.start_in_thread(port=port)  # ollama serve, restarted
+    try:
+        nvim.command("wincmd p")
+        nvim.command("1,1AIExplain")
+        i = wait_until(lambda: explain_info(nvim)["status"] in ("done", "error") and explain_info(nvim))
+        assert i["status"] == "done" and i["text"] == "back again"
+    finally:
+        again.stop_thread()
