@@ -29,7 +29,9 @@ function M.open(line1, line2)
 
   local buf = vim.api.nvim_create_buf(false, true)
   vim.bo[buf].bufhidden = 'wipe'
-  vim.bo[buf].filetype = 'markdown'
+  -- 'filetype' is set when the stream ends: markdown's tree-sitter highlighting would re-parse the
+  -- whole float on every frame while it streams (measured: p99 of an RPC round trip 12 ms → see
+  -- docs/benchmarks.md)
   pcall(vim.api.nvim_buf_set_name, buf, 'ai-host://explain/' .. buf)
   vim.bo[buf].modifiable = false
 
@@ -192,7 +194,14 @@ function H.append(state, text)
   end
 end
 
+function H.highlight(state)
+  if vim.api.nvim_buf_is_valid(state.buf) and vim.bo[state.buf].filetype == '' then
+    vim.bo[state.buf].filetype = 'markdown'
+  end
+end
+
 function H.finish(state, data)
+  H.highlight(state)
   state.status = 'done'
   state.figures = data
   H.stop_timer(state)
@@ -212,6 +221,7 @@ function H.finish(state, data)
 end
 
 function H.fail(state, message)
+  H.highlight(state)
   state.status = 'error'
   state.message = message
   H.stop_timer(state)
