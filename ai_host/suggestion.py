@@ -130,16 +130,18 @@ class SuggestionCache:
         self.misses = 0
 
     @staticmethod
-    def _key(prefix: str, suffix: str) -> bytes:
-        return hashlib.blake2b(f"{prefix}\0{suffix}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    def _digest(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
     def get(self, prefix: str, suffix: str) -> str | None:
-        text = self._lru.get(self._key(prefix, suffix))
+        head, _, line = prefix.rpartition("\n")
+        # hashed once: the back-scan only shortens the cursor's line
+        head_key, suffix_key = self._digest(head), self._digest(suffix)
+        text = self._lru.get((head_key, line, suffix_key))
         if text is None:
-            line = prefix.rsplit("\n", 1)[-1]
             for k in range(1, min(self._back_scan, len(line)) + 1):
-                earlier = self._lru.get(self._key(prefix[:-k], suffix))
-                typed = prefix[-k:]
+                earlier = self._lru.get((head_key, line[:-k], suffix_key))
+                typed = line[-k:]
                 if earlier is not None and len(earlier) > k and earlier.startswith(typed):
                     text = earlier[k:]
                     break
@@ -151,7 +153,8 @@ class SuggestionCache:
 
     def put(self, prefix: str, suffix: str, text: str) -> None:
         if text:
-            self._lru[self._key(prefix, suffix)] = text
+            head, _, line = prefix.rpartition("\n")
+            self._lru[(self._digest(head), line, self._digest(suffix))] = text
 
     def clear(self) -> None:
         self._lru.clear()
