@@ -168,11 +168,13 @@ end
 -- ends with an error (nothing waits forever) and the user is told once.
 function H.watch()
   if H.watchdog ~= nil then return end
-  H.watchdog = vim.uv.new_timer()
-  H.watchdog:start(H.watch_ms, H.watch_ms, vim.schedule_wrap(function()
+  local timer = vim.uv.new_timer()
+  H.watchdog = timer
+  timer:start(H.watch_ms, H.watch_ms, vim.schedule_wrap(function()
+    if H.watchdog ~= timer then return end -- a tick queued before the timer was stopped
     if next(H.jobs) == nil then
-      H.watchdog:stop()
-      H.watchdog:close()
+      timer:stop()
+      timer:close()
       H.watchdog = nil
       return
     end
