@@ -11,8 +11,7 @@ function source.new(opts)
 end
 
 function source:enabled()
-  local buf = vim.api.nvim_get_current_buf()
-  return vim.bo[buf].buftype == '' and not vim.b[buf].ai_host_disable
+  return require('ai_host.sources.common').available()
 end
 
 function source:get_trigger_characters()
@@ -22,9 +21,7 @@ end
 function source:get_completions(ctx, callback)
   local buf = (ctx and ctx.bufnr) or vim.api.nvim_get_current_buf()
   callback({ items = {}, is_incomplete_forward = true, is_incomplete_backward = true })
-  return require('ai_host.ghost').fetch(buf, function(text, anchor)
-    local items = {}
-    if text ~= '' then items = { require('ai_host.sources.common').item(text, anchor, vim.bo[buf].filetype) } end
+  return require('ai_host.sources.common').fetch_items(buf, function(items)
     callback({ items = items, is_incomplete_forward = false, is_incomplete_backward = false })
   end)
 end

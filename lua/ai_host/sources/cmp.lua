@@ -18,8 +18,7 @@ function source.register()
 end
 
 function source:is_available()
-  local buf = vim.api.nvim_get_current_buf()
-  return vim.bo[buf].buftype == '' and not vim.b[buf].ai_host_disable
+  return require('ai_host.sources.common').available()
 end
 
 function source:get_debug_name()
@@ -29,10 +28,8 @@ end
 function source:complete(params, callback)
   if self.cancel then self.cancel() end -- a newer keystroke: the older request is stale
   local buf = (params and params.context and params.context.bufnr) or vim.api.nvim_get_current_buf()
-  self.cancel = require('ai_host.ghost').fetch(buf, function(text, anchor)
+  self.cancel = require('ai_host.sources.common').fetch_items(buf, function(items)
     self.cancel = nil
-    local items = {}
-    if text ~= '' then items = { require('ai_host.sources.common').item(text, anchor, vim.bo[buf].filetype) } end
     callback({ items = items, isIncomplete = false })
   end)
 end

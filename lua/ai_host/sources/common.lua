@@ -26,4 +26,17 @@ function M.item(text, anchor, filetype)
   }
 end
 
+--- Whether a menu may ask in this buffer (not special buffers, not where the user turned it off).
+function M.available()
+  local buf = vim.api.nvim_get_current_buf()
+  return vim.bo[buf].buftype == '' and not vim.b[buf].ai_host_disable
+end
+
+--- Ask for the suggestion at the cursor; `done(items)` gets zero or one item. Returns the cancel.
+function M.fetch_items(buf, done)
+  return require('ai_host.ghost').fetch(buf, function(text, anchor)
+    done(text ~= '' and { M.item(text, anchor, vim.bo[buf].filetype) } or {})
+  end)
+end
+
 return M
