@@ -52,23 +52,26 @@ end
 
 --- The buffer changed in insert mode: keep the suggestion if the user typed into it, else start over.
 function M.on_change()
-  if H.state ~= nil and H.still_valid(H.state) then return H.render(H.state) end
-  M.clear()
+  local state = H.state
+  if state ~= nil and H.still_valid(state) then return H.render(state) end
+  H.drop(state)
   if H.allowed(vim.api.nvim_get_current_buf()) then H.debounce() end
 end
 
 --- The cursor moved without a change: a suggestion only survives if the cursor is where it expects.
 function M.on_cursor()
-  if H.state ~= nil and not H.still_valid(H.state) then M.clear() end
+  if H.state ~= nil and not H.still_valid(H.state) then H.drop(H.state) end
 end
 
---- Hide the suggestion and cancel its request (the server stops generating).
-function M.clear()
+--- Hide the suggestion and cancel its request (the server stops generating), and its prefetch
+--- unless `keep_prefetch` (the suggestion was taken whole: the prefetch is for where we are now).
+function M.clear(keep_prefetch)
   if H.timer then H.timer:stop() end
   local state = H.state
   H.state = nil
   if state == nil then return end
   if state.id and not state.done then require('ai_host.host').cancel(state.id) end
+  if state.prefetch_id and not keep_prefetch then require('ai_host.host').cancel(state.prefetch_id) end
   if vim.api.nvim_buf_is_valid(state.buf) then vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1) end
 end
 
@@ -204,6 +207,12 @@ end
 
 -- Helpers --------------------------------------------------------------------------------------
 
+-- The suggestion no longer fits: clear it. If all of it is in (accepted or typed), its prefetch is
+-- exactly what comes next and keeps running; otherwise the prefetch is stale and is cancelled too.
+function H.drop(state)
+  M.clear(state ~= nil and state.done and state.typed == state.text)
+end
+
 function H.allowed(buf)
   local config = require('ai_host').get_config().completion
   if not (H.enabled and config.enabled) or vim.b[buf].ai_host_disable then return false end
@@ -320,9 +329,9 @@ function H.still_valid(state)
   if cursor_line:sub(col + 1) ~= state.line_after then return false end
   local typed = table.concat(vim.api.nvim_buf_get_text(state.buf, state.row, state.col, row, col, {}), '\n')
   if state.text:sub(1, #typed) ~= typed then return false end
+  state.typed = typed
   if state.done and #typed >= #state.text then return false end -- all of it is in: ask for what follows
   if #typed > #state.text then return false end
-  state.typed = typed
   return true
 end
 
@@ -369,7 +378,7 @@ end
 
 -- Ask ahead for what would follow accepting the whole suggestion, into the engine's cache only.
 function H.prefetch(state)
-  require('ai_host.host').start(
+  state.prefetch_id = require('ai_host.host').start(
     'complete',
     H.payload(state.buf, state.prefix .. state.text, state.suffix, { prefetch = true }),
     {}

@@ -363,3 +363,15 @@ def test_cost_per_keystroke_is_bounded_by_the_context_window(nvim, double):
     req = generates(double)[0].json
     assert len(req["prompt"]) <= 3000 + 20 and len(req["suffix"]) <= 1000 + 20
     assert req["prompt"].endswith("line_9999 = 9999\n    return ") and req["suffix"].startswith("\nline_10000 = 10000")
+
+
+def test_a_divergent_key_also_cancels_the_prefetch(nvim, double):
+    double.script.tokens = lambda req: ["a + b"] if req["prompt"].endswith("return ") else ["z"] * 300
+    double.script.token_delay_s = 0.02
+    start(nvim, opts="{completion = {debounce_ms = 10, prefetch = true}}")
+    shown(nvim, "a + b")
+    wait_until(lambda: double.active_streams == 1 and len(generates(double)) == 2)  # the prefetch streams
+    nvim.exec_lua("require('ai_host').get_config().completion.debounce_ms = 5000")  # no new request soon
+    nvim.input("q")  # not what was suggested: what follows "a + b" is no longer wanted
+    wait_until(lambda: double.disconnects == 1)
+    assert len(generates(double)) == 2 and generates(double)[1].json["prompt"].endswith("return a + b")
