@@ -200,6 +200,11 @@ function M.fetch(buf, on_done)
   end
 end
 
+--- The bounded window of text around the cursor that a request carries (for tests).
+function M._window(buf, row, before, after, budget)
+  return H.window(buf, row, before, after, budget)
+end
+
 --- The chunks of other buffers that go with the next request (for tests).
 function M.extra_context()
   return H.extra(vim.api.nvim_get_current_buf())
