@@ -22,7 +22,6 @@ class Coalescer:
         self._pending: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._last = -1e9
-        self.flushes = 0
 
     def push(self, text: str) -> None:
         if not text and not self._latest_only:
@@ -48,7 +47,6 @@ class Coalescer:
         text = "".join(self._pending)
         self._pending.clear()
         self._last = self._loop.time()
-        self.flushes += 1
         self._send(text)
 
     def discard(self) -> None:

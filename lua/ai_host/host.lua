@@ -120,11 +120,6 @@ function M.config_changed()
   H.config_sent = false
 end
 
---- Number of jobs this side still waits on (for tests and the statusline).
-function M.pending()
-  return vim.tbl_count(H.jobs)
-end
-
 --- Called by the Python host (a notification): route one event of one job.
 function M._dispatch(id, event, data)
   local job = H.jobs[id]

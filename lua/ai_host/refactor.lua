@@ -93,9 +93,9 @@ function M.accept_hunk()
   if not state then return end
   if not H.unchanged(state) then return H.conflict(state) end
   local h = H.hunk_at_cursor(state)
-  if h == nil then return H.say('ai_host: the cursor is not on a proposed change; ]h moves to the next one.') end
+  if h == nil then return end
   local first = H.first_row(state)
-  local a_first = h[2] == 0 and h[1] or h[1] - 1 -- 0-based offset in the range where the hunk starts
+  local a_first = H.offset(h[1], h[2])
   local lines = vim.list_slice(state.new, h[3], h[3] + h[4] - 1)
   vim.api.nvim_buf_set_lines(state.buf, first + a_first, first + a_first + h[2], false, lines)
   state.old = H.splice(state.old, a_first, h[2], lines)
@@ -107,9 +107,8 @@ function M.reject_hunk()
   local state = H.state
   if state == nil or state.status == 'streaming' then return end
   local h = H.hunk_at_cursor(state)
-  if h == nil then return H.say('ai_host: the cursor is not on a proposed change; ]h moves to the next one.') end
-  local b_first = h[4] == 0 and h[3] or h[3] - 1
-  local a_first = h[2] == 0 and h[1] or h[1] - 1
+  if h == nil then return end
+  local b_first, a_first = H.offset(h[3], h[4]), H.offset(h[1], h[2])
   state.new = H.splice(state.new, b_first, h[4], vim.list_slice(state.old, a_first + 1, a_first + h[2]))
   H.after_hunk(state)
 end
@@ -216,6 +215,7 @@ function H.hunk_row(state, h)
   return math.max(0, first + h[1] - 1)
 end
 
+-- The hunk under the cursor, or nil after telling the user how to get to one.
 function H.hunk_at_cursor(state)
   local row = vim.api.nvim_win_get_cursor(0)[1] - 1
   local first = H.first_row(state)
@@ -224,6 +224,13 @@ function H.hunk_at_cursor(state)
     local bottom = h[2] > 0 and first + h[1] + h[2] - 2 or top
     if row >= top and row <= bottom then return h end
   end
+  H.say('ai_host: the cursor is not on a proposed change; ]h moves to the next one.')
+end
+
+-- 0-based offset where a side of a vim.diff() hunk starts: (start, count) is 1-based, and for an
+-- empty side `start` is the line the hunk comes after.
+function H.offset(start, count)
+  return count == 0 and start or start - 1
 end
 
 function H.after_hunk(state)
