@@ -195,6 +195,7 @@ class Engine:
         return {
             "running": True,
             "in_flight": sorted(self._jobs),
+            "max_in_flight": self.scheduler.max_in_flight,  # most jobs that held a slot at once, ever
             "open_connections": open_conns,
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,

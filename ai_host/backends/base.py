@@ -139,20 +139,29 @@ class Backend:
             if resp.status >= 400:
                 raise await _status_error(resp, t.idle_s, ctx)
             splitter = LineSplitter()
+            loop = asyncio.get_running_loop()
+            # The idle limit counts from the last complete line, not the last byte: a server that
+            # trickles a byte now and then without ever finishing a chunk is as stalled as a silent one.
+            deadline = loop.time() + t.idle_s
+            partial = 0
             while True:
                 try:
-                    async with asyncio.timeout(t.idle_s):
+                    async with asyncio.timeout_at(deadline):
                         data = await resp.content.readany()
                 except TimeoutError as e:
-                    raise errors.IdleTimeout(f"no data for {t.idle_s:g} s", **ctx) from e
+                    detail = f" (only {partial} bytes of an unfinished line)" if partial else ""
+                    raise errors.IdleTimeout(f"no complete reply line for {t.idle_s:g} s{detail}", **ctx) from e
                 if not data:
                     break
                 try:
                     lines = splitter.feed(data)
                 except LineTooLong as e:
                     raise errors.ProtocolError(str(e), **ctx) from e
+                partial = splitter.pending()
                 for line in lines:
                     yield line
+                if lines:
+                    deadline = loop.time() + t.idle_s
             tail = splitter.tail()
             if tail:
                 yield tail

@@ -39,8 +39,12 @@ class LineSplitter:
             del self._buf[:start]
         if len(self._buf) > self._max:
             self._buf.clear()
-            raise LineTooLong(f"a line of more than {self._max} bytes")
+            raise LineTooLong(f"it sent a single line of more than {self._max / 2**20:g} MiB")
         return lines
+
+    def pending(self) -> int:
+        """Bytes received of a line not finished yet."""
+        return len(self._buf)
 
     def tail(self) -> str:
         """What is left without a final newline (a stream may end without one)."""

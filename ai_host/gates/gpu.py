@@ -15,8 +15,13 @@ from typing import Any, Callable, Protocol
 from ..log import logger
 
 # A test seam for end-to-end tests on machines without a GPU: a JSON file read on every probe,
-# {"name": ..., "used": bytes, "total": bytes} or {"error": "..."}.
+# {"name": ..., "used": bytes, "total": bytes} or {"error": "..."}. "used" may be a list: each read
+# takes the next value (a reading that flaps). {"nvml_raises": "..."} runs the real NVML code path
+# against an NVML whose every call raises that error.
 FAKE_NVML_ENV = "AI_HOST_FAKE_NVML"
+# Once above the threshold, the gate opens again only below threshold - RELEASE_MARGIN, so a
+# reading that hovers around the threshold does not switch ghost text on and off every read.
+RELEASE_MARGIN = 0.05
 
 
 class GpuUnavailable(Exception):
@@ -73,11 +78,28 @@ class NvmlProbe:
         return GpuReading(str(name), int(mem.used), int(mem.total))
 
 
+class _RaisingNvml:
+    """An NVML whose every call raises (a driver in a bad state), for the FileProbe seam."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, message: str):
+        self._message = message
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            raise self.NVMLError(self._message)
+        return call
+
+
 class FileProbe:
     """Readings from a JSON file (tests and demos without a GPU)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, device: int = 0):
         self._path = path
+        self._device = device
+        self._reads = 0
 
     def read(self) -> GpuReading:
         try:
@@ -87,13 +109,19 @@ class FileProbe:
             raise GpuUnavailable(f"fake NVML file unreadable: {e}") from e
         if "error" in data:
             raise GpuUnavailable(str(data["error"]))
-        return GpuReading(str(data.get("name", "Fake GPU")), int(data["used"]), int(data["total"]))
+        if "nvml_raises" in data:
+            return NvmlProbe(self._device, _RaisingNvml(str(data["nvml_raises"]))).read()
+        used = data["used"]
+        if isinstance(used, list):
+            used = used[self._reads % len(used)]
+        self._reads += 1
+        return GpuReading(str(data.get("name", "Fake GPU")), int(used), int(data["total"]))
 
 
 def make_probe(device: int, env: dict[str, str] | None = None) -> Probe:
     env = os.environ if env is None else env
     path = env.get(FAKE_NVML_ENV)
-    return FileProbe(path) if path else NvmlProbe(device)
+    return FileProbe(path, device) if path else NvmlProbe(device)
 
 
 class GpuGate:
@@ -106,6 +134,8 @@ class GpuGate:
         self.clock = clock
         self.last: GpuReading | None = None
         self.off_reason: str | None = None
+        self.is_busy = False  # above the threshold, until below threshold - RELEASE_MARGIN
+        self.flips = 0  # how often the gate changed between busy and ok (for :AIStatus and tests)
         self._read_at = -1e18
         self._lock = asyncio.Lock()
 
@@ -123,23 +153,39 @@ class GpuGate:
                     self.off_reason = str(e)
                     self.last = None
                 except Exception as e:  # a probe must never break a job
-                    logger.warning("GPU probe failed: %r", e)
-                    self.off_reason = f"probe failed: {e}"
+                    reason = f"probe failed: {e}"
+                    if self.off_reason != reason:
+                        logger.warning("GPU probe failed: %r", e)
+                    self.off_reason = reason
                     self.last = None
+                self._update_busy()
         return self.last
 
+    def _update_busy(self) -> None:
+        reading = self.last
+        if reading is None:
+            busy = False
+        elif self.is_busy:
+            busy = reading.fraction > self.threshold - RELEASE_MARGIN
+        else:
+            busy = reading.fraction > self.threshold
+        if busy != self.is_busy:
+            self.flips += 1
+            self.is_busy = busy
+
     async def busy(self) -> bool:
-        reading = await self.reading()
-        return reading is not None and reading.fraction > self.threshold
+        await self.reading()
+        return self.is_busy
 
     def state(self) -> dict[str, Any]:
         if self.last is None:
             return {"state": "off", "reason": self.off_reason or "not read yet"}
         return {
-            "state": "busy" if self.last.fraction > self.threshold else "ok",
+            "state": "busy" if self.is_busy else "ok",
             "name": self.last.name,
             "used": self.last.used,
             "total": self.last.total,
             "fraction": round(self.last.fraction, 3),
             "threshold": self.threshold,
+            "flips": self.flips,
         }

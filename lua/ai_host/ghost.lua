@@ -89,7 +89,7 @@ end
 function M.accept(kind, lhs)
   local state = H.state
   local rest = state and H.still_valid(state) and state.text:sub(#state.typed + 1) or ''
-  if rest == '' then return H.fallback(lhs) end
+  if rest == '' or vim.fn.reg_executing() ~= '' then return H.fallback(lhs) end
   local part = rest
   if kind == 'word' then
     part = rest:match('^\n[ \t]*') or rest:match('^[ \t]*[%w_\128-\255]+') or rest:match('^[ \t]*[^%w_\128-\255%s]+')
@@ -221,6 +221,8 @@ end
 function H.allowed(buf)
   local config = require('ai_host').get_config().completion
   if not (H.enabled and config.enabled) or vim.b[buf].ai_host_disable then return false end
+  -- a macro must replay exactly as it was recorded: no suggestion while one is recorded or run
+  if vim.fn.reg_recording() ~= '' or vim.fn.reg_executing() ~= '' then return false end
   if vim.bo[buf].buftype ~= '' or not vim.bo[buf].modifiable then return false end
   if vim.tbl_contains(config.disabled_filetypes, vim.bo[buf].filetype) then return false end
   if vim.api.nvim_buf_get_offset(buf, vim.api.nvim_buf_line_count(buf)) > config.max_file_bytes then return false end

@@ -126,6 +126,11 @@ class Script:
     malformed_after: int | None = None  # after N chunks: a line that is not JSON, then end
     reset_after: int | None = None  # after N chunks: abort the TCP connection mid-body
     hang: bool = False  # read the request, never answer
+    # Wire-level faults of a (non-Ollama or broken) server or network:
+    write_split: int | None = None  # write each framed chunk in pieces of at most N bytes (TCP/HTTP chunks
+    #                                 that split multi-byte characters and JSON lines anywhere)
+    byte_delay_s: float = 0.0  # pause between those pieces (a server that trickles bytes)
+    raw_after: tuple[int, bytes] | None = None  # after N chunks, these raw bytes go out as they are
     done_reason: str = "stop"  # reason when the token list runs out
 
 
@@ -760,6 +765,8 @@ class _Generation:
             if fault is not None and fault[1] == i:
                 yield fault[0], ""
                 return
+            if self.script.raw_after is not None and self.script.raw_after[0] == i:
+                yield "raw", ""
             yield ("token", pieces[i]) if i < len(pieces) else ("final", "")
 
     def _final(self, text: str) -> _Final:
@@ -783,10 +790,12 @@ class _Generation:
         async with contextlib.aclosing(self._timeline()) as steps:
             async for step, piece in steps:
                 if step == "token":
-                    await wire.send(fmt.chunk(piece), tokens=1)
+                    await self._send(fmt.chunk(piece), tokens=1)
                     parts.append(piece)
+                elif step == "raw":
+                    await self._send(self.script.raw_after[1])
                 elif step == "final":
-                    await wire.send(fmt.final(self._final("".join(parts))))
+                    await self._send(fmt.final(self._final("".join(parts))))
                     self.double.completed_streams += 1
                     return await wire.finish()
                 elif step == "error":
@@ -802,12 +811,24 @@ class _Generation:
                     raise asyncio.CancelledError
         raise AssertionError("timeline ended without a final step")
 
+    async def _send(self, data: bytes, tokens: int = 0) -> None:
+        """Write `data`, in pieces of `write_split` bytes `byte_delay_s` apart when scripted."""
+        split = self.script.write_split
+        if not split or len(data) <= split:
+            return await self.wire.send(data, tokens=tokens)
+        for start in range(0, len(data), split):
+            if start:
+                await asyncio.sleep(self.script.byte_delay_s)
+            await self.wire.send(data[start:start + split], tokens=tokens if start + split >= len(data) else 0)
+
     async def _whole(self) -> web.StreamResponse:
         parts: list[str] = []
         async with contextlib.aclosing(self._timeline()) as steps:
             async for step, piece in steps:
                 if step == "token":
                     parts.append(piece)
+                elif step == "raw":
+                    continue
                 elif step == "final":
                     self.double.tokens_sent += len(parts)
                     self.double.completed_streams += 1

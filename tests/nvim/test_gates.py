@@ -176,3 +176,44 @@ def test_explain_waits_briefly_for_the_language_server_and_says_so(nvim, double)
     wait_until(lambda: "waiting for LSP" in (explain_info(nvim).get("footer") or ""))
     i = wait_until(lambda: explain_info(nvim)["status"] == "done" and explain_info(nvim))
     assert i["text"] == "fine"  # no job waits forever
+
+
+def test_nvml_raising_on_every_call_never_gets_in_the_way(nvim, double, gpu_file):
+    gpu_file.write_text(json.dumps({"nvml_raises": "Unknown Error"}))
+    double.script.tokens = ["a + b"]
+    setup(nvim)
+    type_at_return(nvim)
+    wait_until(lambda: ghost(nvim).get("text") == "a + b")  # the gate is off, ghost text works
+    nvim.input("<Esc>")
+    nvim.command("1,2AIExplain")
+    i = wait_until(lambda: explain_info(nvim)["status"] in ("done", "error") and explain_info(nvim))
+    assert (i["status"], i["text"]) == ("done", "a + b")
+    lines = nvim.exec_lua("return require('ai_host.status').lines()")
+    assert any(line.startswith("GPU gate     off: NVML: Unknown Error") for line in lines)
+    assert "Traceback" not in nvim.command_output("messages")
+
+
+def test_a_gpu_reading_flapping_around_the_threshold_keeps_one_decision(nvim, double, gpu_file):
+    # every read alternates 79% / 81%: once over 80%, the gate stays shut until 75% or less
+    gpu_file.write_text(json.dumps({"name": "RTX", "used": [int(0.81 * 12 * GIB), int(0.79 * 12 * GIB)],
+                                    "total": 12 * GIB}))
+    double.script.tokens = ["a + b"]
+    setup(nvim, "gpu = {cache_ms = 0, wait_ms = 300}")
+    type_at_return(nvim, "A")
+
+    def dropped():
+        return (nvim.call("AiHostRequest", "status") or {}).get("dropped", {}).get("GPU memory above threshold", 0)
+
+    keys = iter("abcdefgh")
+    while not dropped():  # until a request meets a reading above 80%
+        nvim.input(next(keys))
+        nvim.command("sleep 100m")
+    sent = len(generates(double))
+    for ch in "wxyz":  # from then on, whichever reading comes, the answer is the same
+        nvim.input(ch)
+        wait_until(lambda: dropped() >= 2 + "wxyz".index(ch))
+    status = nvim.call("AiHostRequest", "status")
+    assert len(generates(double)) == sent and status["gpu"]["state"] == "busy" and status["gpu"]["flips"] == 1
+    set_gpu(gpu_file, 6)  # 50%: memory really freed
+    nvim.input("v")
+    wait_until(lambda: ghost(nvim).get("text") == "a + b")

@@ -122,6 +122,32 @@ async def test_first_byte_and_idle_limits_are_separate(server, session):
         await collect(OllamaBackend(session, server.url, Timeouts(idle_s=0.1)).chat(chat()))
 
 
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_a_server_trickling_bytes_without_finishing_a_line_is_stalled(server, session, cls):
+    # a byte every 20 ms: never 0.3 s of silence, but no complete line for far longer
+    server.script.tokens = ["a" * 40, "b"]
+    server.script.write_split, server.script.byte_delay_s = 1, 0.02
+    with pytest.raises(errors.IdleTimeout) as e:
+        await collect(cls(session, server.url, Timeouts(idle_s=0.3)).chat(chat()))
+    assert "unfinished line" in str(e.value)
+    assert await server.wait_for_async(lambda d: d.disconnects == 1 and d.active_streams == 0)
+
+
+@pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
+async def test_characters_split_across_reads_and_invalid_bytes_arrive_whole_or_replaced(server, session, cls):
+    server.script.tokens = ["hé", "→ ", "😀"]
+    server.script.write_split, server.script.byte_delay_s = 1, 0.001
+    chunks = await collect(cls(session, server.url, Timeouts()).chat(chat()))
+    assert "".join(c.text for c in chunks) == "hé→ 😀" and chunks[-1].done
+
+
+async def test_invalid_utf8_in_a_line_becomes_a_replacement_character(server, session):
+    server.script.tokens = ["a", "b"]
+    server.script.raw_after = (1, b'{"model":"m","message":{"role":"assistant","content":"\xe2\x86"},"done":false}\n')
+    chunks = await collect(OllamaBackend(session, server.url, Timeouts()).chat(chat()))
+    assert "".join(c.text for c in chunks) == "a\ufffdb"
+
+
 async def test_cancelling_the_consumer_disconnects_and_the_server_stops(server, session):
     server.script.tokens = ["t"] * 500
     server.script.token_delay_s = 0.01

@@ -324,6 +324,31 @@ async def test_reset_after_n_tokens_breaks_the_body(srv, http):
 
 
 @pytest.mark.asyncio
+async def test_write_split_sends_a_line_in_pieces_that_cut_characters(srv, http):
+    srv.script.tokens = ["hé", "→"]
+    srv.script.write_split, srv.script.byte_delay_s = 1, 0.002
+    reads = []
+    async with http.post(srv.url + "/api/generate", json={"model": FIM_MODEL, "prompt": "x"}) as resp:
+        while data := await resp.content.readany():
+            reads.append(data)
+    raw = b"".join(reads)
+    lines = [json.loads(line) for line in raw.split(b"\n")[:-1]]
+    assert [c["response"] for c in lines] == ["hé", "→", ""] and lines[-1]["done"]
+    assert len(reads) > 20  # the client really saw the bytes one (or a few) at a time
+    assert srv.tokens_sent == 2
+
+
+@pytest.mark.asyncio
+async def test_raw_bytes_go_out_verbatim_between_chunks(srv, http):
+    srv.script.tokens = ["a", "b"]
+    srv.script.raw_after = (1, b'{"response":"\xff\xfe","done":false}\n')
+    resp, raw = await post(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "x"})
+    lines = raw.split(b"\n")[:-1]
+    assert lines[1] == b'{"response":"\xff\xfe","done":false}'
+    assert json.loads(lines[0])["response"] == "a" and json.loads(lines[2])["response"] == "b"
+
+
+@pytest.mark.asyncio
 async def test_hang_never_answers_and_stop_still_returns(srv, http):
     srv.script.hang = True
     with pytest.raises(asyncio.TimeoutError):

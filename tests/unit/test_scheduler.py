@@ -193,6 +193,29 @@ def test_fake_nvml_file_probe(tmp_path):
     assert isinstance(make_probe(0, {}), NvmlProbe)
 
 
+async def test_a_reading_that_flaps_around_the_threshold_does_not_flip_the_gate():
+    probe = FakeProbe(used=0)
+    gate = GpuGate(probe, threshold=0.8, cache_s=0.0)
+    seen = []
+    for pct in [70, 79, 81, 79, 82, 78, 81, 76, 79, 74, 79, 81]:
+        probe.used = pct * 12 * 2**30 // 100
+        seen.append(await gate.busy())
+    # busy from the first reading above 80% until one at or below 75%, then ok until above 80% again
+    assert seen == [False, False, True, True, True, True, True, True, True, False, False, True]
+    assert gate.flips == 3
+
+
+def test_nvml_that_raises_on_every_call_goes_through_the_real_probe(tmp_path):
+    f = tmp_path / "gpu.json"
+    f.write_text(json.dumps({"nvml_raises": "Unknown Error"}))
+    for _ in range(3):  # every read tries again (a driver may recover), and says why it cannot
+        with pytest.raises(GpuUnavailable, match="NVML: Unknown Error"):
+            make_probe(0, {"AI_HOST_FAKE_NVML": str(f)}).read()
+    f.write_text(json.dumps({"used": [1, 9], "total": 10}))
+    probe = FileProbe(str(f))
+    assert [probe.read().used for _ in range(3)] == [1, 9, 1]
+
+
 async def test_lsp_gate_waits_until_the_server_answers_or_gives_up():
     gate = LspGate(busy_above=2)
     gate.report(1, 5)
