@@ -27,7 +27,13 @@ def _merge_into(base: dict[str, Any], over: dict[str, Any], path: str) -> None:
         dotted = f"{path}{key}"
         if key not in base:
             raise ConfigError(f"`{dotted}` is not an option; see :help ai_host-config")
-        if isinstance(base[key], dict):
+        if isinstance(base[key], dict) and not base[key]:  # a map of the user's own keys (security.pins)
+            if value == []:  # an empty Lua table arrives as a list
+                value = {}
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                raise ConfigError(f"`{dotted}` should be a table of strings by name")
+            base[key] = dict(value)
+        elif isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"`{dotted}` should be a table, not {type(value).__name__}")
             _merge_into(base[key], value, dotted + ".")

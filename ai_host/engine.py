@@ -29,7 +29,8 @@ from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_back
 from .coalesce import Coalescer
 from .endpoint import is_loopback, resolve_url
 from .errors import (AiHostError, ConfigError, DeadlineExceeded, DeniedFile, Dropped, GpuBusy, ModelNotFound,
-                     ProtocolError, ReplyTooLong, ServerBusy, ServerUnreachable, UnsuitableModel, UnusableReply)
+                     PinMismatch, ProtocolError, ReplyTooLong, ServerBusy, ServerUnreachable, UnsuitableModel,
+                     UnusableReply)
 from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
 from .log import logger
@@ -37,7 +38,7 @@ from .prompts import explain_messages, refactor_messages
 from .refactor import CodeExtractor, NoCode
 from .routing import Endpoint, Router, endpoints_from_config
 from .security import Redactor, denied
-from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, Scheduler
+from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, RateLimited, Scheduler
 from .suggestion import SuggestionCache, SuggestionFilter
 
 Emit = Callable[[str, str, dict[str, Any]], None]
@@ -59,6 +60,8 @@ MODELS_SHOWN = 50
 HEALTH_TIMEOUT_S = 3.0
 # How long a reading of the models an endpoint has loaded (/api/ps) is reused.
 PS_CACHE_S = 2.0
+# How long a model's digest, once checked against security.pins, is trusted.
+PIN_CACHE_S = 60.0
 
 
 class Engine:
@@ -83,6 +86,7 @@ class Engine:
         self._output_started: set[str] = set()  # jobs that showed something: no fail-over for them
         self._job_models: dict[str, tuple[str, str, int]] = {}  # job -> (endpoint url, model, priority)
         self._ps: dict[str, tuple[float, list[dict[str, Any]] | None]] = {}  # url -> (read at, loaded models)
+        self._pins_ok: dict[tuple[str, str], float] = {}  # (url, model) -> when its digest matched the pin
         self.router: Router | None = None
         self._warned_http: set[str] = set()
         self._started = threading.Event()
@@ -265,6 +269,15 @@ class Engine:
                         add("warn", f"completion: model '{model}' cannot fill in the middle",
                             "Choose a code model such as qwen2.5-coder:7b for `models.completion`.")
                         continue
+                if _pin_for(self.config["security"]["pins"], model) is not None:
+                    try:
+                        async with asyncio.timeout(per_check):
+                            await self._verify_pin(backend, model)
+                        extra.append("digest matches security.pins")
+                    except (AiHostError, TimeoutError) as e:
+                        msg = e.user_message() if isinstance(e, AiHostError) else "no answer in time"
+                        add("error", f"{task}: {msg}")
+                        continue
                 add("ok", f"{task}: model '{model}' on {ep.name}" + (f" ({', '.join(extra)})" if extra else ""))
         if not self.config["gpu"]["enabled"]:
             add("info", "GPU gate: off (gpu.enabled = false)")
@@ -299,6 +312,8 @@ class Engine:
         self.scheduler = Scheduler(
             int(sc["concurrency"]), int(sc["queue_limit"]),
             rates={COMPLETION: float(sc["completion_rate_per_s"]), INTERACTIVE: float(sc["interactive_rate_per_s"])},
+            rate_settings={COMPLETION: "scheduler.completion_rate_per_s",
+                           INTERACTIVE: "scheduler.interactive_rate_per_s"},
         )
         self.lsp = LspGate(int(self.config["lsp"]["busy_above"]))
         self.gpu = GpuGate(make_probe(int(g["device"]), self._env), float(g["threshold"]), g["cache_ms"] / 1000)
@@ -313,9 +328,10 @@ class Engine:
         except ConfigError as e:
             logger.error("config refused: %s", e)
             return
-        if any(old[k] != self.config[k] for k in ("backend", "models", "completion", "endpoints", "fallbacks")):
+        if any(old[k] != self.config[k] for k in ("backend", "models", "completion", "endpoints", "fallbacks", "security")):
             self.cache.clear()  # suggestions of another model or other settings are not these
             self.router = None  # rebuilt (and its URLs checked) on the next job
+            self._pins_ok.clear()
         if any(old[k] != self.config[k] for k in ("scheduler", "lsp", "gpu")) and not self._jobs:
             self._build_gates()
         log_cfg = self.config["log"]
@@ -437,6 +453,7 @@ class Engine:
             backend = self._make_backend(endpoint)
             self._warn_plain_http(job_id, endpoint)
             try:
+                await self._verify_pin(backend, model)
                 await attempt(backend, model)
             except (ServerUnreachable, ServerBusy, ProtocolError) as e:
                 if job_id in self._output_started:
@@ -444,7 +461,7 @@ class Engine:
                 router.mark_down(endpoint, e.user_message())
                 logger.warning("endpoint %s failed (%s); trying the next", endpoint.name, type(e).__name__)
                 last = e
-            except (ModelNotFound, UnsuitableModel) as e:
+            except (ModelNotFound, UnsuitableModel, PinMismatch) as e:
                 if job_id in self._output_started:
                     raise
                 router.mark_missing(endpoint, model)
@@ -454,6 +471,28 @@ class Engine:
                 return
         assert last is not None
         raise last
+
+    async def _verify_pin(self, backend: Backend, model: str) -> None:
+        """With `security.pins[model]` set, use the model only if the server's digest for it matches.
+        A verified digest is trusted for PIN_CACHE_S (a model can be pulled again meanwhile)."""
+        pin = _pin_for(self.config["security"]["pins"], model)
+        if pin is None:
+            return
+        key = (backend.url, _tagged(model))
+        at = self._pins_ok.get(key)
+        if at is not None and time.monotonic() - at < PIN_CACHE_S:
+            return
+        digest = next((m.get("digest") or "" for m in await backend.list_models()
+                       if _tagged(str(m.get("name"))) == _tagged(model)), None)
+        if digest is None:
+            raise ModelNotFound(f"model '{model}' not found", url=backend.url, model=model)
+        if not digest:
+            raise PinMismatch("the server does not report model digests, so the pin cannot be checked",
+                              url=backend.url, model=model)
+        if not digest.lower().startswith(pin):
+            raise PinMismatch(f"its digest is {digest[:12]}, but `security.pins` expects {pin[:12]}",
+                              url=backend.url, model=model)
+        self._pins_ok[key] = time.monotonic()
 
     def _warn_plain_http(self, job_id: str, endpoint: Endpoint) -> None:
         """Once per endpoint: code is about to cross the network without encryption."""
@@ -498,12 +537,17 @@ class Engine:
                 await self._wait_for_gpu(job_id, gcfg)
         if priority == INTERACTIVE and self._slot_full(endpoint):
             self._emit(job_id, "status", {"text": "queued behind other requests"})
-        async with self.scheduler.slot(endpoint, priority, job_id):
-            self._job_models[job_id] = (endpoint, model, priority)
-            try:
-                yield
-            finally:
-                self._job_models.pop(job_id, None)
+        try:
+            async with self.scheduler.slot(endpoint, priority, job_id):
+                self._job_models[job_id] = (endpoint, model, priority)
+                try:
+                    yield
+                finally:
+                    self._job_models.pop(job_id, None)
+        except RateLimited as e:  # only ever raised on the way in
+            if priority != INTERACTIVE:  # ghost text is best effort: let it go without a message
+                raise Dropped("rate limit") from e
+            raise
 
     async def _refuse_model_swap(self, backend: Backend, model: str) -> None:
         """Ghost text must not make the server unload the model an explain is using right now."""
@@ -819,6 +863,14 @@ def _figures(chunk: Any, sent: float, first: float | None, end: float, pieces: i
         "done_reason": chunk.done_reason,
         "model": model,
     }
+
+
+def _pin_for(pins: dict[str, str], model: str) -> str | None:
+    """The pinned digest of `model` (hex, lower case, without `sha256:`), if the user pinned it."""
+    for name, digest in pins.items():
+        if _tagged(name) == _tagged(model):
+            return digest.lower().removeprefix("sha256:")
+    return None
 
 
 def _tagged(model: str) -> str:

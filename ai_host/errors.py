@@ -19,6 +19,7 @@
         ├── ServerFailed             5xx: the server (or its runner) failed
         ├── StreamFailed             an in-band {"error": ...} line after the stream began
         ├── ProtocolError            a malformed line, a line too long, or the connection cut mid-stream
+        ├── PinMismatch              the model's digest is not the one security.pins names
         └── UnsuitableModel          the model cannot do the task (e.g. no fill-in-the-middle)
 
 Callers catch the family they can handle; `user_message()` is the single sentence shown in the
@@ -150,6 +151,16 @@ class ProtocolError(BackendError):
         return (
             f"ai_host: the reply from {self.url} broke off ({self}). "
             "Try again; if it persists, check the server (or a proxy in between)."
+        )
+
+
+class PinMismatch(BackendError):
+    """The model on the server is not the build `security.pins` names (or its digest cannot be read)."""
+
+    def user_message(self) -> str:
+        return (
+            f"ai_host: model '{self.model}' on {self.url} was not used: {self}. "
+            "Pull the pinned build, or update `security.pins` once you trust the new one."
         )
 
 

@@ -29,8 +29,12 @@ class QueueFull(AiHostError):
 
 
 class RateLimited(AiHostError):
+    def __init__(self, message: str, setting: str = "the scheduler's rate"):
+        super().__init__(message)
+        self.setting = setting
+
     def user_message(self) -> str:
-        return f"ai_host: slow down: {self}. Raise `scheduler.rate_per_s` if this is too strict."
+        return f"ai_host: slow down: {self}. Wait a moment, or raise `{self.setting}` if this is too strict."
 
 
 @dataclass(order=True)
@@ -61,7 +65,7 @@ class RateLimiter:
 
 class Scheduler:
     def __init__(self, limit: int, queue_limit: int, rates: dict[int, float] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, rate_settings: dict[int, str] | None = None):
         self.limit = limit
         self.queue_limit = queue_limit
         self._clock = clock
@@ -69,6 +73,7 @@ class Scheduler:
         self._waiting: dict[str, list[_Waiter]] = {}
         self._seq = itertools.count()
         self._rates = {p: RateLimiter(r, max(1.0, r), clock) for p, r in (rates or {}).items() if r > 0}
+        self._rate_settings = rate_settings or {}  # priority -> the setting that sets its rate
         self.max_in_flight = 0
 
     @asynccontextmanager
@@ -76,7 +81,7 @@ class Scheduler:
         """Hold one of the endpoint's slots for the duration of the block."""
         limiter = self._rates.get(priority)
         if limiter is not None and not limiter.take():
-            raise RateLimited(f"more than {limiter.rate:g} requests a second")
+            raise RateLimited(f"more than {limiter.rate:g} requests a second", *filter(None, [self._rate_settings.get(priority)]))
         running = self._running.setdefault(endpoint, {})
         waiting = self._waiting.setdefault(endpoint, [])
         if len(running) >= self.limit or any(not w.future.done() and w.priority <= priority for w in waiting):

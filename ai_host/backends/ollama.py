@@ -68,7 +68,8 @@ class OllamaBackend(Backend):
                 d = m.get("details") or {}
                 out.append({"name": str(m.get("name", "")), "size": int(m.get("size") or 0),
                             "parameter_size": str(d.get("parameter_size", "")),
-                            "quantization": str(d.get("quantization_level", ""))})
+                            "quantization": str(d.get("quantization_level", "")),
+                            "digest": str(m.get("digest") or "")})
         return out
 
     async def model_info(self, model: str) -> dict[str, Any]:

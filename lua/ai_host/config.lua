@@ -21,7 +21,7 @@ local H = {}
 ---@field ui ai_host.UiConfig Float size and look.
 ---@field prompts table<string,string> Prompt templates with {{placeholders}}.
 ---@field keymaps table<string,string> Default maps; '' disables one.
----@field security { redact: boolean, deny: string[] } Secrets redacted; files never sent.
+---@field security { redact: boolean, deny: string[], pins: table<string, string> } Secrets redacted; files never sent; model digests pinned.
 ---@field log { level: string, file: string } Log level and file ('' = stdpath('log')/ai_host.log).
 
 ---@class ai_host.BackendConfig
@@ -116,7 +116,12 @@ function H.merge(base, over, prefix)
     if default == nil then
       error(string.format('ai_host: `%s` is not an option (see :help ai_host-config)', path), 0)
     end
-    if type(default) == 'table' and not vim.islist(default) then
+    if path == 'security.pins' then -- a map of the user's own keys: model name -> digest
+      if type(value) ~= 'table' then
+        error(string.format('ai_host: `%s` should be table, not %s', path, type(value)), 0)
+      end
+      base[key] = value
+    elseif type(default) == 'table' and not vim.islist(default) then
       if type(value) ~= 'table' then
         error(string.format('ai_host: `%s` should be table, not %s', path, type(value)), 0)
       end
@@ -193,6 +198,18 @@ local function endpoints(v)
   end
 end
 
+local function pins(v)
+  for model, digest in pairs(v) do
+    if type(model) ~= 'string' or model == '' then return 'should be keyed by model name, not ' .. tostring(model) end
+    local at = "['" .. model .. "']"
+    if type(digest) ~= 'string' then return at .. ' should be string, not ' .. type(digest) end
+    local hex = digest:gsub('^sha256:', '')
+    if not hex:match('^%x+$') or #hex < 12 or #hex > 64 then
+      return at .. " should be the model's digest from `ollama list` (12 to 64 hex digits), not '" .. digest .. "'"
+    end
+  end
+end
+
 local function non_negative(v)
   if v < 0 then return 'should be 0 or more, not ' .. tostring(v) end
 end
@@ -235,6 +252,7 @@ H.checks = {
   ['fallbacks.refactor'] = list_of_strings('model names'),
   endpoints = endpoints,
   ['security.deny'] = list_of_strings('file name patterns'),
+  ['security.pins'] = pins,
   ['scheduler.concurrency'] = positive,
   ['scheduler.queue_limit'] = positive,
   ['scheduler.completion_rate_per_s'] = non_negative,
