@@ -33,6 +33,7 @@ from .errors import (AiHostError, ConfigError, DeadlineExceeded, DeniedFile, Dro
                      UnusableReply)
 from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
+from .limits import ReplyGuard
 from .log import logger
 from .prompts import explain_messages, refactor_messages
 from .refactor import CodeExtractor, NoCode
@@ -51,8 +52,6 @@ ALTERNATIVE_TEMPERATURE = 0.7
 EXTRA_CONTEXT_SHARE = 0.25
 # Per-model figures kept for :AIStatus (the most recent jobs).
 FIGURES_KEPT = 50
-# Most characters of an explain or refactor reply; past this the stream is closed.
-MAX_REPLY_CHARS = 200_000
 # The model picker: how long an endpoint may take to list its models, and how many are described.
 MODELS_TIMEOUT_S = 5.0
 MODELS_SHOWN = 50
@@ -594,7 +593,8 @@ class Engine:
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
             logger.info("job %s: explain %d chars with %s", job_id, sum(len(m.content) for m in messages), model)
             async with self._admitted(job_id, "explain", request, backend, model):
-                await self._stream_text(job_id, backend.chat(req), model)
+                await self._stream_text(job_id, backend.chat(req), model,
+                                        ReplyGuard(ecfg["num_predict"], "explain.num_predict"))
 
         await self._routed(job_id, "explain", request, attempt)
 
@@ -637,14 +637,14 @@ class Engine:
                                   self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=rcfg["keep_alive"])
             sent, first, final = time.monotonic(), None, None
+            guard = ReplyGuard(rcfg["num_predict"], "refactor.num_predict")
             try:
                 async with self._admitted(job_id, "refactor", request, backend, model), aclosing(backend.chat(req)) as stream:
                     async for chunk in stream:
                         if chunk.done:
                             final = chunk
                             break
-                        if len(extractor.raw) > MAX_REPLY_CHARS:
-                            raise ReplyTooLong(f"more than {MAX_REPLY_CHARS:,} characters")
+                        guard.check(chunk.text)
                         if chunk.text and first is None:
                             first = time.monotonic()
                         code = extractor.feed(think.feed(chunk.text))
@@ -722,10 +722,17 @@ class Engine:
         sent = time.monotonic()
         first: float | None = None
         stopped_early = False
+        guard = ReplyGuard(int(ccfg["num_predict"]), "completion.num_predict")
         try:
             async with self._admitted(job_id, "complete", request, backend, model), aclosing(backend.generate(gen)) as stream:
                 async for chunk in stream:
                     if chunk.done:
+                        break
+                    try:
+                        guard.check(chunk.text)
+                    except ReplyTooLong as e:  # keep what is shown; the server is told to stop
+                        logger.warning("job %s: %s", job_id, e)
+                        stopped_early = True
                         break
                     if chunk.text and first is None:
                         first = time.monotonic()
@@ -805,7 +812,7 @@ class Engine:
             self._capabilities[key] = await backend.capabilities(model)
         return self._capabilities[key]
 
-    async def _stream_text(self, job_id: str, stream: Any, model: str) -> None:
+    async def _stream_text(self, job_id: str, stream: Any, model: str, guard: ReplyGuard) -> None:
         """Forward a stream's visible text to the editor in per-frame batches, then its figures."""
         loop = asyncio.get_running_loop()
         coalescer = Coalescer(
@@ -817,14 +824,11 @@ class Engine:
         sent = time.monotonic()
         first: float | None = None
         pieces = 0
-        received = 0
         try:
             async with aclosing(stream):
                 async for chunk in stream:
-                    received += len(chunk.text)
-                    if received > MAX_REPLY_CHARS:  # a server that ignores num_predict must not run forever
-                        coalescer.flush()
-                        raise ReplyTooLong(f"more than {MAX_REPLY_CHARS:,} characters")
+                    if not chunk.done:
+                        guard.check(chunk.text)
                     if chunk.done:
                         coalescer.push(think.flush())
                         coalescer.flush()

@@ -132,6 +132,7 @@ class Script:
     byte_delay_s: float = 0.0  # pause between those pieces (a server that trickles bytes)
     raw_after: tuple[int, bytes] | None = None  # after N chunks, these raw bytes go out as they are
     done_reason: str = "stop"  # reason when the token list runs out
+    ignore_num_predict: bool = False  # a broken server that generates past options.num_predict
 
 
 @dataclass
@@ -850,7 +851,7 @@ def _make_plan(script: Script, sent: dict, kind: str, req: dict) -> _Plan:
     tokens = list(script.tokens(sent) if callable(script.tokens) else script.tokens)
     options = req.get("options") or {}
     num_predict = options.get("num_predict")
-    num_predict = int(num_predict) if isinstance(num_predict, (int, float)) else -1
+    num_predict = int(num_predict) if isinstance(num_predict, (int, float)) and not script.ignore_num_predict else -1
     stops = [s for s in options.get("stop") or [] if isinstance(s, str) and s]
     pieces, reason, generated = _cut(tokens, num_predict, stops, script.done_reason)
     faults = [(name, n) for name, n in (("error", script.error_after), ("malformed", script.malformed_after),

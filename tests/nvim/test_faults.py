@@ -98,3 +98,32 @@ def test_the_server_killed_mid_stream_then_restarted(nvim, double):
         assert i["status"] == "done" and i["text"] == "back again"
     finally:
         again.stop_thread()
+
+
+def test_a_server_ignoring_num_predict_is_stopped_by_the_token_cap(nvim, double):
+    double.script.tokens = ["w "] * 2000
+    double.script.ignore_num_predict = True
+    double.script.token_delay_s = 0.001
+    nvim.exec_lua("require('ai_host').setup({explain = {num_predict = 50}})")
+    nvim.command("edit x.py")
+    nvim.current.buffer[:] = ["x = 1"]
+    nvim.command("1,1AIExplain")
+    i = wait_until(lambda: explain_info(nvim)["status"] == "error" and explain_info(nvim))
+    assert i["message"] == ("ai_host: the reply went on for more than 164 tokens though `explain.num_predict` is 50, "
+                            "so it was stopped. Ask for less, or check the server's settings.")
+    assert i["text"] == "w " * 164  # what came before the cap stays readable
+    wait_until(lambda: double.disconnects == 1)
+    assert double.tokens_sent < 300
+
+
+def test_a_ghost_suggestion_from_a_server_ignoring_num_predict_ends_quietly(nvim, double):
+    double.script.tokens = ["a"] * 3000  # one endless line
+    double.script.ignore_num_predict = True
+    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false, num_predict = 20}})")
+    nvim.command("edit add.py")
+    nvim.current.buffer[:] = ["x = "]
+    nvim.input("A")
+    wait_until(lambda: double.disconnects == 1)
+    assert double.tokens_sent < 200
+    assert nvim.exec_lua("return require('ai_host.ghost').info().text") == "a" * 104
+    assert "ai_host:" not in nvim.command_output("messages")
