@@ -4,7 +4,8 @@ Nothing here touches Neovim. Work comes in through the thread-safe methods (subm
 configure); results go out through `emit(job_id, event, data)`, which the Neovim bridge turns
 into notifications. Events of a job, in order: "chunk" {text} (explain: text to append) or "suggestion" {text}
 (completion: the whole suggestion so far), any number, then exactly one of "done" {figures} or
-"error" {message}. A cancelled or superseded job emits nothing more.
+"error" {message}. A job the editor cancelled emits nothing more; one the engine superseded (a
+newer ghost-text request or prefetch of the buffer) ends with "done" {"superseded": true}.
 """
 
 from __future__ import annotations
@@ -353,7 +354,7 @@ class Engine:
         if group is not None:
             older = self._groups.get(group)
             if older is not None:
-                self._cancel(older)  # superseded: its slot and HTTP response are freed at once
+                self._supersede(older)  # its slot and HTTP response are freed at once
             self._groups[group] = job_id
         sc = self.config["scheduler"]
         deadline_ms = sc["completion_deadline_ms"] if kind == "complete" else sc["interactive_deadline_ms"]
@@ -393,6 +394,13 @@ class Engine:
         if task is not None and not task.done():
             task.cancel()
             self.stats["jobs_cancelled"] += 1
+
+    def _supersede(self, job_id: str) -> None:
+        """Cancel a job the editor did not cancel itself, and say so once (so it forgets the job)."""
+        task = self._jobs.get(job_id)
+        if task is not None and not task.done():
+            self._cancel(job_id)
+            self._emit(job_id, "done", {"superseded": True})
 
     def _cancel_all(self) -> None:
         for job_id in list(self._jobs):
@@ -769,7 +777,7 @@ class Engine:
             except Exception:  # noqa: BLE001 - its failure is not this job's; this job asks itself
                 pass
         else:
-            self._cancel(entry[2])
+            self._supersede(entry[2])
             # let it close its response first: never two ghost-text streams of a buffer at once
             await asyncio.wait([entry[1]])
 

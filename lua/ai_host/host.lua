@@ -125,6 +125,9 @@ function M._dispatch(id, event, data)
   local job = H.jobs[id]
   if job == nil then return end -- cancelled or finished: a stale event never renders
   if event == 'done' or event == 'error' then H.jobs[id] = nil end
+  if event == 'done' and type(data) == 'table' and data.superseded then -- the engine let it go for a newer one
+    return require('ai_host.statusline').on_event(id, nil, 'cancelled', {})
+  end
   require('ai_host.statusline').on_event(id, nil, event, data)
   local handler = job['on_' .. event]
   if handler then handler(data) end
@@ -182,6 +185,11 @@ function H.watch()
       H.channel = nil
     end
   end))
+end
+
+--- Jobs the editor is still waiting on, and whether the watchdog runs (for tests and :AIStatus).
+function M.open_jobs()
+  return { count = vim.tbl_count(H.jobs), watchdog = H.watchdog ~= nil }
 end
 
 --- How many times the host was restarted (for tests and :AIStatus).

@@ -146,6 +146,7 @@ class RecordedRequest:
     time: float  # time.monotonic() at arrival
     body: bytes = b""
     query: dict[str, str] = field(default_factory=dict)
+    first_write: float | None = None  # time.monotonic() when the first body byte went out (benchmarks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,9 +320,11 @@ class OllamaDouble:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append(RecordedRequest(
+        record = RecordedRequest(
             method=request.method, path=request.path, json=_loads_or_none(body),
-            headers=dict(request.headers), time=time.monotonic(), body=body, query=dict(request.query)))
+            headers=dict(request.headers), time=time.monotonic(), body=body, query=dict(request.query))
+        self.requests.append(record)
+        request[_RECORD_KEY] = record
 
         # CORS (gin-contrib/cors) runs first, then the Host check; both answer 403 with no body.
         origin = request.headers.get("Origin", "")
@@ -685,6 +688,9 @@ class _Wire:
                 await resp.prepare(self.request)
                 self.resp = resp
             await self.resp.write(data)
+            record = self.request.get(_RECORD_KEY)
+            if record is not None and record.first_write is None:
+                record.first_write = time.monotonic()
         except ConnectionResetError:  # includes aiohttp's ClientConnectionResetError
             self.mark_gone()
             raise _ClientGone from None
@@ -1597,6 +1603,7 @@ def _host_allowed(host_header: str) -> bool:
 
 
 _CORS_KEY = web.RequestKey("ollama_double.cors_headers", dict)
+_RECORD_KEY = web.RequestKey("ollama_double.record", RecordedRequest)
 
 
 async def _add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:

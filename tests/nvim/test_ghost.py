@@ -375,3 +375,26 @@ def test_a_divergent_key_also_cancels_the_prefetch(nvim, double):
     nvim.input("q")  # not what was suggested: what follows "a + b" is no longer wanted
     wait_until(lambda: double.disconnects == 1)
     assert len(generates(double)) == 2 and generates(double)[1].json["prompt"].endswith("return a + b")
+
+
+def test_prefetches_the_engine_lets_go_are_forgotten_by_the_editor(nvim, double):
+    """Accept, then type something else: the kept prefetch is superseded by the engine, and the
+    editor forgets it (no job left waiting, the watchdog stops)."""
+    double.script.tokens = [f"tok{i} " for i in range(6)]
+    double.script.token_delay_s = 0.05
+    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 50, prefetch = true}})")
+    nvim.command("edit add.py")
+    nvim.current.buffer[:] = [f"value_{i} = compute({i})" for i in range(20)]
+    for i in range(5):
+        nvim.input("<Esc>")
+        nvim.current.window.cursor = (1 + 3 * i, 0)
+        nvim.input("A")
+        wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().done"))
+        nvim.input("<Tab>")  # accept all: its prefetch (for what follows) is kept, and streams
+        nvim.command("sleep 30m")
+        nvim.input("zz")  # not what the prefetch is for: the next request supersedes it in the engine
+        nvim.command("sleep 300m")
+    nvim.input("<Esc>")
+    wait_until(lambda: not nvim.call("AiHostRequest", "status")["in_flight"])
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.host').open_jobs()") == {"count": 0, "watchdog": False})
+    assert nvim.current.buffer[12] == "value_12 = compute(12)tok0 tok1 tok2 tok3 tok4 tok5zz"

@@ -339,6 +339,14 @@ async def test_write_split_sends_a_line_in_pieces_that_cut_characters(srv, http)
 
 
 @pytest.mark.asyncio
+async def test_the_time_of_the_first_body_byte_is_recorded(srv, http):
+    srv.script.ttft_s = 0.2
+    resp, _ = await post(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "x"})
+    record = srv.requests[-1]
+    assert resp.status == 200 and record.first_write is not None and record.first_write - record.time >= 0.2
+
+
+@pytest.mark.asyncio
 async def test_raw_bytes_go_out_verbatim_between_chunks(srv, http):
     srv.script.tokens = ["a", "b"]
     srv.script.raw_after = (1, b'{"response":"\xff\xfe","done":false}\n')
