@@ -4,5 +4,7 @@ setup:
 	./scripts/setup.sh
 test:
 	.venv/bin/python -m pytest -q
+# `make bench BENCH_ARGS=--quick` for a short smoke run; see docs/benchmarks.md.
 bench:
-	.venv/bin/python bench/run.py
+	.venv/bin/python -m pip install --quiet -e '.[bench]'
+	.venv/bin/python bench/run.py $(BENCH_ARGS)

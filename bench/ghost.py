@@ -1,6 +1,7 @@
 """Ghost-text benchmark: a real headless Neovim with the plugin, the Ollama double, simulated typing.
 
-Prints a table and writes JSON (bench/results/ghost.json). Not a test: nothing here passes or fails.
+Prints a table and writes JSON (bench/results/ghost.json, with the raw overhead samples that
+bench/plot.py draws). Not a test: nothing here passes or fails.
 
 Figures:
   overhead     first ghost text drawn minus the request leaving minus the double's time to first
@@ -11,12 +12,13 @@ Figures:
   scale        the overhead on a 100-line and a 100,000-line buffer (and a 1,000-line one, the
                smallest that fills the context window, to separate file size from context size)
 
-Usage: .venv/bin/python bench/ghost.py [--debounce 75] [--ttft 0.15] [--tps 40] [--quick]
+Usage: .venv/bin/python bench/ghost.py [--debounce 75] [--ttft 0.15] [--tps 40] [--quick] [--results DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -73,6 +75,7 @@ class Session:
         os.environ.update(env)
         self.nvim = pynvim.attach("child", argv=[str(nvim_bin), "--embed", "--headless", "-u",
                                                  str(ROOT / "scripts/minimal_init.lua"), "-i", "NONE"])
+        self.debounce_ms = debounce_ms
         self.nvim.exec_lua(f"require('ai_host').setup({{completion = {{debounce_ms = {debounce_ms}, max_file_bytes = 10000000}}}})")
 
     def close(self) -> None:
@@ -91,9 +94,19 @@ def wait(pred, timeout=10.0):
     return False
 
 
-def overhead_run(s: Session, double: OllamaDouble, lines: int, n: int) -> list[float]:
-    """Enter insert mode at the end of a line of an `lines`-line buffer, n times at fresh places."""
+def overhead_run(s: Session, double: OllamaDouble, lines: int, n: int) -> dict[str, list[float]]:
+    """Enter insert mode at the end of a line of an `lines`-line buffer, n times at fresh places.
+
+    Per request (prefetch off here, so every request on the wire is one we measure):
+      overhead    first ghost text drawn minus the double's first byte sent (issue 7's figure 1: our
+                  cost on the way back: HTTP read, framing, filter, coalescing, RPC, render)
+      outbound    the request reaching the double minus it leaving Lua (our cost on the way out)
+      end_to_end  first ghost text drawn minus the request leaving Lua minus the scripted time to
+                  first token (both legs, plus the double's own scheduling, about 1-2 ms)
+    """
     nv = s.nvim
+    nv.exec_lua(f"require('ai_host').setup({{completion = {{debounce_ms = {s.debounce_ms}, "
+                "max_file_bytes = 10000000, prefetch = false}})")
     nv.command("enew!")
     nv.command("setlocal filetype=python")
     body = [f"value_{i} = compute({i})  # line {i}" for i in range(lines)]
@@ -104,17 +117,26 @@ def overhead_run(s: Session, double: OllamaDouble, lines: int, n: int) -> list[f
     wait(lambda: len(nv.exec_lua("return require('ai_host.ghost').samples()")) > 0)
     wait(lambda: double.active_streams == 0)
     nv.exec_lua("require('ai_host.ghost').samples(true)")
+    out: dict[str, list[float]] = {"overhead": [], "outbound": [], "end_to_end": []}
     step = max(1, lines // (n + 1))
     for k in range(n):
         row = 1 + (k + 1) * step % lines
         nv.input("<Esc>")
         nv.current.window.cursor = (row, 0)
+        before = len(double.requests)
         nv.input("A")
-        wait(lambda: len(nv.exec_lua("return require('ai_host.ghost').samples()")) > k)
+        wait(lambda: len(nv.exec_lua("return require('ai_host.ghost').samples()")) > 0)
         wait(lambda: double.active_streams == 0)
-    samples = nv.exec_lua("return require('ai_host.ghost').samples(true)")
+        t = nv.exec_lua("return require('ai_host.ghost').samples(true, true)")[0]
+        sent, shown = t["sent"] / 1e9, t["shown"] / 1e9  # CLOCK_MONOTONIC, as time.monotonic()
+        req = next(r for r in double.requests[before:] if r.path == "/api/generate")
+        out["overhead"].append((shown - req.first_write) * 1000)
+        out["outbound"].append((req.time - sent) * 1000)
+        out["end_to_end"].append((shown - sent - double.script.ttft_s) * 1000)
     nv.input("<Esc>")
-    return [x - double.script.ttft_s * 1000 for x in samples]
+    nv.exec_lua(f"require('ai_host').setup({{completion = {{debounce_ms = {s.debounce_ms}, "
+                "max_file_bytes = 10000000}})")
+    return out
 
 
 def typing_run(s: Session, double: OllamaDouble, seed: int) -> dict:
@@ -170,6 +192,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--nvim", default=str(ROOT / ".venv/bin/nvim"))
+    ap.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args()
     reps = 10 if args.quick else args.reps
 
@@ -180,7 +203,9 @@ def main() -> None:
     double.start_in_thread()
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                           f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-               "nvim": Path(args.nvim).name, "ttft_s": args.ttft, "tokens_per_s": args.tps, "runs": {}}
+               "nvim": Path(args.nvim).name, "ttft_s": args.ttft, "tokens_per_s": args.tps, "runs": {},
+               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+               "mode": "quick" if args.quick else "full", "load_average": os.getloadavg()}
     try:
         for debounce in args.debounce:
             s = Session(double, debounce, Path(args.nvim))
@@ -191,28 +216,42 @@ def main() -> None:
                 typing = typing_run(s, double, seed=7)
             finally:
                 s.close()
-            results["runs"][str(debounce)] = {
-                "overhead_ms_100_lines": {"median": statistics.median(small), "p95": pct(small, 95), "n": len(small)},
-                "overhead_ms_100k_lines": {"median": statistics.median(large), "p95": pct(large, 95), "n": len(large)},
-                "overhead_ms_1000_lines": {"median": statistics.median(full), "p95": pct(full, 95), "n": len(full)},
-                "scale_ratio": statistics.median(large) / statistics.median(small),
-                "scale_ratio_full_window": statistics.median(large) / statistics.median(full),
-                "typing": typing,
-            }
+            def fig(xs: list[float]) -> dict[str, float]:
+                return {"median": statistics.median(xs), "p95": pct(xs, 95), "n": len(xs)}
+
+            sizes = {"100_lines": small, "1000_lines": full, "100k_lines": large}
+            run: dict = {}
+            for name, runs in sizes.items():
+                run[f"overhead_ms_{name}"] = fig(runs["overhead"])
+                run[f"outbound_ms_{name}"] = fig(runs["outbound"])
+                run[f"end_to_end_ms_{name}"] = fig(runs["end_to_end"])
+            run["scale_ratio"] = run["overhead_ms_100k_lines"]["median"] / run["overhead_ms_100_lines"]["median"]
+            run["scale_ratio_full_window"] = (run["overhead_ms_100k_lines"]["median"]
+                                              / run["overhead_ms_1000_lines"]["median"])
+            run["end_to_end_scale_ratio"] = (run["end_to_end_ms_100k_lines"]["median"]
+                                             / run["end_to_end_ms_100_lines"]["median"])
+            run["typing"] = typing
+            run["samples"] = {f"{kind}_ms_{name}": runs[kind] for name, runs in sizes.items()
+                              for kind in ("overhead", "outbound", "end_to_end")}
+            results["runs"][str(debounce)] = run
     finally:
         double.stop_thread()
 
     print(f"machine: {results['machine']}; double: ttft {args.ttft * 1000:.0f} ms, {args.tps:.0f} tok/s")
-    print(f"{'debounce':>8} | {'overhead ms med/p95: 100 l':>26} | {'1000 l':>11} | {'100k l':>11} | "
-          f"{'100k/100':>8} | {'100k/1000':>9} | {'req/100 keys':>12} | {'wasted tok/100 keys':>19} | {'max in flight':>13}")
+    print("overhead = first ghost text drawn - the double's first byte sent; outbound = request at the "
+          "double - request leaving Lua; end to end = drawn - leaving - scripted ttft (ms, median / p95)")
     for debounce, r in results["runs"].items():
-        o1, o3, o2, t = (r["overhead_ms_100_lines"], r["overhead_ms_1000_lines"], r["overhead_ms_100k_lines"],
-                         r["typing"])
-        print(f"{debounce:>6}ms | {o1['median']:>16.1f} / {o1['p95']:>5.1f} | {o3['median']:>4.1f} / {o3['p95']:>4.1f} | "
-              f"{o2['median']:>4.1f} / {o2['p95']:>4.1f} | {r['scale_ratio']:>8.2f} | {r['scale_ratio_full_window']:>9.2f} | "
-              f"{t['requests_per_100_keys']:>12} | {t['wasted_tokens_per_100_keys']:>19} | {t['max_in_flight']:>13}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
+        t = r["typing"]
+        print(f"debounce {debounce} ms")
+        for name in ("100_lines", "1000_lines", "100k_lines"):
+            cells = [f"{kind} {r[f'{kind}_ms_{name}']['median']:5.2f} / {r[f'{kind}_ms_{name}']['p95']:5.2f}"
+                     for kind in ("overhead", "outbound", "end_to_end")]
+            print(f"  {name:>10}: " + " | ".join(cells))
+        print(f"  scale 100k/100: overhead {r['scale_ratio']:.2f}, end to end {r['end_to_end_scale_ratio']:.2f}; "
+              f"typing: {t['requests_per_100_keys']} requests and {t['wasted_tokens_per_100_keys']} wasted tokens "
+              f"per 100 keys, most in flight {t['max_in_flight']}")
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "ghost.json").write_text(json.dumps(results, indent=2))
     print(f"wrote {out / 'ghost.json'}")
 

@@ -183,11 +183,15 @@ function H.append(state, text)
   end
   local buf = state.buf
   local last = vim.api.nvim_buf_line_count(buf) - 1
-  local last_line = vim.api.nvim_buf_get_lines(buf, last, last + 1, false)[1]
+  -- the byte length of the last line is tracked, not read back: reading a long last line on every
+  -- frame copied all of it (a model writing one huge paragraph made each frame slower)
+  local tail = state.tail or 0
   local follow = vim.api.nvim_win_is_valid(state.win) and vim.api.nvim_win_get_cursor(state.win)[1] == last + 1
+  local lines = vim.split(text, '\n', { plain = true })
   vim.bo[buf].modifiable = true
-  vim.api.nvim_buf_set_text(buf, last, #last_line, last, #last_line, vim.split(text, '\n', { plain = true }))
+  vim.api.nvim_buf_set_text(buf, last, tail, last, tail, lines)
   vim.bo[buf].modifiable = false
+  state.tail = #lines > 1 and #lines[#lines] or tail + #text
   if follow then
     local n = vim.api.nvim_buf_line_count(buf)
     pcall(vim.api.nvim_win_set_cursor, state.win, { n, 0 })

@@ -27,7 +27,7 @@ H.ring = {}
 H.ring_size = 6
 H.chunk_lines = 40 -- lines kept around the cursor of a buffer left or edited
 H.yank_chars = 2000 -- most characters kept of a yank
--- H.samples: ms from a request leaving to its first text on screen (bench/, :AIStatus later)
+-- H.samples: { sent, shown } hrtimes of a request leaving and its first text on screen (bench/)
 H.samples = {}
 H.max_samples = 1000
 H.ns = vim.api.nvim_create_namespace('ai_host_ghost')
@@ -144,11 +144,13 @@ function M.remember_fallback(lhs)
   end
 end
 
---- Latency samples (ms from request to first ghost text drawn), oldest first; `clear` empties them.
-function M.samples(clear)
+--- Latency samples, oldest first: ms from request to first ghost text drawn, or with `times` the
+--- moments themselves ({ sent = ns, shown = ns } on vim.uv.hrtime()'s clock). `clear` empties them.
+function M.samples(clear, times)
   local out = H.samples
   if clear then H.samples = {} end
-  return out
+  if times then return out end
+  return vim.tbl_map(function(t) return (t.shown - t.sent) / 1e6 end, out)
 end
 
 --- What is shown now (for tests and the statusline).
@@ -372,7 +374,7 @@ function H.on_suggestion(state, text)
   if not state.shown and text ~= '' then
     state.shown = true
     if #H.samples >= H.max_samples then table.remove(H.samples, 1) end
-    table.insert(H.samples, (vim.uv.hrtime() - state.sent) / 1e6)
+    table.insert(H.samples, { sent = state.sent, shown = vim.uv.hrtime() })
   end
 end
 

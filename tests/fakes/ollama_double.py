@@ -763,10 +763,15 @@ class _Generation:
         await asyncio.sleep(self.script.ttft_s)  # load + prompt evaluation: total silence
         self.t_prompt_done = time.perf_counter_ns()
         pieces, fault = self.plan.pieces, self.plan.fault
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         for i in range(len(pieces) + 1):
             if i:
-                # sleep(0) still yields, so a disconnect is noticed between back-to-back chunks
-                await asyncio.sleep(self.script.token_delay_s)
+                # On a schedule (chunk i is due at start + i * token_delay_s), so the rate holds even
+                # when one sleep overshoots (2,000 tokens/s is a 0.5 ms period). sleep(0) still
+                # yields, so a disconnect is noticed between back-to-back chunks.
+                delay = self.script.token_delay_s
+                await asyncio.sleep(max(0.0, start + i * delay - loop.time()) if delay else 0)
             if self.wire.client_gone():
                 raise _ClientGone
             if fault is not None and fault[1] == i:
