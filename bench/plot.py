@@ -36,8 +36,9 @@ except ImportError:  # pragma: no cover - a bench-only dependency
     print("bench/plot.py needs matplotlib: .venv/bin/python -m pip install -e '.[bench]'")
     sys.exit(1)
 
-COLORS = {"idle": "tab:green", "explain": "tab:blue", "load": "tab:red"}
-LABELS = {"idle": "idle", "explain": "explain streaming (2,000 tok/s)", "load": "explain + ghost text typing"}
+COLORS = {"idle": "tab:green", "explain": "tab:blue", "load": "tab:red", "control": "tab:gray"}
+LABELS = {"idle": "idle", "explain": "explain streaming (2,000 tok/s)", "load": "explain + ghost text typing",
+          "control": "control: no-op notifications at the same rate"}
 
 
 def load(results: Path, name: str) -> dict | None:
@@ -77,27 +78,31 @@ def ghost_overhead(results: Path, out: Path) -> None:
     if not runs:
         print("  ghost.json: no raw samples (re-run bench/ghost.py), skipped")
         return
-    sizes = [("overhead_ms_100_lines", "100 lines"), ("overhead_ms_1000_lines", "1,000 lines"),
-             ("overhead_ms_100k_lines", "100,000 lines")]
+    sizes = [("100_lines", "100 lines"), ("1000_lines", "1,000 lines"), ("100k_lines", "100,000 lines")]
+    kinds = [("overhead", "overhead: drawn − double's first byte"), ("outbound", "outbound: Lua → double"),
+             ("end_to_end", "end to end − scripted TTFT")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     data, labels = [], []
     for debounce, r in runs.items():
         for key, label in sizes:
-            data.append(r["samples"][key])
-            labels.append(f"{label}\n(debounce {debounce} ms)" if len(runs) > 1 else label)
+            for kind, _ in kinds:
+                data.append(r["samples"].get(f"{kind}_ms_{key}", []))
+                labels.append(f"{label}\n{kind.replace('_', ' ')}")
     axes[0].boxplot(data, showfliers=True)
-    axes[0].set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-    axes[0].axhline(5, color="grey", ls="--", lw=1, label="goal: median ≤ 5 ms")
-    axes[0].set_ylabel("overhead (ms)")
-    axes[0].set_title("Ghost-text overhead per buffer size")
+    axes[0].set_xticks(range(1, len(labels) + 1), labels, fontsize=6, rotation=60)
+    axes[0].axhline(5, color="grey", ls="--", lw=1, label="overhead goal: median ≤ 5 ms")
+    axes[0].set_ylabel("ms")
+    axes[0].set_title("Ghost text: our cost per leg and buffer size")
     axes[0].legend(fontsize=8)
     for debounce, r in runs.items():
         for (key, label), style in zip(sizes, ("-", "--", ":"), strict=True):
-            ecdf(axes[1], r["samples"][key], ls=style, label=f"{label}" + (f", {debounce} ms" if len(runs) > 1 else ""))
-    axes[1].set_xlabel("overhead (ms): drawn - request left - double's TTFT")
+            for (kind, klabel), color in zip(kinds, ("C0", "C1", "C2"), strict=True):
+                ecdf(axes[1], r["samples"].get(f"{kind}_ms_{key}", []), ls=style, color=color,
+                     label=f"{klabel}, {label}" if key == "100_lines" or kind == "overhead" else None)
+    axes[1].set_xlabel("ms")
     axes[1].set_ylabel("fraction of requests")
-    axes[1].set_title("CDF")
-    axes[1].legend(fontsize=8)
+    axes[1].set_title("CDF (line style: buffer size)")
+    axes[1].legend(fontsize=6)
     axes[1].grid(alpha=0.3)
     fig.suptitle(f"bench/ghost.py — double: TTFT {d.get('ttft_s', 0) * 1000:.0f} ms, "
                  f"{d.get('tokens_per_s', 0):.0f} tok/s — {stamp(d)}", fontsize=9)
@@ -135,7 +140,7 @@ def responsiveness(results: Path, out: Path) -> None:
     panels = ((axes[0], "rpc_ms", "nvim_eval('1') round trip", "round trip (ms)"),
               (axes[1], "timer_late_ms", "10 ms Lua timer lateness", "lateness beyond 10 ms (ms)"))
     for ax, key, title, xlabel in panels:
-        for case in ("idle", "explain", "load"):
+        for case in ("idle", "control", "explain", "load"):
             xs = s[key].get(case)
             if xs:
                 ecdf(ax, xs, color=COLORS[case], label=f"{LABELS[case]} (n={len(xs)})")

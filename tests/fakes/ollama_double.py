@@ -687,10 +687,10 @@ class _Wire:
                 resp = _CoalescingStreamResponse(headers={"Content-Type": self.content_type})
                 await resp.prepare(self.request)
                 self.resp = resp
-            await self.resp.write(data)
             record = self.request.get(_RECORD_KEY)
             if record is not None and record.first_write is None:
-                record.first_write = time.monotonic()
+                record.first_write = time.monotonic()  # as the bytes are handed over (a write may yield)
+            await self.resp.write(data)
         except ConnectionResetError:  # includes aiohttp's ClientConnectionResetError
             self.mark_gone()
             raise _ClientGone from None
