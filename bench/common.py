@@ -20,6 +20,17 @@ from typing import Any, Callable, Iterable
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 NVIM = ROOT / ".venv" / "bin" / "nvim"
+# Real code typed like a person by ghost.py and responsiveness.py.
+SNIPPET = '''def moving_average(values, window):
+    if window <= 0:
+        raise ValueError("window must be positive")
+    total = sum(values[:window])
+    out = [total / window]
+    for i in range(window, len(values)):
+        total += values[i] - values[i - window]
+        out.append(total / window)
+    return out
+'''
 
 
 def pct(xs: Iterable[float], p: float) -> float:

@@ -36,19 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+from common import SNIPPET  # noqa: E402
 
 MODEL = "qwen2.5-coder:7b"
 TOKENS = [f"tok{i} " for i in range(24)]  # one line: the filter never cuts it
-SNIPPET = '''def moving_average(values, window):
-    if window <= 0:
-        raise ValueError("window must be positive")
-    total = sum(values[:window])
-    out = [total / window]
-    for i in range(window, len(values)):
-        total += values[i] - values[i - window]
-        out.append(total / window)
-    return out
-'''
 
 
 def pct(xs: list[float], p: float) -> float:

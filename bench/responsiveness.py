@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+from common import SNIPPET  # noqa: E402
 
 DEBOUNCE_MS = 100
 GHOST_TOKENS = [f"tok{i} " for i in range(24)]  # one line, as in ghost.py
@@ -51,17 +53,6 @@ GHOST_TOKENS = [f"tok{i} " for i in range(24)]  # one line, as in ghost.py
 # 2026-11-22 this was one 200 KB line without a newline: each frame then re-measured the whole
 # wrapped line, about 0.5 ms per frame at 50 KB, which is a model writing one endless paragraph.)
 EXPLAIN_TOKENS = [("word\n" if i % 14 == 13 else "word ") if i % 90 != 89 else "word\n\n" for i in range(40000)]
-SNIPPET = '''def moving_average(values, window):
-    if window <= 0:
-        raise ValueError("window must be positive")
-    total = sum(values[:window])
-    out = [total / window]
-    for i in range(window, len(values)):
-        total += values[i] - values[i - window]
-        out.append(total / window)
-    return out
-
-'''
 
 
 def pct(xs, p):
