@@ -181,6 +181,9 @@ def main() -> None:
         drain()
         d = n.exec_lua("local D = _G.bench_mem; return {samples = D.samples, errors = D.errors, cached = D.cached,"
                        " stalls = D.stalls, keys = D.keys, n = D.n}")
+        n.input("<Esc>")  # the last suggestion and its prefetch are let go
+        wait(lambda: n.exec_lua("return require('ai_host.host').open_jobs().count") == 0, 5)
+        d["open_jobs"] = n.exec_lua("return require('ai_host.host').open_jobs()")
     finally:
         quit_nvim(n)
         double.stop_thread()
@@ -196,6 +199,7 @@ def main() -> None:
         "elapsed_s": round(elapsed, 1),
         "completions": d["n"], "keys": d["keys"], "errors": d["errors"], "cached": d["cached"],
         "stalls": d["stalls"], "generate_requests": generate_requests,
+        "open_jobs_at_end": d["open_jobs"],  # jobs Lua still waits on after <Esc>: 0 (nothing leaks)
         "start": first, "before": before, "after": after,
         "growth_kb": growth,
         "growth_after_warmup_per_1000_kb": {k: round(v * 1000 / max(1, after["n"] - before["n"]), 1)
@@ -213,6 +217,8 @@ def main() -> None:
           f"end {after['nvim_kb'] / 1024:.1f} MiB: growth {growth['nvim_kb'] / 1024:+.2f} MiB")
     print(f"Lua heap:  start {first['lua_kb']:.0f} KiB, after warm-up {before['lua_kb']:.0f} KiB, "
           f"end {after['lua_kb']:.0f} KiB: growth {growth['lua_kb']:+.0f} KiB")
+    print(f"jobs Lua still waits on at the end: {d['open_jobs']['count']} (watchdog running: "
+          f"{d['open_jobs']['watchdog']})")
     if lat:
         print(f"ghost-text latency (median per stretch): first {lat[0]:.1f} ms, last {lat[-1]:.1f} ms, "
               f"median of stretches {statistics.median(lat):.1f} ms")
