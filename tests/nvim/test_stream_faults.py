@@ -106,18 +106,19 @@ def test_multibyte_characters_split_across_reads_and_invalid_bytes(nvim, double,
     quiet(nvim, double)
 
 
-GHOST_FAULTS = {
-    "error line mid-stream": {"error_after": 1},
-    "a 50 MB line": {"tokens": ["x" * (50 * MB)]},
-    "trickles a byte at a time": {"write_split": 1, "byte_delay_s": 0.05},
-    "connection reset": {"reset_after": 1},
+GHOST_FAULTS = {  # script fields, and what the one message says
+    "error line mid-stream": ({"error_after": 1}, "an error was encountered"),
+    "a 50 MB line": ({"tokens": ["x" * (50 * MB)]}, "more than 4 MiB"),
+    "trickles a byte at a time": ({"write_split": 1, "byte_delay_s": 0.05}, "unfinished line"),
+    "connection reset": ({"reset_after": 1}, "broke off"),
 }
 
 
 @pytest.mark.parametrize("fault", list(GHOST_FAULTS))
 def test_ghost_text_survives_the_fault_and_typing_is_untouched(nvim, double, tmp_path, fault):
     double.script.tokens = ["a + ", "b"]
-    for key, value in GHOST_FAULTS[fault].items():
+    script, says = GHOST_FAULTS[fault]
+    for key, value in script.items():
         setattr(double.script, key, value)
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, "
                   "timeouts = {idle_ms = 400}})")
@@ -129,6 +130,8 @@ def test_ghost_text_survives_the_fault_and_typing_is_untouched(nvim, double, tmp
     assert not nvim.exec_lua("return require('ai_host.ghost').info().shown")
     nvim.input("x<Esc>")
     assert nvim.current.buffer[3] == "result = x"
+    said = wait_until(lambda: [m for m in nvim.command_output("messages").splitlines() if m.startswith("ai_host:")])
+    assert len(said) == 1 and says in said[0]  # one clear message
     messages = nvim.command_output("messages")
     assert "Traceback" not in messages and "E5108" not in messages
     double.script.__init__()
