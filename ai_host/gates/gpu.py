@@ -187,5 +187,6 @@ class GpuGate:
             "total": self.last.total,
             "fraction": round(self.last.fraction, 3),
             "threshold": self.threshold,
+            "release_below": round(self.threshold - RELEASE_MARGIN, 3),  # when busy: ok again at or below this
             "flips": self.flips,
         }

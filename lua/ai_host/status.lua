@@ -38,9 +38,12 @@ function M.lines()
   if gpu.state == 'off' then
     add('GPU gate     off: %s', gpu.reason or '?')
   else
-    add('GPU gate     %s: %s, %.1f / %.1f GiB (%d%%, threshold %d%%)', gpu.state, gpu.name or '?',
+    add('GPU gate     %s: %s, %.1f / %.1f GiB (%d%%, threshold %d%%)%s', gpu.state, gpu.name or '?',
       (gpu.used or 0) / 2 ^ 30, (gpu.total or 0) / 2 ^ 30, math.floor((gpu.fraction or 0) * 100 + 0.5),
-      math.floor((gpu.threshold or 0) * 100 + 0.5))
+      math.floor((gpu.threshold or 0) * 100 + 0.5),
+      -- busy below the threshold: the gate waits for memory to fall a little under it (hysteresis)
+      (gpu.state == 'busy' and gpu.release_below and (gpu.fraction or 1) <= (gpu.threshold or 0)) and
+        string.format(', busy until %d%% or less', math.floor(gpu.release_below * 100 + 0.5)) or '')
   end
   local lsp = s.lsp or {}
   local busy = {}

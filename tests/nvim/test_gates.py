@@ -214,6 +214,11 @@ def test_a_gpu_reading_flapping_around_the_threshold_keeps_one_decision(nvim, do
         wait_until(lambda: dropped() >= 2 + "wxyz".index(ch))
     status = nvim.call("AiHostRequest", "status")
     assert len(generates(double)) == sent and status["gpu"]["state"] == "busy" and status["gpu"]["flips"] == 1
+    set_gpu(gpu_file, 0.78 * 12)  # under the threshold, not yet under 75%: still busy, and :AIStatus says why
+    nvim.input("q")
+    wait_until(lambda: dropped() >= 6)
+    text = "\n".join(nvim.exec_lua("return require('ai_host.status').lines()"))
+    assert "(78%, threshold 80%), busy until 75% or less" in text
     set_gpu(gpu_file, 6)  # 50%: memory really freed
     nvim.input("v")
     wait_until(lambda: ghost(nvim).get("text") == "a + b")
