@@ -5,9 +5,13 @@ from __future__ import annotations
 import copy
 import json
 from importlib import resources
+import re
 from typing import Any
 
 from .errors import ConfigError
+
+
+_PIN = re.compile(r"[0-9a-f]{12,64}")
 
 
 def defaults() -> dict[str, Any]:
@@ -16,9 +20,13 @@ def defaults() -> dict[str, Any]:
 
 
 def merge(user: dict[str, Any] | None) -> dict[str, Any]:
-    """Deep-merge `user` over the defaults. Lua validated it already; we still refuse unknown keys."""
+    """Deep-merge `user` over the defaults. Lua validated it already; we still refuse unknown keys,
+    and pins that could not pin anything (the engine is where they are enforced)."""
     cfg = defaults()
     _merge_into(cfg, user or {}, "")
+    for model, digest in cfg["security"]["pins"].items():
+        if not _PIN.fullmatch(digest.lower().removeprefix("sha256:")):
+            raise ConfigError(f"`security.pins['{model}']` should be the model's digest (12 to 64 hex digits)")
     return cfg
 
 

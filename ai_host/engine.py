@@ -86,7 +86,7 @@ class Engine:
         self._output_started: set[str] = set()  # jobs that showed something: no fail-over for them
         self._job_models: dict[str, tuple[str, str, int]] = {}  # job -> (endpoint url, model, priority)
         self._ps: dict[str, tuple[float, list[dict[str, Any]] | None]] = {}  # url -> (read at, loaded models)
-        self._pins_ok: dict[tuple[str, str], float] = {}  # (url, model) -> when its digest matched the pin
+        self._pins_ok: dict[tuple[str, str, str], float] = {}  # (url, model, pin) -> when its digest matched
         self.router: Router | None = None
         self._warned_http: set[str] = set()
         self._started = threading.Event()
@@ -485,7 +485,7 @@ class Engine:
         pin = _pin_for(self.config["security"]["pins"], model)
         if pin is None:
             return
-        key = (backend.url, _tagged(model))
+        key = (backend.url, _tagged(model), pin)  # a pin changed meanwhile is checked anew
         at = self._pins_ok.get(key)
         if at is not None and time.monotonic() - at < PIN_CACHE_S:
             return

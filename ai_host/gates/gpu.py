@@ -134,7 +134,9 @@ class GpuGate:
         self.clock = clock
         self.last: GpuReading | None = None
         self.off_reason: str | None = None
-        self.is_busy = False  # above the threshold, until below threshold - RELEASE_MARGIN
+        self.is_busy = False  # above the threshold, until at or below release_below
+        # a low threshold keeps a margin that can be reached (never 0 or less)
+        self.release_below = threshold - min(RELEASE_MARGIN, threshold / 2)
         self.flips = 0  # how often the gate changed between busy and ok (for :AIStatus and tests)
         self._read_at = -1e18
         self._lock = asyncio.Lock()
@@ -166,7 +168,7 @@ class GpuGate:
         if reading is None:
             busy = False
         elif self.is_busy:
-            busy = reading.fraction > self.threshold - RELEASE_MARGIN
+            busy = reading.fraction > self.release_below
         else:
             busy = reading.fraction > self.threshold
         if busy != self.is_busy:
@@ -187,6 +189,6 @@ class GpuGate:
             "total": self.last.total,
             "fraction": round(self.last.fraction, 3),
             "threshold": self.threshold,
-            "release_below": round(self.threshold - RELEASE_MARGIN, 3),  # when busy: ok again at or below this
+            "release_below": round(self.release_below, 3),  # when busy: ok again at or below this
             "flips": self.flips,
         }

@@ -174,6 +174,7 @@ end
 ---@param on_done fun(text: string, anchor: { row: integer, col: integer, keyword: string })
 ---@return fun()
 function M.fetch(buf, on_done)
+  if buf == 0 or buf == nil then buf = vim.api.nvim_get_current_buf() end -- one engine group per real buffer
   local config = require('ai_host').get_config().completion
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1] or ''
@@ -190,6 +191,10 @@ function M.fetch(buf, on_done)
     on_error = function(data)
       finished = true
       H.on_error(nil, data.message)
+      on_done('', anchor)
+    end,
+    on_superseded = function() -- ghost text asked for this buffer meanwhile: the menu gets no item
+      finished = true
       on_done('', anchor)
     end,
   })
@@ -275,6 +280,7 @@ function H.request(opts)
   }), {
     on_suggestion = function(data) H.on_suggestion(state, data.text) end,
     on_done = function() H.on_done(state) end,
+    on_superseded = function() H.on_superseded(state) end,
     on_error = function(data) H.on_error(state, data.message) end,
     on_status = function(data)
       if data.warning then H.on_error(nil, 'ai_host: ' .. data.text) end
@@ -383,6 +389,14 @@ function H.on_done(state)
   state.done = true
   if state.text == '' then return M.clear() end
   if state.index == 1 and require('ai_host').get_config().completion.prefetch then H.prefetch(state) end
+end
+
+-- A completion-menu source asked for this buffer meanwhile: nothing more comes; what is shown
+-- stays (it is still right for the text), an empty suggestion goes.
+function H.on_superseded(state)
+  if H.state ~= state then return end
+  state.done = true
+  if state.text == '' then M.clear() end
 end
 
 -- Ask ahead for what would follow accepting the whole suggestion, into the engine's cache only.

@@ -59,7 +59,7 @@ end
 --- Start a job of `kind`. Returns its id, or nil and a message for the user.
 ---@param kind string
 ---@param payload table
----@param handlers table { on_chunk, on_done, on_error }
+---@param handlers table { on_chunk, on_done, on_error, on_superseded (the engine let the job go for a newer one) }
 ---@return string|nil id, string|nil message
 function M.start(kind, payload, handlers)
   H.counter = H.counter + 1
@@ -126,7 +126,9 @@ function M._dispatch(id, event, data)
   if job == nil then return end -- cancelled or finished: a stale event never renders
   if event == 'done' or event == 'error' then H.jobs[id] = nil end
   if event == 'done' and type(data) == 'table' and data.superseded then -- the engine let it go for a newer one
-    return require('ai_host.statusline').on_event(id, nil, 'cancelled', {})
+    require('ai_host.statusline').on_event(id, nil, 'cancelled', {})
+    if job.on_superseded then job.on_superseded(data) end
+    return
   end
   require('ai_host.statusline').on_event(id, nil, event, data)
   local handler = job['on_' .. event]

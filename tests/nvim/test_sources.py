@@ -100,3 +100,22 @@ def test_sources_share_the_engine_cache_with_ghost_text(nvim, double):
     """)
     wait_until(lambda: nvim.exec_lua("return #_G.calls") == 3)
     assert len([r for r in double.requests if r.path == "/api/generate"]) == 1  # the second came from the cache
+
+
+def test_a_menu_request_superseded_by_ghost_text_still_calls_back_once(nvim, double):
+    double.script.tokens = ["x"] * 300
+    double.script.token_delay_s = 0.02
+    nvim.exec_lua(SETUP)
+    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
+    insert_at_end(nvim)
+    nvim.exec_lua("""
+      require('ai_host.sources.cmp').new():complete({context = {bufnr = 0}},
+        function(r) table.insert(_G.calls, r) end)
+    """)
+    wait_until(lambda: double.active_streams == 1)
+    nvim.input("u")  # ghost text asks for this buffer: the engine lets the menu's request go
+    calls = wait_until(lambda: nvim.exec_lua("return _G.calls"))
+    nvim.command("sleep 100m")
+    assert nvim.exec_lua("return _G.calls") == calls and len(calls) == 1  # exactly once, no item
+    assert calls[0]["items"] == []
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text"))  # ghost text goes on

@@ -205,6 +205,16 @@ async def test_a_reading_that_flaps_around_the_threshold_does_not_flip_the_gate(
     assert gate.flips == 3
 
 
+async def test_a_low_threshold_still_opens_again():
+    probe = FakeProbe(used=0, total=100)
+    gate = GpuGate(probe, threshold=0.04, cache_s=0.0)
+    seen = []
+    for used in [5, 3, 2, 1]:  # busy above 4%, open again at 2% (half the threshold), not never
+        probe.used = used
+        seen.append(await gate.busy())
+    assert seen == [True, True, False, False] and gate.state()["state"] == "ok"
+
+
 def test_nvml_that_raises_on_every_call_goes_through_the_real_probe(tmp_path):
     f = tmp_path / "gpu.json"
     f.write_text(json.dumps({"nvml_raises": "Unknown Error"}))

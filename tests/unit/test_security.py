@@ -78,3 +78,40 @@ def test_plain_http_to_another_machine_warns_once_per_endpoint():
     assert len(events) == 1
     job, event, data = events[0]
     assert event == "status" and data["warning"] and "unencrypted to http://gpu.example.org:11434" in data["text"]
+
+
+@pytest.mark.parametrize("pin", ["", "sha256:", "abc", "zz" * 8, "a" * 65])
+def test_the_engine_refuses_a_pin_that_could_not_pin_anything(pin):
+    from ai_host import config
+    from ai_host.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"security.pins\['m'\]"):
+        config.merge({"security": {"pins": {"m": pin}}})
+    assert config.merge({"security": {"pins": {"m": "sha256:" + "AB" * 6}}})["security"]["pins"] == {"m": "sha256:" + "AB" * 6}
+
+
+async def test_a_pin_changed_while_its_check_runs_is_checked_anew():
+    import asyncio
+
+    from ai_host.engine import Engine
+    from ai_host.errors import PinMismatch
+
+    digest = "a" * 64
+    gate = asyncio.Event()
+
+    class Backend:
+        url = "http://127.0.0.1:11434"
+
+        async def list_models(self):
+            await gate.wait()
+            return [{"name": "m:latest", "digest": digest}]
+
+    eng = Engine(lambda *e: None, {"security": {"pins": {"m": "a" * 12}}})
+    check = asyncio.ensure_future(eng._verify_pin(Backend(), "m"))
+    await asyncio.sleep(0)
+    eng.config["security"]["pins"] = {"m": "b" * 12}  # the user changes the pin meanwhile
+    eng._pins_ok.clear()
+    gate.set()
+    await check  # the old pin matched, and its success is kept for the old pin only
+    with pytest.raises(PinMismatch):
+        await eng._verify_pin(Backend(), "m")
