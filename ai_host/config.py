@@ -14,6 +14,11 @@ from .errors import ConfigError
 _PIN = re.compile(r"[0-9a-f]{12,64}")
 
 
+def pin_digest(pin: str) -> str:
+    """A `security.pins` value as the digest it names: hex, lower case, without `sha256:`."""
+    return pin.lower().removeprefix("sha256:")
+
+
 def defaults() -> dict[str, Any]:
     """The defaults, from the one file both Lua's setup() and the engine read."""
     return copy.deepcopy(_DEFAULTS)
@@ -25,7 +30,7 @@ def merge(user: dict[str, Any] | None) -> dict[str, Any]:
     cfg = defaults()
     _merge_into(cfg, user or {}, "")
     for model, digest in cfg["security"]["pins"].items():
-        if not _PIN.fullmatch(digest.lower().removeprefix("sha256:")):
+        if not _PIN.fullmatch(pin_digest(digest)):
             raise ConfigError(f"`security.pins['{model}']` should be the model's digest (12 to 64 hex digits)")
     return cfg
 

@@ -835,8 +835,6 @@ class Engine:
         try:
             async with aclosing(stream):
                 async for chunk in stream:
-                    if not chunk.done:
-                        guard.check(chunk.text)
                     if chunk.done:
                         coalescer.push(think.flush())
                         coalescer.flush()
@@ -846,6 +844,7 @@ class Engine:
                         logger.info("job %s done: %d pieces, ttft %s", job_id, pieces,
                                     first and round((first - sent) * 1000))
                         return
+                    guard.check(chunk.text)
                     text = think.feed(chunk.text)
                     if chunk.text and first is None:
                         first = time.monotonic()
@@ -881,7 +880,7 @@ def _pin_for(pins: dict[str, str], model: str) -> str | None:
     """The pinned digest of `model` (hex, lower case, without `sha256:`), if the user pinned it."""
     for name, digest in pins.items():
         if _tagged(name) == _tagged(model):
-            return digest.lower().removeprefix("sha256:")
+            return config_mod.pin_digest(digest)
     return None
 
 

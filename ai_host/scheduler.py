@@ -29,9 +29,9 @@ class QueueFull(AiHostError):
 
 
 class RateLimited(AiHostError):
-    def __init__(self, message: str, setting: str = "the scheduler's rate"):
+    def __init__(self, message: str, setting: str | None = None):
         super().__init__(message)
-        self.setting = setting
+        self.setting = setting or "the scheduler's rate"
 
     def user_message(self) -> str:
         return f"ai_host: slow down: {self}. Wait a moment, or raise `{self.setting}` if this is too strict."
@@ -81,7 +81,7 @@ class Scheduler:
         """Hold one of the endpoint's slots for the duration of the block."""
         limiter = self._rates.get(priority)
         if limiter is not None and not limiter.take():
-            raise RateLimited(f"more than {limiter.rate:g} requests a second", *filter(None, [self._rate_settings.get(priority)]))
+            raise RateLimited(f"more than {limiter.rate:g} requests a second", self._rate_settings.get(priority))
         running = self._running.setdefault(endpoint, {})
         waiting = self._waiting.setdefault(endpoint, [])
         if len(running) >= self.limit or any(not w.future.done() and w.priority <= priority for w in waiting):

@@ -19,8 +19,9 @@ from ..log import logger
 # takes the next value (a reading that flaps). {"nvml_raises": "..."} runs the real NVML code path
 # against an NVML whose every call raises that error.
 FAKE_NVML_ENV = "AI_HOST_FAKE_NVML"
-# Once above the threshold, the gate opens again only below threshold - RELEASE_MARGIN, so a
-# reading that hovers around the threshold does not switch ghost text on and off every read.
+# Once above the threshold, the gate opens again only at threshold - RELEASE_MARGIN or below (the
+# margin is at most half the threshold), so a reading that hovers around the threshold does not
+# switch ghost text on and off every read.
 RELEASE_MARGIN = 0.05
 
 

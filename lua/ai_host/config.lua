@@ -116,12 +116,9 @@ function H.merge(base, over, prefix)
     if default == nil then
       error(string.format('ai_host: `%s` is not an option (see :help ai_host-config)', path), 0)
     end
-    if path == 'security.pins' then -- a map of the user's own keys: model name -> digest
-      if type(value) ~= 'table' then
-        error(string.format('ai_host: `%s` should be table, not %s', path, type(value)), 0)
-      end
-      base[key] = value
-    elseif type(default) == 'table' and not vim.islist(default) then
+    -- nested options are merged key by key; an empty table in the defaults (security.pins) is a
+    -- map of the user's own keys, taken whole below, as in ai_host/config.py
+    if type(default) == 'table' and not vim.islist(default) and next(default) ~= nil then
       if type(value) ~= 'table' then
         error(string.format('ai_host: `%s` should be table, not %s', path, type(value)), 0)
       end
