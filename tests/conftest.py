@@ -32,6 +32,34 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_S, interval: 
     return value
 
 
+def explain_info(nvim):
+    """The explain float's state: status, text, message, footer..."""
+    return nvim.exec_lua("return require('ai_host.explain').info()")
+
+
+def ghost(nvim):
+    """The ghost-text suggestion shown now."""
+    return nvim.exec_lua("return require('ai_host.ghost').info()")
+
+
+def generates(double):
+    """The /api/generate requests the double received (ghost text)."""
+    return [r for r in double.requests if r.path == "/api/generate"]
+
+
+def chats(double):
+    """The /api/chat requests the double received (explain, refactor)."""
+    return [r for r in double.requests if r.path == "/api/chat"]
+
+
+def quiet(nvim, double, timeout: float = WAIT_S):
+    """Nothing in flight in the engine, no connection held, the double streams nothing; the status."""
+    status = wait_until(lambda: (s := nvim.call("AiHostRequest", "status")) and not s["in_flight"]
+                        and s["open_connections"] == 0 and s, timeout)
+    wait_until(lambda: double.active_streams == 0)
+    return status
+
+
 @pytest.fixture
 def double():
     d = OllamaDouble(models=[ModelSpec(DEFAULT_MODEL)])

@@ -8,23 +8,11 @@ import time
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import explain_info, generates, ghost, quiet, wait_until
 
 pytestmark = pytest.mark.nvim
 
 SUGGESTION = "SUGGESTED_TEXT"
-
-
-def ghost(nvim):
-    return nvim.exec_lua("return require('ai_host.ghost').info()")
-
-
-def explain_info(nvim):
-    return nvim.exec_lua("return require('ai_host.explain').info()")
-
-
-def generates(double):
-    return [r for r in double.requests if r.path == "/api/generate"]
 
 
 def extmarks_everywhere(nvim):
@@ -36,11 +24,6 @@ def extmarks_everywhere(nvim):
       end
       return n
     """)
-
-
-def quiet(nvim, double):
-    wait_until(lambda: (s := nvim.call("AiHostRequest", "status")) and not s["in_flight"] and s["open_connections"] == 0)
-    wait_until(lambda: double.active_streams == 0)
 
 
 def no_errors(nvim):

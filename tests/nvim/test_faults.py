@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import explain_info, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -15,10 +15,6 @@ pytestmark = pytest.mark.nvim
 def host_pid(nvim):
     chan = nvim.exec_lua("return vim.fn['remote#host#Require']('python3')")
     return nvim.exec_lua("return vim.fn.jobpid(...)", chan)
-
-
-def explain_info(nvim):
-    return nvim.exec_lua("return require('ai_host.explain').info()")
 
 
 def test_killed_host_mid_stream_ends_the_job_with_a_message_and_the_next_request_restarts_it(nvim, double):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, chats, explain_info, generates, ghost, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -29,22 +29,6 @@ def extra_env(gpu_file):
 
 def set_gpu(gpu_file, used_gib):
     gpu_file.write_text(json.dumps({"name": "NVIDIA GeForce RTX 4070", "used": int(used_gib * GIB), "total": 12 * GIB}))
-
-
-def generates(double):
-    return [r for r in double.requests if r.path == "/api/generate"]
-
-
-def chats(double):
-    return [r for r in double.requests if r.path == "/api/chat"]
-
-
-def ghost(nvim):
-    return nvim.exec_lua("return require('ai_host.ghost').info()")
-
-
-def explain_info(nvim):
-    return nvim.exec_lua("return require('ai_host.explain').info()")
 
 
 def setup(nvim, extra=""):

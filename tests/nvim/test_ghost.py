@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import generates, ghost, wait_until
 
 pytestmark = pytest.mark.nvim
 
 CODE = ["def add(a, b):", "    return ", "", "print(add(1, 2))"]
 
 
-def ghost(nvim):
-    return nvim.exec_lua("return require('ai_host.ghost').info()")
-
-
 def marks(nvim):
     return nvim.exec_lua(
         "return vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_ghost, 0, -1, {details = true})"
     )
-
-
-def generates(double):
-    return [r for r in double.requests if r.path == "/api/generate"]
 
 
 # Prefetching is off unless a test is about it, so that request counts are about what the user did.

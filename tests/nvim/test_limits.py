@@ -7,14 +7,10 @@ import time
 
 import pytest
 
-from tests.conftest import DEFAULT_MODEL, wait_until
+from tests.conftest import DEFAULT_MODEL, chats, explain_info, generates, wait_until
 from tests.fakes.ollama_double import ModelSpec
 
 pytestmark = pytest.mark.nvim
-
-
-def explain_info(nvim):
-    return nvim.exec_lua("return require('ai_host.explain').info()")
 
 
 def explain(nvim):
@@ -23,14 +19,6 @@ def explain(nvim):
     i = wait_until(lambda: explain_info(nvim)["status"] in ("done", "error") and explain_info(nvim))
     nvim.command("wincmd p")
     return i
-
-
-def chats(double):
-    return [r for r in double.requests if r.path == "/api/chat"]
-
-
-def generates(double):
-    return [r for r in double.requests if r.path == "/api/generate"]
 
 
 # -- rate limits ----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import chats, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -29,10 +29,6 @@ def reply(*code_lines, before="Here is the rewrite:\n", fence="```python", after
 
 def ready(nvim):
     return wait_until(lambda: info(nvim).get("status") == "done" and info(nvim))
-
-
-def chats(double):
-    return [r for r in double.requests if r.path == "/api/chat"]
 
 
 def test_accept_all_applies_the_rewrite_exactly_and_undo_restores_the_original(nvim, double):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import chats, explain_info, wait_until
 from tests.fakes.ollama_double import ModelSpec
 
 pytestmark = pytest.mark.nvim
@@ -12,19 +12,11 @@ pytestmark = pytest.mark.nvim
 CODE = ["def add(a, b):", "    return ", "", "print(add(1, 2))"]
 
 
-def explain_info(nvim):
-    return nvim.exec_lua("return require('ai_host.explain').info()")
-
-
 def explain(nvim):
     nvim.command("edit add.py")
     nvim.current.buffer[:] = CODE
     nvim.command("1,2AIExplain")
     return wait_until(lambda: explain_info(nvim)["status"] in ("done", "error") and explain_info(nvim))
-
-
-def chats(double):
-    return [r for r in double.requests if r.path == "/api/chat"]
 
 
 def test_a_job_goes_to_the_other_endpoint_when_one_is_down(nvim, double):

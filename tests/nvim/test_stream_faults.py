@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import explain_info, quiet, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -33,10 +33,6 @@ FAULTS = {
 }
 
 
-def explain_info(nvim):
-    return nvim.exec_lua("return require('ai_host.explain').info()")
-
-
 def user_state(nvim):
     """What the user owns: text, cursor, changedtick and the undo tree's position."""
     return nvim.exec_lua("""
@@ -53,14 +49,6 @@ def open_user_buffer(nvim, tmp_path):
     nvim.command("normal! 2GA  # edited")  # one change of the user's own, in the undo history
     nvim.current.window.cursor = (2, 4)
     return user_state(nvim)
-
-
-def quiet(nvim, double):
-    """Nothing in flight in the engine, no connection held, the server streams nothing."""
-    status = wait_until(lambda: (s := nvim.call("AiHostRequest", "status")) and not s["in_flight"]
-                        and s["open_connections"] == 0 and s)
-    wait_until(lambda: double.active_streams == 0)
-    return status
 
 
 def assert_next_request_works(nvim, double):
