@@ -22,34 +22,48 @@ class LineSplitter:
     """
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES):
-        self._buf = bytearray()
+        # The unfinished line, as the pieces that arrived (never one buffer grown in place: a long
+        # line would be one large allocation, and glibc keeps such memory after it is freed).
+        self._parts: list[bytes] = []
+        self._pending = 0
         self._max = max_line_bytes
 
     def feed(self, data: bytes) -> list[str]:
-        self._buf += data
         lines: list[str] = []
         start = 0
         while True:
-            nl = self._buf.find(b"\n", start)
+            nl = data.find(b"\n", start)
             if nl < 0:
                 break
-            lines.append(self._buf[start:nl].decode("utf-8", errors="replace").rstrip("\r"))
+            self._check(nl - start)
+            piece = data[start:nl]
+            if self._parts:  # a line split across reads
+                piece = b"".join([*self._parts, piece])
+                self._parts.clear()
+                self._pending = 0
+            lines.append(piece.decode("utf-8", errors="replace").rstrip("\r"))
             start = nl + 1
-        if start:
-            del self._buf[:start]
-        if len(self._buf) > self._max:
-            self._buf.clear()
-            raise LineTooLong(f"it sent a single line of more than {self._max / 2**20:g} MiB")
+        if start < len(data):
+            self._check(len(data) - start)
+            self._parts.append(data[start:] if start else data)
+            self._pending += len(data) - start
         return lines
+
+    def _check(self, more: int) -> None:
+        if self._pending + more > self._max:
+            self._parts.clear()
+            self._pending = 0
+            raise LineTooLong(f"it sent a single line of more than {self._max / 2**20:g} MiB")
 
     def pending(self) -> int:
         """Bytes received of a line not finished yet."""
-        return len(self._buf)
+        return self._pending
 
     def tail(self) -> str:
         """What is left without a final newline (a stream may end without one)."""
-        rest = self._buf.decode("utf-8", errors="replace").strip()
-        self._buf.clear()
+        rest = b"".join(self._parts).decode("utf-8", errors="replace").strip()
+        self._parts.clear()
+        self._pending = 0
         return rest
 
 

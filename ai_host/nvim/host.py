@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import memory
 from ..engine import Engine
 from ..log import logger
 
@@ -18,6 +19,7 @@ _DISPATCH = "require('ai_host.host')._dispatch(...)"
 class Host:
     def __init__(self, nvim: Any):
         self.nvim = nvim
+        memory.start_tracing()  # only with AI_HOST_TRACEMALLOC set: before the engine allocates
         self.engine = Engine(self._emit)
         self.engine.start()
 
@@ -46,10 +48,12 @@ class Host:
             logger.error("unknown event %r", event)
 
     def on_request(self, args: list[Any]) -> Any:
-        """AiHostRequest(what): cheap synchronous getters only (status)."""
+        """AiHostRequest(what, ...): cheap synchronous getters only (status, memory)."""
         what = args[0] if args else ""
         if what == "status":
             return self.engine.status()
+        if what == "memory":  # AiHostRequest('memory' [, snapshot path]): for tests and bench/
+            return memory.report(str(args[1]) if len(args) > 1 and args[1] else "")
         if what == "ping":
             return "pong"
         if what == "health":

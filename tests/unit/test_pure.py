@@ -36,6 +36,23 @@ def test_line_splitter_refuses_an_endless_line():
         splitter.feed(b"x" * 60)
 
 
+def test_line_splitter_refuses_a_long_line_that_arrives_whole_and_then_goes_on():
+    splitter = LineSplitter(max_line_bytes=100)
+    with pytest.raises(LineTooLong):
+        splitter.feed(b"x" * 150 + b"\nnext\n")  # one read, newline included: still too long
+    assert splitter.pending() == 0
+    assert splitter.feed(b"y" * 100 + b"\n") == ["y" * 100]  # at the limit: kept
+
+
+def test_line_splitter_joins_a_line_from_many_reads_once_it_ends():
+    splitter = LineSplitter(max_line_bytes=1000)
+    for _ in range(9):
+        assert splitter.feed(b"ab" * 50) == []
+    assert splitter.pending() == 900
+    assert splitter.feed(b"c\nd") == ["ab" * 450 + "c"]
+    assert splitter.pending() == 1 and splitter.tail() == "d"
+
+
 def test_sse_decoder_joins_data_lines_and_skips_comments():
     dec = SSEDecoder()
     assert [dec.feed_line(x) for x in [": ping", "data: {\"a\":", "data: 1}", ""]] == [None, None, None, '{"a":\n1}']
