@@ -92,10 +92,14 @@ class Engine:
         self._started = threading.Event()
         # counters for :AIStatus and tests: what is in flight now, what happened so far
         self.stats = {"jobs_started": 0, "jobs_done": 0, "jobs_failed": 0, "jobs_cancelled": 0}
+        # every event handed to the editor, ever: with the editor's count of events received, the
+        # sign that nothing is on its way (tests wait on it instead of on time)
+        self.events_emitted = 0
 
     def _emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
         if event in ("chunk", "suggestion"):
             self._output_started.add(job_id)
+        self.events_emitted += 1
         self._emit_out(job_id, event, data)
 
     # -- lifecycle (any thread) ----------------------------------------------------------------
@@ -201,6 +205,7 @@ class Engine:
             "in_flight": sorted(self._jobs),
             "max_in_flight": self.scheduler.max_in_flight,  # most jobs that held a slot at once, ever
             "open_connections": open_conns,
+            "events_emitted": self.events_emitted,
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
             "scheduler": self.scheduler.state(),

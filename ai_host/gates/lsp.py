@@ -11,6 +11,7 @@ class LspGate:
         self.busy_above = busy_above
         self._pending: dict[Any, int] = {}
         self._changed = asyncio.Event()
+        self.waiting = 0  # jobs held at this gate now (:AIStatus, and tests that wait on it)
 
     def report(self, buf: Any, pending: int) -> None:
         self._pending[buf] = max(0, int(pending))
@@ -23,17 +24,21 @@ class LspGate:
         """Wait until the buffer's language server is no longer busy; False if it still is after timeout_s."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self.busy(buf):
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            self._changed.clear()
-            try:
-                async with asyncio.timeout(left):
-                    await self._changed.wait()
-            except TimeoutError:
-                return not self.busy(buf)
-        return True
+        self.waiting += 1
+        try:
+            while self.busy(buf):
+                left = deadline - loop.time()
+                if left <= 0:
+                    return False
+                self._changed.clear()
+                try:
+                    async with asyncio.timeout(left):
+                        await self._changed.wait()
+                except TimeoutError:
+                    return not self.busy(buf)
+            return True
+        finally:
+            self.waiting -= 1
 
     def state(self) -> dict[str, Any]:
-        return {"busy_above": self.busy_above, "pending": {str(k): v for k, v in self._pending.items() if v}}
+        return {"busy_above": self.busy_above, "waiting": self.waiting, "pending": {str(k): v for k, v in self._pending.items() if v}}

@@ -17,6 +17,7 @@ local H = {}
 --     alts (texts of the suggestions fetched for this anchor), index (which one is shown) }
 H.state = nil
 H.timer = nil -- the debounce timer
+H.fired = 0 -- debounce timer callbacks fired and not yet run on the main loop
 H.enabled = true -- the <leader>at toggle
 H.shown_errors = {} -- each distinct error is notified once per session
 H.fallbacks = {} -- lhs -> the insert-mode mapping that existed before ours (for fall-through)
@@ -73,6 +74,11 @@ function M.clear(keep_prefetch)
   if state.id and not state.done then require('ai_host.host').cancel(state.id) end
   if state.prefetch_id and not keep_prefetch then require('ai_host.host').cancel(state.prefetch_id) end
   if vim.api.nvim_buf_is_valid(state.buf) then vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1) end
+end
+
+--- Whether a pause is still being timed (a request may yet leave from it).
+function M.debouncing()
+  return H.fired > 0 or (H.timer ~= nil and H.timer:is_active())
 end
 
 --- Turn ghost text on or off everywhere.
@@ -248,7 +254,13 @@ end
 function H.debounce()
   H.timer = H.timer or vim.uv.new_timer()
   H.timer:stop()
-  H.timer:start(require('ai_host').get_config().completion.debounce_ms, 0, vim.schedule_wrap(function() H.request() end))
+  H.timer:start(require('ai_host').get_config().completion.debounce_ms, 0, function()
+    H.fired = H.fired + 1
+    vim.schedule(function()
+      H.fired = H.fired - 1
+      H.request()
+    end)
+  end)
 end
 
 function H.request(opts)

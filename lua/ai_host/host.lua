@@ -11,6 +11,7 @@ local H = {}
 -- H.jobs: job id -> { on_chunk = fun(data), on_done = fun(data), on_error = fun(data) }
 H.jobs = {}
 H.counter = 0
+H.received = 0 -- events the host sent us, stale ones too (this host's count: it restarts with it)
 H.config_sent = false
 H.channel = nil -- the python3 host's channel, once it runs
 H.watchdog = nil -- a timer that notices the host dying while jobs wait on it
@@ -103,7 +104,7 @@ end
 --- The engine's state (queue, jobs, gates, figures), or nil and why. Synchronous but cheap: the
 --- engine answers within 0.2 s or says it is busy. Never starts the host.
 function M.status()
-  if not H.config_sent then return nil, 'the Python host has not started yet (it starts with the first request)' end
+  if not H.config_sent and H.channel == nil then return nil, 'the Python host has not started yet (it starts with the first request)' end
   local ok, result = pcall(vim.fn.AiHostRequest, 'status')
   if not ok then return nil, H.first_line(result) end
   return result
@@ -122,6 +123,7 @@ end
 
 --- Called by the Python host (a notification): route one event of one job.
 function M._dispatch(id, event, data)
+  H.received = H.received + 1
   local job = H.jobs[id]
   if job == nil then return end -- cancelled or finished: a stale event never renders
   if event == 'done' or event == 'error' then H.jobs[id] = nil end
@@ -160,6 +162,7 @@ function H.restart()
   vim.fn['remote#define#FunctionOnChannel'](chan, shim .. ':function:AiHostRequest', 1, 'AiHostRequest', vim.empty_dict())
   H.channel = chan
   H.config_sent = false
+  H.received = 0
   H.restarts = (H.restarts or 0) + 1
   return true
 end
@@ -192,6 +195,24 @@ end
 --- Jobs the editor is still waiting on, and whether the watchdog runs (for tests and :AIStatus).
 function M.open_jobs()
   return { count = vim.tbl_count(H.jobs), watchdog = H.watchdog ~= nil }
+end
+
+--- What the editor side still has going, for tests that must know when everything has settled:
+--- jobs waiting on the host, events received from it (compare with the engine's `events_emitted`
+--- in status), and whether a ghost-text debounce timer is yet to decide.
+function M.activity()
+  return { jobs = vim.tbl_count(H.jobs), received = H.received, debouncing = require('ai_host.ghost').debouncing() }
+end
+
+--- The process id of the Python host, or nil while none runs (never starts one).
+function M.pid()
+  local chan = H.channel
+  if chan == nil and vim.fn['remote#host#IsRunning']('python3') == 1 then
+    chan = vim.fn['remote#host#Require']('python3') -- it runs: this only looks its channel up
+  end
+  if chan == nil or next(vim.api.nvim_get_chan_info(chan)) == nil then return nil end
+  local ok, pid = pcall(vim.fn.jobpid, chan)
+  return ok and pid > 0 and pid or nil
 end
 
 --- How many times the host was restarted (for tests and :AIStatus).

@@ -173,6 +173,7 @@ class OllamaDouble:
         self.requests: list[RecordedRequest] = []
         self.url = ""
         self.active_streams = 0
+        self.handling = 0  # requests being answered now (live state, kept by reset_counters)
         self.reset_counters()
         # Scripts queued for the next generation requests, FIFO; `script` applies when empty.
         self._script_queue: list[Script] = []
@@ -319,6 +320,13 @@ class OllamaDouble:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        self.handling += 1
+        try:
+            return await self._handle(request, handler)
+        finally:
+            self.handling -= 1
+
+    async def _handle(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         body = await request.read()
         record = RecordedRequest(
             method=request.method, path=request.path, json=_loads_or_none(body),

@@ -49,8 +49,9 @@ def test_ghost_text_comes_back_after_the_host_was_killed(nvim, double):
     nvim.input("A")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text") == "a + b")
     nvim.input("<Esc>")
+    chan = nvim.exec_lua("return vim.fn['remote#host#Require']('python3')")
     os.kill(host_pid(nvim), signal.SIGKILL)
-    nvim.command("sleep 200m")
+    wait_until(lambda: nvim.exec_lua("return next(vim.api.nvim_get_chan_info(...)) == nil", chan))  # Neovim saw it go
     nvim.input("Ax")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text") == "a + b")
 

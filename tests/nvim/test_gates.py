@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, chats, explain_info, generates, ghost, wait_until
+from tests.conftest import ROOT, chats, explain_info, generates, ghost, quiet, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -134,7 +134,7 @@ def test_ghost_text_waits_for_a_busy_language_server_then_proceeds(nvim, double)
     nvim.exec_lua("require('ai_host.host').warm_up()")  # the host runs: it hears LSP updates
     hold_lsp_requests(nvim, 3)
     type_at_return(nvim)
-    nvim.command("sleep 300m")
+    wait_until(lambda: nvim.call("AiHostRequest", "status")["lsp"]["waiting"] == 1)  # held at the gate
     assert generates(double) == []  # the language server goes first
     release_lsp(nvim)
     wait_until(lambda: ghost(nvim).get("text") == "a + b")
@@ -191,7 +191,7 @@ def test_a_gpu_reading_flapping_around_the_threshold_keeps_one_decision(nvim, do
     keys = iter("abcdefgh")
     while not dropped():  # until a request meets a reading above 80%
         nvim.input(next(keys))
-        nvim.command("sleep 100m")
+        quiet(nvim, double)  # a pause: this key's request was asked for and answered or let go
     sent = len(generates(double))
     for ch in "wxyz":  # from then on, whichever reading comes, the answer is the same
         nvim.input(ch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import generates, ghost, wait_until
+from tests.conftest import generates, ghost, quiet, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -82,7 +82,7 @@ def test_typing_the_suggestion_shrinks_it_without_a_request(nvim, double):
     shown(nvim, "a + b")
     nvim.input("a +")
     wait_until(lambda: ghost(nvim).get("text") == " b")
-    nvim.command("sleep 150m")
+    quiet(nvim, double)
     assert len(generates(double)) == 1 and ghost(nvim)["text"] == " b"
 
 
@@ -96,7 +96,7 @@ def test_a_divergent_key_cancels_at_once_and_the_server_stops(nvim, double):
     assert ghost(nvim).get("id") != first_id  # the stale suggestion is gone with its request
     shown(nvim, "NEW")
     sent = double.tokens_sent
-    nvim.command("sleep 100m")
+    quiet(nvim, double)
     assert double.tokens_sent == sent < 200 and double.tokens_after_disconnect == 0
 
 
@@ -109,7 +109,7 @@ def test_returning_to_a_context_shows_the_cached_suggestion_without_a_request(nv
     wait_until(lambda: ghost(nvim).get("done"))
     nvim.input("<BS>")  # back where we were: from the cache
     shown(nvim, "a + b")
-    nvim.command("sleep 100m")
+    quiet(nvim, double)
     assert len(generates(double)) == 2
     assert nvim.call("AiHostRequest", "status")["cache_hits"] >= 1
 
@@ -165,7 +165,7 @@ def test_no_request_where_ghost_text_is_disabled(nvim, double, prepare):
     nvim.exec_lua(prepare)
     nvim.current.window.cursor = (2, 0)
     nvim.input("Ax")
-    nvim.command("sleep 150m")
+    quiet(nvim, double)
     assert generates(double) == [] and marks(nvim) == []
 
 
@@ -189,7 +189,7 @@ def test_a_model_that_cannot_fill_in_the_middle_is_reported_once(nvim, double):
     start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'llama3.2'}}")
     wait_until(lambda: "fill-in-the-middle" in nvim.command_output("messages"))
     nvim.input("xy")
-    nvim.command("sleep 150m")
+    quiet(nvim, double)
     assert nvim.command_output("messages").count("cannot fill in the middle") == 1
     assert generates(double) == []
 
@@ -199,10 +199,12 @@ def test_never_more_than_one_request_in_flight_per_buffer(nvim, double):
     double.script.token_delay_s = 0.02
     start(nvim)
     for ch in "abcdef":
+        before = len(generates(double))
         nvim.input(ch)
-        nvim.command("sleep 30m")
-        assert double.active_streams <= 1
-    wait_until(lambda: double.active_streams <= 1)
+        wait_until(lambda: len(generates(double)) > before)  # a pause: this key's request left
+    nvim.input("<Esc>")
+    status = quiet(nvim, double)
+    assert status["max_in_flight"] == 1 and status["jobs_cancelled"] >= 5
 
 
 def test_accepting_text_that_ends_in_a_newline_inserts_at_the_cursor(nvim, double):
@@ -333,7 +335,7 @@ def test_no_ghost_text_while_the_popup_menu_is_open(nvim, double):
     nvim.current.window.cursor = (3, 0)
     nvim.input("Aalp<C-n>")
     wait_until(lambda: nvim.eval("pumvisible()") == 1)
-    nvim.command("sleep 150m")
+    quiet(nvim, double)
     assert generates(double) == [] and marks(nvim) == []
     assert buf[2].startswith("    return alpha_")
 
@@ -342,7 +344,7 @@ def test_no_ghost_text_in_a_buffer_above_the_size_limit(nvim, double):
     double.script.tokens = ["a + b"]
     start(nvim, lines=CODE + ["# " + "x" * 200] * 10, opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 1000}}")
     nvim.input("x")
-    nvim.command("sleep 150m")
+    quiet(nvim, double)
     assert generates(double) == []
 
 
@@ -380,12 +382,13 @@ def test_prefetches_the_engine_lets_go_are_forgotten_by_the_editor(nvim, double)
     for i in range(5):
         nvim.input("<Esc>")
         nvim.current.window.cursor = (1 + 3 * i, 0)
+        before = len(generates(double))
         nvim.input("A")
         wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().done"))
         nvim.input("<Tab>")  # accept all: its prefetch (for what follows) is kept, and streams
-        nvim.command("sleep 30m")
+        wait_until(lambda: len(generates(double)) >= before + 2)  # the prefetch has left
         nvim.input("zz")  # not what the prefetch is for: the next request supersedes it in the engine
-        nvim.command("sleep 300m")
+        quiet(nvim, double)
     nvim.input("<Esc>")
     wait_until(lambda: not nvim.call("AiHostRequest", "status")["in_flight"])
     wait_until(lambda: nvim.exec_lua("return require('ai_host.host').open_jobs()") == {"count": 0, "watchdog": False})

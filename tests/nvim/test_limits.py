@@ -3,11 +3,9 @@ after the session."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.conftest import DEFAULT_MODEL, chats, explain_info, generates, wait_until
+from tests.conftest import DEFAULT_MODEL, chats, explain_info, generates, quiet, wait_until
 from tests.fakes.ollama_double import ModelSpec
 
 pytestmark = pytest.mark.nvim
@@ -42,10 +40,9 @@ def test_ghost_text_over_its_rate_is_let_go_quietly(nvim, double):
     nvim.current.window.cursor = (2, 0)
     nvim.input("A")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text") == "a + b")
-    for ch in "xyz":
-        nvim.input(ch)
-        time.sleep(0.1)
-    wait_until(lambda: nvim.call("AiHostRequest", "status")["dropped"].get("rate limit", 0) >= 3)
+    for n, ch in enumerate("xyz", start=1):
+        nvim.input(ch)  # a pause after each key: its request is asked for and let go
+        wait_until(lambda: nvim.call("AiHostRequest", "status")["dropped"].get("rate limit", 0) >= n)
     assert len(generates(double)) == 1
     assert "slow down" not in nvim.command_output("messages")
 
@@ -112,7 +109,7 @@ def test_nothing_of_the_code_is_written_anywhere_during_a_session(nvim, double, 
     nvim.input("<Esc>")
     assert explain(nvim)["status"] == "done"
     nvim.exec_lua("require('ai_host').cancel_all()")
-    nvim.command("sleep 100m")
+    quiet(nvim, double)
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "ai_host.log" and p.stat().st_size for p in written)  # sizes, timings, no code
     for path in written:

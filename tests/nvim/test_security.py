@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import quiet, wait_until
 from tests.unit.test_security import SECRETS
 
 pytestmark = pytest.mark.nvim
@@ -72,7 +72,7 @@ def test_files_on_the_deny_list_are_never_sent(nvim, double, tmp_path, name):
     assert i["message"].startswith("ai_host: this file matches `security.deny`") and double.requests == []
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
     nvim.input("Gox")
-    nvim.command("sleep 150m")
+    quiet(nvim, double)
     assert double.requests == []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import quiet, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -65,8 +65,8 @@ def test_nvim_cmp_source_calls_back_once_with_the_item(nvim, double):
       assert(src:is_available() and src:get_debug_name() == 'ai_host')
       src:complete({context = {bufnr = 0}}, function(r) table.insert(_G.calls, r) end)
     """)
-    calls = wait_until(lambda: nvim.exec_lua("return _G.calls"))
-    nvim.command("sleep 100m")
+    wait_until(lambda: nvim.exec_lua("return _G.calls"))
+    quiet(nvim, double)
     calls = nvim.exec_lua("return _G.calls")
     assert len(calls) == 1 and calls[0]["isIncomplete"] is False
     assert calls[0]["items"][0]["textEdit"]["newText"] == "return a + b"
@@ -115,7 +115,8 @@ def test_a_menu_request_superseded_by_ghost_text_still_calls_back_once(nvim, dou
     wait_until(lambda: double.active_streams == 1)
     nvim.input("u")  # ghost text asks for this buffer: the engine lets the menu's request go
     calls = wait_until(lambda: nvim.exec_lua("return _G.calls"))
-    nvim.command("sleep 100m")
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text"))  # ghost text goes on
+    nvim.input("<Esc>")
+    quiet(nvim, double)  # whatever the engine sent has arrived
     assert nvim.exec_lua("return _G.calls") == calls and len(calls) == 1  # exactly once, no item
     assert calls[0]["items"] == []
-    wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text"))  # ghost text goes on

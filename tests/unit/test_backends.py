@@ -163,13 +163,9 @@ async def test_cancelling_the_consumer_disconnects_and_the_server_stops(server, 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(100):
-        if server.disconnects:
-            break
-        await asyncio.sleep(0.01)
-    assert server.disconnects == 1
+    assert await server.wait_for_async(lambda s: s.disconnects == 1)
     sent = server.tokens_sent
-    await asyncio.sleep(0.1)
+    assert await server.wait_for_async(lambda s: s.active_streams == 0 and s.handling == 0)  # it stopped
     assert server.tokens_sent == sent < 500 and server.tokens_after_disconnect == 0
 
 

@@ -383,7 +383,7 @@ async def test_client_disconnect_stops_generation(srv, http, delay):
         resp.close()  # drop the connection mid-stream, as a cancelled client does
     assert await srv.wait_for_async(lambda d: d.disconnects == 1 and d.active_streams == 0)
     sent = srv.tokens_sent
-    await asyncio.sleep(0.1)
+    assert await srv.wait_for_async(lambda d: d.handling == 0)  # its handler has returned: nothing more can go
     assert srv.tokens_sent == sent < total
     assert srv.tokens_after_disconnect == 0 and srv.completed_streams == 0
 

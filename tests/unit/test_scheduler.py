@@ -233,7 +233,8 @@ async def test_lsp_gate_waits_until_the_server_answers_or_gives_up():
     assert not await gate.wait_free(1, 0.05)
 
     async def answer():
-        await asyncio.sleep(0.02)
+        while gate.waiting == 0:  # until the waiter is at the gate
+            await asyncio.sleep(0)
         gate.report(1, 0)
 
     asyncio.create_task(answer())
