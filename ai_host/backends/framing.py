@@ -8,6 +8,8 @@ from typing import Any
 # A single NDJSON/SSE line longer than this is not a token chunk; treat it as a broken stream
 # rather than buffering without bound (a server emitting a 50 MB line must not eat the host's memory).
 MAX_LINE_BYTES = 4 * 1024 * 1024
+# Reads of an unfinished line are joined up to this size, then a new piece starts.
+PIECE_BYTES = 64 * 1024
 
 
 class LineTooLong(ValueError):
@@ -22,8 +24,9 @@ class LineSplitter:
     """
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES):
-        # The unfinished line, as the pieces that arrived (never one buffer grown in place: a long
-        # line would be one large allocation, and glibc keeps such memory after it is freed).
+        # The unfinished line, as pieces of about PIECE_BYTES (never one buffer grown in place: a long
+        # line would be one large allocation, and glibc keeps such memory after it is freed; nor one
+        # object per read: a server writing a byte at a time would cost 40 bytes of objects per byte).
         self._parts: list[bytes] = []
         self._pending = 0
         self._max = max_line_bytes
@@ -45,8 +48,12 @@ class LineSplitter:
             start = nl + 1
         if start < len(data):
             self._check(len(data) - start)
-            self._parts.append(data[start:] if start else data)
-            self._pending += len(data) - start
+            rest = data[start:] if start else data
+            if self._parts and len(self._parts[-1]) < PIECE_BYTES:  # small reads: one piece, not many objects
+                self._parts[-1] += rest
+            else:
+                self._parts.append(rest)
+            self._pending += len(rest)
         return lines
 
     def _check(self, more: int) -> None:

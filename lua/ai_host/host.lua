@@ -101,10 +101,15 @@ function M.notify_if_running(event, payload)
   if H.config_sent then M.notify(event, payload) end
 end
 
+--- Whether ai_host has started the Python host (every job goes through it, so none ran before).
+function M.started()
+  return H.config_sent or H.channel ~= nil
+end
+
 --- The engine's state (queue, jobs, gates, figures), or nil and why. Synchronous but cheap: the
 --- engine answers within 0.2 s or says it is busy. Never starts the host.
 function M.status()
-  if not H.config_sent and H.channel == nil then return nil, 'the Python host has not started yet (it starts with the first request)' end
+  if not M.started() then return nil, 'the Python host has not started yet (it starts with the first request)' end
   local ok, result = pcall(vim.fn.AiHostRequest, 'status')
   if not ok then return nil, H.first_line(result) end
   return result

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import quiet
 from tests.fakes.ollama_double import Script
 
-pytestmark = pytest.mark.nvim
+pytestmark = [pytest.mark.nvim, pytest.mark.slow]
 
 KEYSTROKES = 10_000
 SEED = 20261122
@@ -27,7 +27,8 @@ GIB = 2**30
 SAMPLE_EVERY = 250
 FILLER_LINES = 200  # about 16,000 characters: more than completion.context_chars
 WARM_UP = 2000
-# After the warm-up, measured: Python-level growth 15-55 KiB in all, RSS trend 30-55 KiB per 1,000 keys.
+# After the warm-up, measured: Python-level growth 15-55 KiB in all, RSS trend 30-55 KiB per 1,000 keys;
+# in 1 run of 20 an RSS step of +5 MB at one moment (the allocator, around a 5 MiB line), flat after.
 # A leak of 1 KiB per job (about 110 jobs per 1,000 keys) planted in the engine grew the traced size
 # by 883 KiB: bench/soak_memory.py shows where the growth comes from.
 RETAINED_KIB = 256  # Python-level growth allowed from the warm-up to the end
@@ -75,10 +76,18 @@ def extra_env(gpu_file):
 
 def slope_kib_per_1000(samples: list[tuple[int, int]]) -> float:
     """The trend of (keys, KiB) samples in KiB per 1,000 keys: the median of the slopes between every
-    two samples (Theil-Sen), so neither one allocator step nor one sample taken high moves it, as they
-    move the difference between two samples or a least-squares fit."""
+    two samples (Theil-Sen), so neither one high sample nor lumpy growth moves it."""
     slopes = sorted((v2 - v1) / (k2 - k1) for i, (k1, v1) in enumerate(samples) for k2, v2 in samples[i + 1:])
     return 1000 * statistics.median(slopes)
+
+
+def steady_growth_kib_per_1000(samples: list[tuple[int, int]], parts: int = 4) -> float:
+    """How fast memory grows all along: the trend of each quarter of the run, and of those the
+    second lowest. A leak grows in every quarter; a one-time step of the allocator (it keeps a
+    freed block's pages) shows in one quarter, or two if it falls on their border."""
+    size = len(samples) // parts
+    quarters = [samples[i * size:(i + 1) * size + (1 if i < parts - 1 else len(samples))] for i in range(parts)]
+    return sorted(slope_kib_per_1000(q) for q in quarters)[1]
 
 
 SETUP = ("require('ai_host').setup({completion = {debounce_ms = 10}, "
@@ -159,4 +168,4 @@ def test_ten_thousand_keystrokes_with_faults_at_random(nvim, double, tmp_path):
     warm = [s for s in samples if s[0] >= WARM_UP]
     traced = [t for _, _, t in warm]
     assert max(traced) - traced[0] < RETAINED_KIB, samples
-    assert slope_kib_per_1000([(k, rss) for k, rss, _ in warm]) < RSS_SLOPE_KIB, samples
+    assert steady_growth_kib_per_1000([(k, rss) for k, rss, _ in warm]) < RSS_SLOPE_KIB, samples

@@ -1,5 +1,7 @@
 """Pure engine pieces: framing, OLLAMA_HOST, the local-only policy, filters, prompts, config."""
 
+import tracemalloc
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -51,6 +53,27 @@ def test_line_splitter_joins_a_line_from_many_reads_once_it_ends():
     assert splitter.pending() == 900
     assert splitter.feed(b"c\nd") == ["ab" * 450 + "c"]
     assert splitter.pending() == 1 and splitter.tail() == "d"
+
+
+def test_a_line_that_trickles_in_costs_about_its_own_size():
+    splitter = LineSplitter(max_line_bytes=2**21)
+    tracemalloc.start()
+    try:
+        for _ in range(2**16):  # 128 KiB, two bytes a read
+            splitter.feed(b"ab")
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert splitter.pending() == 2**17 and held < 2 * 2**17, f"{held / 2**10:.0f} KiB held for 128 KiB"
+
+
+def test_host_memory_tracing_starts_only_when_asked():
+    from ai_host import memory
+
+    was = tracemalloc.is_tracing()
+    assert memory.start_tracing({"AI_HOST_TRACEMALLOC": "0"}) is was  # "0" is off
+    assert memory.start_tracing({}) is was
+    assert memory.report()["rss_kib"] > 0
 
 
 def test_sse_decoder_joins_data_lines_and_skips_comments():
