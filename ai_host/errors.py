@@ -154,6 +154,17 @@ class ProtocolError(BackendError):
         )
 
 
+class RedirectRefused(BackendError):
+    """The server answered with a redirect; ai_host follows none (the request carries the prompt)."""
+
+    def user_message(self) -> str:
+        return (
+            f"ai_host: {self.url} answered with a redirect ({self}) and nothing was sent there: ai_host "
+            "never follows redirects, so a prompt cannot reach a host it was not told about. "
+            "Set `backend.url` to the address the server answers on itself."
+        )
+
+
 class PinMismatch(BackendError):
     """The model on the server is not the build `security.pins` names (or its digest cannot be read)."""
 

@@ -12,11 +12,27 @@ import os
 import re
 from dataclasses import dataclass, field
 
+# A line of a key's body: 60-76 base64 characters (PEM and PGP armour wrap at 64, OpenSSH keys at
+# 70, MIME at 76), quoted or not; a line of hex alone (a digest) is never one. The first and last
+# lines of a run may be shorter: the end of the body, or a line the text sent starts or ends inside.
+_B64_QUOTE, _B64_END = r"""[ \t]*["']?""", r"""={0,2}(?:\\n)?["']?,?[ \t]*"""
+_KEY_FULL = rf"""{_B64_QUOTE}(?![0-9a-fA-F]+["']?,?[ \t]*$)[A-Za-z0-9+/]{{60,76}}{_B64_END}"""
+_KEY_PART = rf"""{_B64_QUOTE}=?[A-Za-z0-9+/]{{1,76}}{_B64_END}"""
+# a run: at least one full line and one more (the body of a key whose BEGIN line is not in the text)
+_KEY_BODY = re.compile(rf"(?m)^((?:{_KEY_PART}\n)?(?:{_KEY_FULL}\n)+{_KEY_PART})$")
+# the lines just before an END line (a text that starts on a key's last line or two)
+_KEY_TAIL = re.compile(rf"(?m)^((?:{_KEY_PART}\n)+)(?=[ \t]*[\"']?-----END [A-Z0-9 ]*PRIVATE KEY)")
+
 # (kind, pattern, group holding the secret: 0 = the whole match, literals of which one must be in
-# the text for the pattern to be tried at all: a cheap pre-check, since this runs on every request)
+# the text for the pattern to be tried at all: a cheap pre-check, since this runs on every request;
+# none: always tried)
 _PATTERNS: list[tuple[str, re.Pattern[str], int, tuple[str, ...]]] = [
-    ("private-key", re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"), 0,
+    ("private-key", re.compile(
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"), 0,
      ("PRIVATE KEY",)),
+    # A key's body without its BEGIN line (a window or chunk that starts inside a key).
+    ("private-key", _KEY_TAIL, 1, ("-----END",)),
+    ("private-key", _KEY_BODY, 1, ()),
     ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"), 0,
      ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")),
     ("aws-secret-key", re.compile(r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"), 1,
@@ -57,7 +73,7 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         for kind, pattern, group, hints in _PATTERNS:
-            if any(h in text for h in hints):
+            if not hints or any(h in text for h in hints):
                 text = pattern.sub(lambda m, k=kind, g=group: self._replace(m, k, g), text)
         return _LITERAL.sub(self._literal, text)
 

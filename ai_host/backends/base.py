@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 import aiohttp
+import yarl
 
-from .. import errors
+from .. import errors, memory
 from .framing import LineSplitter, LineTooLong
 
 # How much of an error body we read: enough for any real error sentence, never a whole stream.
 MAX_ERROR_BODY_BYTES = 64 * 1024
+# The most a non-streamed reply may hold once decompressed (a model list or a model's details:
+# tens of KiB in practice); past it the reply is refused, so no flood can fill the host's memory.
+MAX_JSON_BYTES = 2**20
 # After the last chunk, how long we wait for the stream's end so the connection can be reused.
 DRAIN_S = 0.25
 
@@ -118,13 +123,15 @@ class Backend:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    async def _stream_lines(self, path: str, body: dict[str, Any] | None, model: str) -> AsyncIterator[str]:
-        """POST `body` and yield the reply's lines as they arrive, mapping every failure to BackendError."""
-        url = self.url + path
+    async def _open(self, path: str, body: dict[str, Any] | None, ctx: dict[str, str]) -> aiohttp.ClientResponse:
+        """Send the request and wait for the reply's headers, mapping every failure to BackendError.
+
+        A redirect is never followed, to any host: the request carries the prompt, and a server must
+        not be able to send it somewhere the local-only policy never saw. It ends the job instead.
+        """
         t = self.timeouts
-        ctx = dict(url=self.url, model=model)
         try:
-            resp = await self._post(url, body, t)
+            resp = await self._post(self.url + path, body, t)
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as e:
             raise errors.ServerUnreachable(_short(e), **ctx) from e
         except TimeoutError as e:
@@ -133,57 +140,96 @@ class Backend:
             raise errors.ProtocolError("the server closed the connection without answering", **ctx) from e
         except aiohttp.ClientError as e:
             raise errors.ServerUnreachable(_short(e), **ctx) from e
+        if 300 <= resp.status < 400:
+            target = _origin(resp.url, resp.headers.get("Location", ""))
+            resp.close()
+            raise errors.RedirectRefused(f"HTTP {resp.status} to {target}", status=resp.status, **ctx)
+        return resp
 
+    @asynccontextmanager
+    async def _reply(self, path: str, body: dict[str, Any] | None, ctx: dict[str, str]) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response of one request with a good status, for the block; a failed status, a cut
+        connection and every way out are handled here: a reply read to its end gives its connection
+        back to the pool, any other end closes it (so the server sees the disconnect and stops)."""
+        resp = await self._open(path, body, ctx)
         finished = False
         try:
             if resp.status >= 400:
-                raise await _status_error(resp, t.idle_s, ctx)
-            splitter = LineSplitter()
-            loop = asyncio.get_running_loop()
-            # The idle limit counts from the last complete line, not the last byte: a server that
-            # trickles a byte now and then without ever finishing a chunk is as stalled as a silent one.
-            deadline = loop.time() + t.idle_s
-            partial = 0
-            while True:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        data = await resp.content.readany()
-                except TimeoutError as e:
-                    detail = f" (only {partial} bytes of an unfinished line)" if partial else ""
-                    raise errors.IdleTimeout(f"no complete reply line for {t.idle_s:g} s{detail}", **ctx) from e
-                if not data:
-                    break
-                try:
-                    lines = splitter.feed(data)
-                except LineTooLong as e:
-                    raise errors.ProtocolError(str(e), **ctx) from e
-                partial = splitter.pending()
-                for line in lines:
-                    yield line
-                if lines:
-                    deadline = loop.time() + t.idle_s
-            tail = splitter.tail()
-            if tail:
-                yield tail
+                raise await _status_error(resp, self.timeouts.idle_s, ctx)
+            yield resp
             finished = True
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
-            raise errors.ProtocolError("the connection was cut mid-stream", **ctx) from e
+            raise errors.ProtocolError("the connection was cut mid-reply", **ctx) from e
         finally:
             if finished:
                 resp.release()
             else:
-                resp.close()  # drop the connection: the server sees the disconnect and stops generating
+                resp.close()
 
+    async def _stream_lines(self, path: str, body: dict[str, Any] | None, model: str) -> AsyncIterator[str]:
+        """POST `body` and yield the reply's lines as they arrive, mapping every failure to BackendError."""
+        t = self.timeouts
+        ctx = dict(url=self.url, model=model)
+        too_long = False
+        try:
+            async with self._reply(path, body, ctx) as resp:
+                splitter = LineSplitter()
+                loop = asyncio.get_running_loop()
+                # The idle limit counts from the last complete line, not the last byte: a server that
+                # trickles a byte now and then without ever finishing a chunk is as stalled as a silent one.
+                deadline = loop.time() + t.idle_s
+                partial = 0
+                while True:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            data = await resp.content.readany()
+                    except TimeoutError as e:
+                        detail = f" (only {partial} bytes of an unfinished line)" if partial else ""
+                        raise errors.IdleTimeout(f"no complete reply line for {t.idle_s:g} s{detail}", **ctx) from e
+                    if not data:
+                        break
+                    try:
+                        lines = splitter.feed(data)
+                    except LineTooLong as e:
+                        too_long = True
+                        raise errors.ProtocolError(str(e), **ctx) from e
+                    partial = splitter.pending()
+                    for line in lines:
+                        yield line
+                    if lines:
+                        deadline = loop.time() + t.idle_s
+                tail = splitter.tail()
+                if tail:
+                    yield tail
+        finally:
+            if too_long:  # megabytes were held for a moment (by us and aiohttp): give them back now
+                memory.release_freed()
 
     async def _request_json(self, path: str, body: dict[str, Any] | None, model: str) -> dict[str, Any]:
-        """A small non-streamed request (POST /api/show; GET /api/ps when body is None); errors mapped like streams."""
-        lines = [line async for line in self._stream_lines(path, body, model)]
+        """A small non-streamed request (POST /api/show; GET /api/ps when body is None): one JSON
+        object of at most MAX_JSON_BYTES (after decompression), whole within the idle limit."""
+        t = self.timeouts
+        ctx = dict(url=self.url, model=model)
+        parts: list[bytes] = []
+        async with self._reply(path, body, ctx) as resp:
+            size = 0
+            try:
+                async with asyncio.timeout(t.idle_s):  # the whole reply, as for one line of a stream
+                    while data := await resp.content.readany():
+                        size += len(data)
+                        if size > MAX_JSON_BYTES:
+                            raise errors.ProtocolError(
+                                f"{path} answered with more than {MAX_JSON_BYTES // 2**20} MiB, far more than "
+                                "such a reply holds", **ctx)
+                        parts.append(data)
+            except TimeoutError as e:
+                raise errors.IdleTimeout(f"{path} did not answer in full within {t.idle_s:g} s", **ctx) from e
         try:
-            value = json.loads("\n".join(lines))
-        except ValueError as e:
-            raise errors.ProtocolError(f"{path} did not answer with JSON", url=self.url, model=model) from e
+            value = json.loads(b"".join(parts))
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than Python parses
+            raise errors.ProtocolError(f"{path} did not answer with JSON", **ctx) from e
         if not isinstance(value, dict):
-            raise errors.ProtocolError(f"{path} did not answer with a JSON object", url=self.url, model=model)
+            raise errors.ProtocolError(f"{path} did not answer with a JSON object", **ctx)
         return value
 
     async def _post(self, url: str, body: dict[str, Any] | None, t: Timeouts) -> aiohttp.ClientResponse:
@@ -201,6 +247,7 @@ class Backend:
                         data=None if body is None else json.dumps(body),
                         headers=self._headers(),
                         timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=t.connect_s, sock_read=None),
+                        allow_redirects=False,
                     )
                 except aiohttp.ServerDisconnectedError:
                     if attempt:
@@ -254,6 +301,18 @@ def error_text(body: str) -> str:
         if isinstance(err, str):
             return err
     return body[:500]
+
+
+def _origin(base: Any, location: str) -> str:
+    """Where a redirect points, as scheme://host[:port] only (never its path or query), for a message."""
+    try:
+        target = base.join(yarl.URL(location)) if location else None
+    except (ValueError, TypeError):
+        target = None
+    if target is None or not target.host:
+        return "an address it did not name" if not location else "an address that does not parse"
+    return "".join(ch for ch in f"{target.scheme}://{target.host}" + (f":{target.port}" if target.explicit_port else "")
+                   if ch.isprintable())[:200]
 
 
 def _short(e: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import DEFAULT_MODEL, quiet, wait_until
+from tests.fakes.hostile import HostileServers
 
 pytestmark = pytest.mark.nvim
 
@@ -213,6 +214,15 @@ def test_stalled_stream_hits_the_idle_limit(nvim, double):
     double.script.token_delay_s = 3.0
     i = explain_error(nvim)
     assert "idle_ms" in i["message"] and i["text"] == "a"
+
+
+def test_a_redirect_is_never_followed_and_the_code_stays_here(nvim, double):
+    status = 308  # every 3xx of both backends: tests/unit/test_hostile.py
+    with HostileServers(status=status) as h:
+        nvim.exec_lua(f"require('ai_host').setup({{backend = {{url = '{h.redirect_url}'}}}})")
+        i = explain_error(nvim)
+        assert f"redirect (HTTP {status} to {h.collector_url})" in i["message"] and "backend.url" in i["message"]
+        assert h.collector.requests == []  # the prompt never reached the other host
 
 
 def test_remote_url_is_refused_without_opt_in(nvim, double):

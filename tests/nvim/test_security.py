@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import random
+
 import pytest
 
 from tests.conftest import quiet, wait_until
@@ -88,3 +91,59 @@ def test_chunks_of_denied_files_stay_out_of_the_extra_context(nvim, double, tmp_
     nvim.input("A")
     wait_until(lambda: any(r.path == "/api/generate" for r in double.requests))
     assert "db.corp.example" not in bodies(double)
+
+
+def key_lines(size: int = 1190) -> list[str]:
+    """The body of a private key as PEM wraps it: lines of 64 base64 characters, the last one shorter
+    (an RSA-2048 key: 24 full lines and one of 52)."""
+    body = base64.b64encode(random.Random(7).randbytes(size)).decode()
+    return [body[i:i + 64] for i in range(0, len(body), 64)]
+
+
+KEY = key_lines()
+KEY_MODULE = (['TEST_KEY = """-----BEGIN RSA PRIVATE KEY-----'] + KEY + ['-----END RSA PRIVATE KEY-----"""', ""]
+              + ["", "", "def area(r):", "    return 3.14159 * r * r", ""])
+
+
+def sent_key_lines(double) -> int:
+    text = bodies(double)
+    return sum(line in text for line in KEY)
+
+
+def test_explain_below_a_key_sends_none_of_it(nvim, double):
+    """The context above the function starts inside the key (its BEGIN line is out of the window)."""
+    double.script.tokens = ["ok"]
+    nvim.command("edit keys.py")
+    nvim.current.buffer[:] = KEY_MODULE
+    start = KEY_MODULE.index("def area(r):") + 1
+    nvim.command(f"{start},{start + 1}AIExplain")
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.explain').info().status") == "done")
+    assert any(r.path == "/api/chat" for r in double.requests)
+    assert sent_key_lines(double) == 0 and "<redacted:private-key:" in bodies(double)
+
+
+@pytest.mark.parametrize("line, keys", [(20, "A"), (25, "A"), (13, "020li")])  # mid-key; on its last
+def test_ghost_text_inside_a_key_sends_none_of_it(nvim, double, line, keys):  # full line; inside a line
+    double.script.tokens = ["x"]
+    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false, context_chars = 1200}})")
+    nvim.command("edit keys.py")
+    nvim.current.buffer[:] = KEY_MODULE
+    nvim.current.window.cursor = (line, 0)  # the key's BEGIN line is 12 or more lines up: out of the prefix
+    nvim.input(keys)
+    wait_until(lambda: any(r.path == "/api/generate" for r in double.requests))
+    nvim.input("<Esc>")
+    quiet(nvim, double)
+    assert "BEGIN RSA" not in bodies(double)  # the window starts inside the key
+    text = bodies(double)
+    assert sent_key_lines(double) == 0 and "<redacted:private-key:" in text
+    assert not any(line[:20] in text or line[-20:] in text for line in KEY)  # nor any part of a line
+
+
+def test_a_pgp_private_key_block_is_redacted(nvim, double):
+    double.script.tokens = ["ok"]
+    nvim.command("edit release.asc.py")
+    nvim.current.buffer[:] = (["BLOCK = '''-----BEGIN PGP PRIVATE KEY BLOCK-----", ""] + KEY[:6]
+                              + ["=Qx1f", "-----END PGP PRIVATE KEY BLOCK-----'''"])
+    nvim.command("1,10AIExplain")
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.explain').info().status") == "done")
+    assert sent_key_lines(double) == 0 and "=Qx1f" not in bodies(double)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
+from tests.fakes.hostile import HostileServers
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble
 
 
@@ -84,3 +85,24 @@ def test_pull_of_an_unknown_model_says_so(server):
     out = cli("pull", "nonexistent-model:1b", url=server.url)
     assert out.returncode == 1
     assert "ai_host: could not pull nonexistent-model:1b: pull model manifest: file does not exist" in out.stderr
+
+
+def test_a_redirect_is_one_sentence_and_nothing_reaches_the_other_host(tmp_path):
+    code = tmp_path / "app.py"
+    code.write_text("def handshake():\n    return 'the code that must stay here'\n")
+    with HostileServers(status=308) as h:
+        for args in (["models"], ["doctor"], ["explain", str(code)]):
+            r = cli(*args, url=h.redirect_url)
+            assert r.returncode != 0, args
+            out = r.stdout + r.stderr  # doctor reports on stdout, the others on stderr
+            assert "Traceback" not in out
+            said = [line for line in out.splitlines() if "redirect" in line]
+            assert len(said) == 1 and "ai_host: " in said[0] and h.collector_url in said[0], out
+        assert h.collector.requests == []
+
+
+def test_a_flooded_model_list_is_refused_in_one_sentence():
+    with HostileServers() as h:
+        r = cli("models", url=h.flood_url)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith("ai_host: ") and "MiB" in r.stderr, r.stderr

@@ -1,5 +1,11 @@
 """Secrets never leave: every planted credential is redacted, and restored only locally."""
 
+import base64
+import hashlib
+import json
+import random
+from pathlib import Path
+
 import pytest
 
 from ai_host.security import Redactor, denied
@@ -45,6 +51,59 @@ def test_ordinary_code_is_left_alone():
     code = ("password = get_password(user)\nif token is None:\n    token = request.headers['X-Token']\n"
             "api_key = os.environ['API_KEY']\nurl = 'https://example.com/path'\n")
     assert Redactor().redact(code) == code
+
+
+def _key_body(lines: int, width: int = 64) -> list[str]:
+    body = base64.b64encode(random.Random(lines).randbytes(width * lines)).decode()
+    return [body[i:i + width] for i in range(0, width * lines, width)]
+
+
+@pytest.mark.parametrize("width", [64, 70, 76])  # PEM and PGP, OpenSSH, MIME
+def test_a_key_body_without_its_begin_line_is_redacted(width):
+    key = _key_body(6, width)
+    text = "\n".join(["    return 1", *key[2:], "-----END OPENSSH PRIVATE KEY-----", "x = 2"])
+    r = Redactor()
+    out = r.redact(text)
+    assert not any(line in out for line in key)
+    assert out.splitlines()[0] == "    return 1" and out.splitlines()[-1] == "x = 2"  # around it: kept
+    assert r.restore(out) == text
+
+
+@pytest.mark.parametrize("tail", [3, 2, 1])
+def test_the_last_lines_of_a_key_before_its_end_line_are_redacted(tail):
+    key = _key_body(24) + ["QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9w"]  # a short last line
+    text = "\n".join(key[-tail:] + ["-----END RSA PRIVATE KEY-----", "print('done')"])
+    out = Redactor().redact(text)
+    assert not any(line in out for line in key) and out.endswith("-----END RSA PRIVATE KEY-----\nprint('done')")
+
+
+def test_a_key_body_cut_inside_its_first_and_last_lines_is_redacted():
+    key = _key_body(6)
+    text = "\n".join([key[0][30:], *key[1:5], key[5][:20]])  # a window that starts and ends mid-line
+    out = Redactor().redact(text)
+    assert key[0][30:] not in out and key[5][:20] not in out and not any(line in out for line in key)
+
+
+def test_key_lines_quoted_in_code_are_redacted():
+    key = _key_body(3)
+    text = "KEY = (\n" + "\n".join(f'    "{line}\\n",' for line in key) + "\n)"
+    out = Redactor().redact(text)
+    assert not any(line in out for line in key) and out.startswith("KEY = (\n") and out.endswith("\n)")
+
+
+def test_digests_and_a_single_base64_line_are_left_alone():
+    digests = "\n".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(5))
+    one_line = 'ICON = "' + _key_body(1)[0] + '"'
+    for text in (digests, one_line):
+        assert Redactor().redact(text) == text
+
+
+def test_no_key_is_found_in_ordinary_code():
+    stdlib = Path(json.__file__).parent.parent  # a few hundred files of the standard library
+    for path in sorted(stdlib.glob("*.py"))[:150]:
+        r = Redactor()
+        r.redact(path.read_text(errors="replace"))
+        assert not [p for p in r.secrets if "private-key" in p], path
 
 
 def test_the_same_secret_gets_the_same_placeholder():
