@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import os
 import threading
 import time
@@ -30,8 +31,8 @@ from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_back
 from .coalesce import Coalescer
 from .endpoint import is_loopback, resolve_url
 from .errors import (AiHostError, ConfigError, DeadlineExceeded, DeniedFile, Dropped, GpuBusy, ModelNotFound,
-                     PinMismatch, ProtocolError, ReplyTooLong, ServerBusy, ServerUnreachable, UnsuitableModel,
-                     UnusableReply)
+                     PinMismatch, ProtocolError, RedirectRefused, ReplyTooLong, ServerBusy, ServerUnreachable,
+                     UnsuitableModel, UnusableReply)
 from .gates import GpuGate, LspGate, make_probe
 from .filters import ThinkFilter
 from .limits import ReplyGuard
@@ -60,6 +61,8 @@ MODELS_SHOWN = 50
 HEALTH_TIMEOUT_S = 3.0
 # How long a reading of the models an endpoint has loaded (/api/ps) is reused.
 PS_CACHE_S = 2.0
+# The settings the scheduler and the gates are built from.
+GATE_SETTINGS = ("scheduler", "lsp", "gpu")
 # How long a model's digest, once checked against security.pins, is trusted.
 PIN_CACHE_S = 60.0
 
@@ -97,7 +100,7 @@ class Engine:
         self.events_emitted = 0
 
     def _emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
-        if event in ("chunk", "suggestion"):
+        if event in ("chunk", "suggestion", "proposal"):  # the user saw something: no fail-over now
             self._output_started.add(job_id)
         self.events_emitted += 1
         self._emit_out(job_id, event, data)
@@ -312,7 +315,17 @@ class Engine:
                                  self.config["fallbacks"])
         return self.router
 
+    def _gate_settings(self) -> dict[str, Any]:
+        return copy.deepcopy({k: self.config[k] for k in GATE_SETTINGS})
+
+    def _apply_gate_settings(self) -> None:
+        """Rebuild the scheduler and gates for changed settings, once no job holds them (a running
+        job keeps the slot and gate it has); until then the new settings wait, never lost."""
+        if not self._jobs and self._gates_built_from != self._gate_settings():
+            self._build_gates()
+
     def _build_gates(self) -> None:
+        self._gates_built_from = self._gate_settings()
         sc, g = self.config["scheduler"], self.config["gpu"]
         self.scheduler = Scheduler(
             int(sc["concurrency"]), int(sc["queue_limit"]),
@@ -320,11 +333,29 @@ class Engine:
             rate_settings={COMPLETION: "scheduler.completion_rate_per_s",
                            INTERACTIVE: "scheduler.interactive_rate_per_s"},
         )
+        old_lsp = getattr(self, "lsp", None)
         self.lsp = LspGate(int(self.config["lsp"]["busy_above"]))
+        if old_lsp is not None:  # the servers' load is a fact, not a setting: keep it
+            self.lsp.adopt(old_lsp)
         self.gpu = GpuGate(make_probe(int(g["device"]), self._env), float(g["threshold"]), g["cache_ms"] / 1000)
 
+    def forget_buffer(self, buf: Any) -> None:
+        self._call(self._forget_buffer, buf)
+
     def report_lsp(self, buf: Any, pending: int) -> None:
-        self._call(self.lsp.report, buf, pending)
+        self._call(lambda: self.lsp.report(buf, pending))  # the gate of the moment it runs (rebuilds)
+
+    def _forget_buffer(self, buf: Any) -> None:
+        """The buffer was wiped: nothing of it is kept or still asked for (its ghost-text request and
+        prefetch, the load its language server had)."""
+        prefetch = self._prefetches.pop(buf, None)
+        if prefetch is not None:
+            self._supersede(prefetch[2])
+        for kind in ("complete", "prefetch"):
+            job_id = self._groups.get(f"{kind}:{buf}")
+            if job_id is not None:
+                self._supersede(job_id)
+        self.lsp.forget(buf)
 
     def _configure(self, user_cfg: dict[str, Any]) -> None:
         old = self.config
@@ -337,8 +368,7 @@ class Engine:
             self.cache.clear()  # suggestions of another model or other settings are not these
             self.router = None  # rebuilt (and its URLs checked) on the next job
             self._pins_ok.clear()
-        if any(old[k] != self.config[k] for k in ("scheduler", "lsp", "gpu")) and not self._jobs:
-            self._build_gates()
+        self._apply_gate_settings()
         log_cfg = self.config["log"]
         log_mod.configure(log_cfg["file"], log_cfg["level"])
         logger.info("configured: backend=%s", self.config["backend"]["kind"])
@@ -369,6 +399,7 @@ class Engine:
         work = self._secured(job_id, kind, request, redactor, runner)
         task = asyncio.get_running_loop().create_task(self._guard(job_id, work, deadline_ms / 1000))
         self._jobs[job_id] = task
+        task.add_done_callback(lambda t, j=job_id, w=work: self._forget(j, t, w))
         self.stats["jobs_started"] += 1
 
     async def _secured(self, job_id: str, kind: str, request: dict[str, Any], redactor: Redactor, runner: Any) -> None:
@@ -435,13 +466,17 @@ class Engine:
             self.stats["jobs_failed"] += 1
             logger.exception("job %s crashed", job_id)
             self._emit(job_id, "error", {"message": "ai_host: internal error; details are in the log (:AI log). Please report it."})
-        finally:
-            self._output_started.discard(job_id)
-            if self._jobs.get(job_id) is asyncio.current_task():
-                del self._jobs[job_id]
-            for group, member in list(self._groups.items()):
-                if member == job_id:
-                    del self._groups[group]
+
+    def _forget(self, job_id: str, task: asyncio.Task[None], work: Any) -> None:
+        """A job's task ended, however (even cancelled before it first ran): forget everything of it."""
+        work.close()  # never started: no "coroutine was never awaited"; finished: nothing to do
+        self._output_started.discard(job_id)
+        if self._jobs.get(job_id) is task:
+            del self._jobs[job_id]
+        for group, member in list(self._groups.items()):
+            if member == job_id:
+                del self._groups[group]
+        self._apply_gate_settings()
 
     def _make_backend(self, endpoint: Endpoint) -> Backend:
         if endpoint.kind not in ("ollama", "openai"):
@@ -467,7 +502,7 @@ class Engine:
             try:
                 await self._verify_pin(backend, model)
                 await attempt(backend, model)
-            except (ServerUnreachable, ServerBusy, ProtocolError) as e:
+            except (ServerUnreachable, ServerBusy, ProtocolError, RedirectRefused) as e:
                 if job_id in self._output_started:
                     raise
                 router.mark_down(endpoint, e.user_message())
@@ -664,10 +699,8 @@ class Engine:
                         if code is not None:
                             coalescer.push(code)
                 extractor.feed(think.flush())
-            except asyncio.CancelledError:
+            finally:  # cancelled, failed or done: no frame timer may fire after this job's last event
                 coalescer.discard()
-                raise
-            coalescer.discard()
             try:
                 code = extractor.finish()
             except NoCode as e:
@@ -757,10 +790,8 @@ class Engine:
                         coalescer.push(filt.shown())
             if not stopped_early:
                 filt.feed(think.flush())
-        except asyncio.CancelledError:
+        finally:  # cancelled, failed or done: no frame timer may fire after this job's last event
             coalescer.discard()
-            raise
-        coalescer.discard()
         text = filt.finish()
         if text != last_sent:
             send(text)
@@ -856,6 +887,7 @@ class Engine:
                     if chunk.text:
                         pieces += 1
                     coalescer.push(text)
+            coalescer.flush()  # the stream ended without its final chunk: what came is shown now
         except asyncio.CancelledError:
             coalescer.discard()  # nobody will see it
             raise

@@ -88,13 +88,17 @@ class Scheduler:
             if sum(1 for w in waiting if not w.future.done()) >= self.queue_limit:
                 raise QueueFull(f"{self.queue_limit} queued for {endpoint}")
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(waiting, _Waiter(priority, next(self._seq), fut, job_id))
+            waiter = _Waiter(priority, next(self._seq), fut, job_id)
+            heapq.heappush(waiting, waiter)
             try:
                 await fut  # granted by _wake, which also reserved our slot
             except asyncio.CancelledError:
                 if fut.done() and not fut.cancelled():  # granted just as we were cancelled: pass it on
                     running.pop(job_id, None)
                     self._wake(endpoint)
+                elif waiter in waiting:  # leave the queue now, not when a slot frees (it may never)
+                    waiting.remove(waiter)
+                    heapq.heapify(waiting)
                 raise
         else:
             running[job_id] = self._clock()

@@ -23,6 +23,9 @@ FAKE_NVML_ENV = "AI_HOST_FAKE_NVML"
 # margin is at most half the threshold), so a reading that hovers around the threshold does not
 # switch ghost text on and off every read.
 RELEASE_MARGIN = 0.05
+# How long a job waits for one reading of the driver; past it the job goes on with the last reading
+# (or with the gate off), and the read goes on alone: a hung driver never stalls the jobs.
+READ_TIMEOUT_S = 0.5
 
 
 class GpuUnavailable(Exception):
@@ -128,11 +131,13 @@ def make_probe(device: int, env: dict[str, str] | None = None) -> Probe:
 class GpuGate:
     """Is there room on the GPU? Reads are cached for `cache_s` and run in a worker thread."""
 
-    def __init__(self, probe: Probe, threshold: float, cache_s: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, probe: Probe, threshold: float, cache_s: float, clock: Callable[[], float] = time.monotonic,
+                 read_timeout_s: float = READ_TIMEOUT_S):
         self.probe = probe
         self.threshold = threshold
         self.cache_s = cache_s
         self.clock = clock
+        self.read_timeout_s = read_timeout_s
         self.last: GpuReading | None = None
         self.off_reason: str | None = None
         self.is_busy = False  # above the threshold, until at or below release_below
@@ -140,29 +145,43 @@ class GpuGate:
         self.release_below = threshold - min(RELEASE_MARGIN, threshold / 2)
         self.flips = 0  # how often the gate changed between busy and ok (for :AIStatus and tests)
         self._read_at = -1e18
-        self._lock = asyncio.Lock()
+        self._reading: asyncio.Future[GpuReading] | None = None  # the one read in progress, shared
 
     async def reading(self) -> GpuReading | None:
-        """The latest reading (None when the gate is off)."""
-        async with self._lock:
-            if self.clock() - self._read_at >= self.cache_s:
-                self._read_at = self.clock()
-                try:
-                    self.last = await asyncio.get_running_loop().run_in_executor(None, self.probe.read)
-                    self.off_reason = None
-                except GpuUnavailable as e:
-                    if self.off_reason != str(e):
-                        logger.info("GPU gate off: %s", e)
-                    self.off_reason = str(e)
-                    self.last = None
-                except Exception as e:  # a probe must never break a job
-                    reason = f"probe failed: {e}"
-                    if self.off_reason != reason:
-                        logger.warning("GPU probe failed: %r", e)
-                    self.off_reason = reason
-                    self.last = None
-                self._update_busy()
+        """The latest reading (None when the gate is off). One read runs at a time, in a worker thread;
+        callers wait for it at most read_timeout_s, and nobody waits on a lock behind it."""
+        if self._reading is None and self.clock() - self._read_at >= self.cache_s:
+            self._read_at = self.clock()
+            self._reading = asyncio.get_running_loop().run_in_executor(None, self.probe.read)
+            self._reading.add_done_callback(self._took)
+        pending = self._reading
+        if pending is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(pending), self.read_timeout_s)
+            except TimeoutError:
+                if self.last is None:
+                    self._off(f"the GPU driver did not answer within {self.read_timeout_s:g} s")
+                    self._update_busy()
+            except Exception:  # noqa: BLE001 - _took has recorded why
+                pass
         return self.last
+
+    def _took(self, fut: asyncio.Future[GpuReading]) -> None:
+        self._reading = None
+        try:
+            self.last = fut.result()
+            self.off_reason = None
+        except GpuUnavailable as e:
+            self._off(str(e))
+        except BaseException as e:  # a probe must never break a job
+            self._off(f"probe failed: {e}", warn=True)
+        self._update_busy()
+
+    def _off(self, reason: str, warn: bool = False) -> None:
+        if self.off_reason != reason:
+            (logger.warning if warn else logger.info)("GPU gate off: %s", reason)
+        self.off_reason = reason
+        self.last = None
 
     def _update_busy(self) -> None:
         reading = self.last

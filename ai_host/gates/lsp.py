@@ -13,6 +13,15 @@ class LspGate:
         self._changed = asyncio.Event()
         self.waiting = 0  # jobs held at this gate now (:AIStatus, and tests that wait on it)
 
+    def adopt(self, other: "LspGate") -> None:
+        """Take over the load another gate knew of (the gates are rebuilt when settings change)."""
+        self._pending.update(other._pending)
+
+    def forget(self, buf: Any) -> None:
+        """The buffer is gone: its load no longer counts."""
+        if self._pending.pop(buf, None):
+            self._changed.set()
+
     def report(self, buf: Any, pending: int) -> None:
         self._pending[buf] = max(0, int(pending))
         self._changed.set()

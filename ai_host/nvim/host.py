@@ -26,7 +26,8 @@ class Host:
     # -- from Lua (pynvim thread) ----------------------------------------------------------
 
     def on_notify(self, args: list[Any]) -> None:
-        """AiHostNotify(event, payload): config, explain, complete, cancel, cancel_all, lsp, set_model."""
+        """AiHostNotify(event, payload): config, explain, complete, cancel, cancel_all, lsp, forget_buf,
+        set_model."""
         if not args or not isinstance(args[0], str):
             logger.error("AiHostNotify called without an event name")
             return
@@ -44,6 +45,8 @@ class Host:
             self.engine.set_model(str(payload.get("task", "")), str(payload.get("model", "")))
         elif event == "lsp":
             self.engine.report_lsp(payload.get("buf"), int(payload.get("pending") or 0))
+        elif event == "forget_buf":
+            self.engine.forget_buffer(payload.get("buf"))
         else:
             logger.error("unknown event %r", event)
 

@@ -49,6 +49,7 @@ function M.attach()
   au('BufLeave', function(ev) H.remember_around_cursor(ev.buf) end)
   au('InsertLeave', function(ev) H.remember_around_cursor(ev.buf) end)
   au('TextYankPost', function(ev) H.remember_yank(ev.buf) end)
+  au('BufWipeout', function(ev) H.forget(ev.buf) end)
 end
 
 --- The buffer changed in insert mode: keep the suggestion if the user typed into it, else start over.
@@ -148,6 +149,14 @@ function M.remember_fallback(lhs)
     table.insert(H.fallback_list, prior)
     prior.index = #H.fallback_list
   end
+end
+
+--- Put back the insert-mode mapping `lhs` had before ours (our map of it was taken away).
+function M.restore_fallback(lhs)
+  local prior = H.fallbacks[lhs]
+  if prior == nil then return end
+  H.fallbacks[lhs] = nil
+  vim.fn.mapset('i', false, prior)
 end
 
 --- Latency samples, oldest first: ms from request to first ghost text drawn, or with `times` the
@@ -490,6 +499,15 @@ function H.remember(buf, text, key)
   while #H.ring > H.ring_size do
     table.remove(H.ring)
   end
+end
+
+-- A wiped buffer leaves nothing behind: its chunks (yanks too) leave the ring, and the engine drops
+-- what it keeps of the buffer.
+function H.forget(buf)
+  for i = #H.ring, 1, -1 do
+    if H.ring[i].buf == buf then table.remove(H.ring, i) end
+  end
+  require('ai_host.host').notify_if_running('forget_buf', { buf = buf })
 end
 
 function H.remember_around_cursor(buf)

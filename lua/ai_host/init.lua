@@ -118,12 +118,35 @@ H.insert_maps = {
   { 'prev', function(lhs) return require('ai_host.ghost').cycle(-1, lhs) end, 'AI: previous suggestion' },
 }
 
+-- The maps the last setup() made: { { mode, lhs } }. A later setup() that no longer makes one
+-- (its key changed, or was set to '') takes it away again.
+H.applied = {}
+
 function H.apply_keymaps(keymaps)
+  local wanted = {}
+  for _, m in ipairs(H.insert_maps) do
+    local lhs = keymaps[m[1]]
+    if lhs ~= nil and lhs ~= '' then wanted['i' .. lhs] = true end
+  end
+  for _, m in ipairs(H.maps) do
+    local lhs = keymaps[m[1]]
+    if lhs ~= nil and lhs ~= '' then
+      for _, mode in ipairs(m[2]) do wanted[mode .. lhs] = true end
+    end
+  end
+  for _, a in ipairs(H.applied) do
+    if not wanted[a[1] .. a[2]] and H.is_ours(a[1], a[2]) then
+      vim.keymap.del(a[1], a[2])
+      if a[1] == 'i' then require('ai_host.ghost').restore_fallback(a[2]) end
+    end
+  end
+  H.applied = {}
   for _, m in ipairs(H.insert_maps) do
     local lhs = keymaps[m[1]]
     if lhs ~= nil and lhs ~= '' then
       require('ai_host.ghost').remember_fallback(lhs)
       vim.keymap.set('i', lhs, function() return m[2](lhs) end, { expr = true, replace_keycodes = true, desc = m[3] })
+      table.insert(H.applied, { 'i', lhs })
     end
   end
   for _, m in ipairs(H.maps) do
@@ -131,13 +154,18 @@ function H.apply_keymaps(keymaps)
     if lhs ~= nil and lhs ~= '' then
       for _, mode in ipairs(m[2]) do
         -- never overwrite a mapping the user made (ours from an earlier setup() may be replaced)
-        local existing = vim.fn.maparg(lhs, mode, false, true)
-        if vim.tbl_isempty(existing) or (existing.desc or ''):find('^AI: ') then
+        if vim.tbl_isempty(vim.fn.maparg(lhs, mode, false, true)) or H.is_ours(mode, lhs) then
           vim.keymap.set(mode, lhs, m[3], { desc = m[4], remap = true })
+          table.insert(H.applied, { mode, lhs })
         end
       end
     end
   end
+end
+
+function H.is_ours(mode, lhs)
+  local existing = vim.fn.maparg(lhs, mode, false, true)
+  return not vim.tbl_isempty(existing) and (existing.desc or ''):find('^AI: ') ~= nil
 end
 
 -- Tell the scheduler when a buffer's language server gets busy or catches up (only once the host

@@ -149,6 +149,21 @@ def test_an_empty_key_disables_the_default_map(nvim):
     assert nvim.exec_lua("return vim.fn.maparg('<leader>ae', 'n')") == ""
 
 
+def test_a_second_setup_takes_away_the_maps_it_no_longer_makes(nvim):
+    nvim.command("inoremap <C-y> <C-r>=1+1<CR>")  # the user's own, before ours
+    setup_error(nvim, "{keymaps = {accept = '<C-y>'}}")
+    assert nvim.exec_lua("return vim.fn.maparg('<C-y>', 'i', false, true).desc") == "AI: accept suggestion"
+    setup_error(nvim, "{keymaps = {accept = '<C-l>', explain = '', status = '<leader>aS'}}")
+    assert nvim.exec_lua("return vim.fn.maparg('<C-l>', 'i', false, true).desc") == "AI: accept suggestion"
+    assert nvim.exec_lua("return vim.fn.maparg('<C-y>', 'i')") == "<C-R>=1+1<CR>"  # the user's map is back
+    tab = nvim.exec_lua("return vim.fn.maparg('<Tab>', 'i', false, true).desc or ''")  # the default accept went
+    assert not tab.startswith("AI: ")  # with the first setup: <Tab> is what it was before (Neovim's own)
+    for mode in ("n", "x"):
+        assert nvim.exec_lua(f"return vim.fn.maparg('<leader>ae', '{mode}')") == ""  # turned off: gone
+    assert nvim.exec_lua("return vim.fn.maparg('<leader>as', 'n')") == ""  # moved: the old key is free
+    assert nvim.exec_lua("return vim.fn.maparg('<leader>aS', 'n')") == "<Plug>(ai-host-status)"
+
+
 def test_one_command_with_subcommands_and_completion(nvim):
     assert nvim.call("getcompletion", "AI st", "cmdline") == ["status"]
     assert "explain" in nvim.call("getcompletion", "AI ", "cmdline")

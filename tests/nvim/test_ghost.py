@@ -393,3 +393,24 @@ def test_prefetches_the_engine_lets_go_are_forgotten_by_the_editor(nvim, double)
     wait_until(lambda: not nvim.call("AiHostRequest", "status")["in_flight"])
     wait_until(lambda: nvim.exec_lua("return require('ai_host.host').open_jobs()") == {"count": 0, "watchdog": False})
     assert nvim.current.buffer[12] == "value_12 = compute(12)tok0 tok1 tok2 tok3 tok4 tok5zz"
+
+
+def test_a_wiped_buffer_leaves_nothing_behind(nvim, double):
+    double.script.tokens = ["x"]
+    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
+    nvim.command("edit first.py")
+    nvim.current.buffer[:] = ["WIPED_BUFFER_MARKER = 1"]
+    first = nvim.current.buffer.number
+    nvim.command("edit second.py")  # leaving first.py puts the text around its cursor in the ring
+    extra = lambda: nvim.exec_lua("return require('ai_host.ghost').extra_context()")  # noqa: E731
+    assert any("WIPED_BUFFER_MARKER" in c["text"] for c in extra())
+    nvim.exec_lua("require('ai_host.host').warm_up(); require('ai_host.host').notify('lsp', {buf = ..., pending = 5})", first)
+    wait_until(lambda: nvim.call("AiHostRequest", "status")["lsp"]["pending"] == {str(first): 5})
+    nvim.command(f"bwipeout! {first}")
+    assert extra() == []  # out of the ring at once
+    wait_until(lambda: nvim.call("AiHostRequest", "status")["lsp"]["pending"] == {})  # the engine forgot it too
+    nvim.input("ix = ")
+    wait_until(lambda: generates(double))
+    nvim.input("<Esc>")
+    quiet(nvim, double)
+    assert all("WIPED_BUFFER_MARKER" not in r.body.decode() for r in double.requests)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import chats, wait_until
+from tests.fakes.ollama_double import Script
 
 pytestmark = pytest.mark.nvim
 
@@ -117,6 +118,19 @@ def test_lines_added_above_the_range_do_not_count_as_a_conflict(nvim, double):
     nvim.input("ga")
     wait_until(lambda: buf[3:5] == ["def area(r):", "    return math.pi * r * r"])
     assert buf[0] == "# a new first line" and buf[5:] == ["", "print(area(2))"]
+
+
+def test_a_stream_that_breaks_after_a_proposal_was_shown_is_not_rerun_elsewhere(nvim, double):
+    nvim.exec_lua("require('ai_host').setup({endpoints = {{name = 'spare', url = ...}}})", double.url)
+    broken = Script(tokens=["```python\n"] + [f"line{i}\n" for i in range(40)], token_delay_s=0.02, reset_after=20)
+    double.enqueue(broken, Script(tokens=reply("def area(r):", "    return 1")))
+    buf = load(nvim)
+    nvim.command("3,5AIRefactor expand")
+    i = wait_until(lambda: info(nvim).get("status") in ("error", "done") and info(nvim))
+    assert i["status"] == "error" and "broke off" in i["message"]  # said so; not silently replaced
+    assert len(i["new"] or []) > 3 and "    return 1" not in (i["new"] or [])  # what was shown stays
+    assert len(chats(double)) == 1  # never sent again to the spare endpoint
+    assert buf[:] == CODE
 
 
 def test_cancel_mid_stream_stops_the_server_and_applies_nothing(nvim, double):

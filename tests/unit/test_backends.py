@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import gc
 import threading
+import warnings
 
 import aiohttp
 import pytest
@@ -240,8 +243,65 @@ def test_engine_cancel_emits_nothing_more_and_frees_the_connection(engine, threa
     n = len(rec.events)
     status = eng.status()
     assert status["in_flight"] == [] and status["open_connections"] == 0 and status["jobs_cancelled"] == 1
-    thread_server.wait_for(lambda d: False, timeout=0.1)
+    assert thread_server.wait_for(lambda d: d.handling == 0 and d.active_streams == 0)  # nothing more can come
+    assert eng.status()["events_emitted"] == n  # the engine sent nothing after the cancel
     assert len(rec.events) == n and all(e[1] == "chunk" for e in rec.events)
+
+
+def test_scheduler_settings_changed_while_a_job_runs_apply_once_it_ends(engine, thread_server):
+    eng, rec = engine
+    thread_server.script.hang = True  # the job holds its slot until it is cancelled
+    eng.submit("explain", explain_req())
+    assert thread_server.wait_for(lambda d: d.handling == 1)
+    eng.configure({"scheduler": {"concurrency": 1}})
+    assert eng.status()["scheduler"]["limit"] == 2  # not under a running job
+    eng.cancel("j1")
+    assert thread_server.wait_for(lambda d: eng.status()["scheduler"]["limit"] == 1)  # then applied, not lost
+
+
+def test_a_job_cancelled_before_it_ever_ran_leaves_nothing_behind(engine):
+    eng, rec = engine
+    req = {"id": "complete-1", "buf": 3, "prefix": "x = ", "suffix": "", "filename": "a.py", "filetype": "python"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = concurrent.futures.Future()
+
+        def submit_and_cancel():  # one engine-loop callback: the task is cancelled before its first step
+            eng._submit("complete", req)
+            eng._cancel("complete-1")
+            done.set_result(None)
+
+        eng._call(submit_and_cancel)
+        done.result(5)
+        status = eng.status()
+        gc.collect()
+    assert status["in_flight"] == [] and status["jobs_cancelled"] == 1
+    assert eng._groups == {}  # the buffer's group does not point at a job that is gone
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def _frame_timers(eng) -> list[str]:
+    """The coalescers' frame timers still armed on the engine loop (a sign of an event yet to come)."""
+    result = concurrent.futures.Future()
+    eng._call(lambda: result.set_result([h._callback.__qualname__ for h in eng._loop._scheduled
+                                         if not h.cancelled() and "Coalescer" in h._callback.__qualname__]))
+    return result.result(5)
+
+
+@pytest.mark.parametrize("kind, request_", [
+    ("refactor", {"id": "r1", "code": "x = 1", "instruction": "go", "filename": "a.py", "filetype": "python"}),
+    ("complete", {"id": "c1", "buf": 1, "prefix": "x = ", "suffix": "", "filename": "a.py", "filetype": "python"}),
+])
+def test_no_event_follows_an_error_that_ends_a_stream_mid_frame(engine, thread_server, kind, request_):
+    eng, rec = engine
+    thread_server.script.tokens = ["```python\n", "a", "b", "c"] if kind == "refactor" else ["a", "b", "c"]
+    thread_server.script.error_after = len(thread_server.script.tokens) - 1  # all at once, then an error
+    eng.configure({"ui": {"frame_ms": 1000}})  # the second piece waits for a frame: a timer is armed
+    eng.submit(kind, request_)
+    rec.wait_for(lambda ev: any(e[1] in ("error", "done") for e in ev))
+    assert thread_server.wait_for(lambda d: d.handling == 0) and eng.status()["in_flight"] == []
+    assert _frame_timers(eng) == []  # nothing left that could send after the error
+    assert [e[1] for e in rec.events][-1] == "error"
 
 
 def test_engine_unknown_job_kind_gets_a_message(engine):

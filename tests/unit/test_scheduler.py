@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -270,3 +271,47 @@ def test_every_endpoint_is_checked_against_the_local_only_policy():
     eps = endpoints_from_config(cfg, {"OLLAMA_HOST": "127.0.0.1:5"})
     assert [(e.name, e.url, e.tasks) for e in eps] == [("default", "http://127.0.0.1:5", ()),
                                                       ("endpoint1", "http://192.0.2.7:11434", ("explain",))]
+
+
+async def test_waiters_cancelled_while_the_slots_stay_full_leave_the_queue_at_once():
+    s = Scheduler(limit=1, queue_limit=4)
+    order, release = [], asyncio.Event()
+    holder = asyncio.create_task(hold(s, "a", INTERACTIVE, "long", order, release))
+    await settle()
+    for n in range(2000):  # typing: each key queues a request and cancels the one before
+        t = asyncio.create_task(hold(s, "a", COMPLETION, f"c{n}", order, release))
+        await settle()
+        t.cancel()
+        await asyncio.gather(t, return_exceptions=True)
+    assert len(s._waiting["a"]) == 0  # nothing piled up behind the full slot
+    last = asyncio.create_task(hold(s, "a", COMPLETION, "last", order, release))
+    await settle()
+    release.set()
+    await asyncio.gather(holder, last)
+    assert order == ["long", "last"]
+
+
+async def test_a_hung_gpu_driver_never_holds_up_the_jobs():
+    release = threading.Event()
+    reads = []
+
+    class HungProbe:
+        def read(self):
+            reads.append(1)
+            release.wait(10)  # a driver call that does not return
+            return GpuReading("RTX", 2, 10)
+
+    gate = GpuGate(HungProbe(), 0.8, 0.0, read_timeout_s=0.05)
+    # every job asks, and every job goes on: one read runs, nobody queues behind it on a lock
+    results = await asyncio.wait_for(asyncio.gather(*(gate.busy() for _ in range(20))), 5)
+    assert results == [False] * 20 and len(reads) == 1
+    assert gate.state() == {"state": "off", "reason": "the GPU driver did not answer within 0.05 s"}
+    release.set()  # the driver answers at last: the next job gets the reading
+    assert await asyncio.wait_for(_until_read(gate), 5) and gate.state()["state"] == "ok"
+
+
+async def _until_read(gate):
+    while gate.last is None:
+        await gate.reading()
+        await asyncio.sleep(0.01)
+    return True
