@@ -351,8 +351,8 @@ class Engine:
         prefetch = self._prefetches.pop(buf, None)
         if prefetch is not None:
             self._supersede(prefetch[2])
-        for kind in ("complete", "prefetch"):
-            job_id = self._groups.get(f"{kind}:{buf}")
+        for prefetch_group in (False, True):
+            job_id = self._groups.get(_group(prefetch_group, buf))
             if job_id is not None:
                 self._supersede(job_id)
         self.lsp.forget(buf)
@@ -385,7 +385,7 @@ class Engine:
         self._cancel(job_id)
         group = None
         if kind == "complete":  # ghost text: the newest request of a buffer supersedes the older one
-            group = f"{'prefetch' if request.get('prefetch') else 'complete'}:{request.get('buf')}"
+            group = _group(bool(request.get("prefetch")), request.get("buf"))
         if group is not None:
             older = self._groups.get(group)
             if older is not None:
@@ -894,6 +894,11 @@ class Engine:
         except BaseException:
             coalescer.flush()  # show what arrived before the failure
             raise
+
+
+def _group(prefetch: bool, buf: Any) -> str:
+    """The job group of a buffer's ghost-text requests (or its prefetches): the newest supersedes."""
+    return f"{'prefetch' if prefetch else 'complete'}:{buf}"
 
 
 def _figures(chunk: Any, sent: float, first: float | None, end: float, pieces: int, model: str) -> dict[str, Any]:
