@@ -1,11 +1,21 @@
-# The two commands of the README.
-.PHONY: setup test bench
+# The two commands of the README: `make try` and `make test` (each sets up what it needs).
+.PHONY: setup test try try-check bench
+# set up only when something is missing (`make setup` always runs it again)
+READY = [ -x .venv/bin/nvim ] && [ -f .venv/rplugin.vim ] && .venv/bin/python -c 'import ai_host, pynvim, llama_cpp.server, xdist, ruff' 2>/dev/null
 setup:
 	./scripts/setup.sh
 test:
-	.venv/bin/python -m ruff check --quiet ai_host tests bench rplugin
+	@$(READY) || ./scripts/setup.sh
+	.venv/bin/python -m ruff check --quiet ai_host tests bench rplugin scripts
 	@# one worker more than cores: the tests wait on Neovim and servers about half the time
 	.venv/bin/python -m pytest -q -n $$(( $$(nproc) + 1 )) --dist worksteal
+# Neovim with a real local model (Qwen2.5-Coder-0.5B from PyPI, served by llama.cpp on 127.0.0.1)
+try:
+	@$(READY) || ./scripts/setup.sh
+	.venv/bin/python scripts/try.py $(TRY_ARGS)
+# the same without a screen: one suggestion and one explanation, checked; exits (CI)
+try-check:
+	@$(MAKE) --no-print-directory try TRY_ARGS=--check
 # `make bench BENCH_ARGS=--quick` for a short smoke run; see docs/benchmarks.md.
 bench:
 	.venv/bin/python -m pip install --quiet -e '.[bench]'

@@ -22,12 +22,16 @@ class FimTemplate:
 # model's template lacks `.Suffix`, and with OpenAI-compatible servers, which may ignore `suffix`).
 TEMPLATES: dict[str, FimTemplate] = {
     "qwen": FimTemplate("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-                        ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>", "<|fim_prefix|>")),
+                        ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>", "<|fim_prefix|>",
+                         "<|fim_suffix|>", "<|fim_middle|>")),
     "codegemma": FimTemplate("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-                             ("<|file_separator|>", "<end_of_turn>", "<|fim_prefix|>")),
-    "starcoder": FimTemplate("<fim_prefix>", "<fim_suffix>", "<fim_middle>", ("<|endoftext|>", "<file_sep>", "<fim_prefix>")),
-    "codellama": FimTemplate("<PRE> ", " <SUF>", " <MID>", ("<EOT>", "<PRE>")),
-    "deepseek": FimTemplate("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>", ("<｜end▁of▁sentence｜>", "<｜fim▁begin｜>")),
+                             ("<|file_separator|>", "<end_of_turn>", "<|fim_prefix|>", "<|fim_suffix|>",
+                              "<|fim_middle|>")),
+    "starcoder": FimTemplate("<fim_prefix>", "<fim_suffix>", "<fim_middle>",
+                             ("<|endoftext|>", "<file_sep>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>")),
+    "codellama": FimTemplate("<PRE> ", " <SUF>", " <MID>", ("<EOT>", "<PRE>", "<SUF>", "<MID>")),
+    "deepseek": FimTemplate("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>",
+                            ("<｜end▁of▁sentence｜>", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>")),
 }
 
 # Substrings of model names, most specific first, mapped to their template.

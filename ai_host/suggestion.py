@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from lru import LRU
 
@@ -10,22 +11,44 @@ _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {")", "]", "}"}
 _QUOTES = {'"', "'", "`"}
 
+# Control tokens of the FIM and chat formats of every family we know (and their look-alikes): a
+# model that writes one has left the completion, whatever its server's stop list says.
+_SENTINEL = re.compile(
+    r"<\|(?:fim_[a-z]+|file_sep|file_separator|endoftext|im_start|im_end|repo_name|end_of_turn)\|>"
+    r"|<(?:fim_(?:prefix|suffix|middle|pad)|file_sep|end_of_turn|start_of_turn|PRE|SUF|MID|EOT)>"
+    r"|<｜[^｜<>\n]{1,30}｜>|</?s>")
+# the start of a sentinel still arriving (held back until it is known not to be one)
+_SENTINEL_START = re.compile(r"<[|｜/]?[A-Za-z_▁]*[|｜]?$")
+# A line of prose at the left margin, as a model writes after the code it was asked for: a
+# sentence (a capital, four words or more, no code punctuation) or a known lead-in ("Explanation:").
+_PROSE = re.compile(
+    r"^(?:[A-Z][a-z']*(?:,? [A-Za-z'][a-z'-]*,?){3,}[^=(){}\[\];<>]*"
+    r"|(?:Explanation|Example usage|Example|Usage|Output|Note|Notes|Here is|Here's)\b[^=(){}\[\];]*)$")
+# Lines that continue the statement the cursor's block belongs to, rather than end it.
+_CONTINUES = re.compile(r"^(?:[)\]}]|end\b|else\b|elif\b|elsif\b|except\b|finally\b|catch\b|fi\b|done\b|esac\b|until\b)")
+_OPENS_BLOCK = re.compile(r"(?:[:{(\[]|\b(?:do|then|begin)|=>|->)\s*(?:#.*|//.*)?$")
+
 
 class SuggestionFilter:
     """Decides, as tokens stream in, what part of the model's output is worth showing.
 
     It stops where the completion starts repeating the code after the cursor, at a closing
-    bracket that the completion did not open, at a run of blank lines, and after `max_lines`
-    lines; trailing whitespace is never shown. When it says stop, the caller closes the stream,
-    so the GPU does not compute what nobody will see.
+    bracket that the completion did not open, at a run of blank lines, after `max_lines` lines,
+    at a control token of any FIM or chat format, at a Markdown fence, at prose after the code,
+    and where the block the cursor is in ends (a line indented less than the cursor's line, or,
+    after the body of a block the cursor's line opens, one back at its level); trailing
+    whitespace is never shown. When it says stop, the caller closes the stream, so the GPU does
+    not compute what nobody will see.
     """
 
-    def __init__(self, line_suffix: str, next_line: str, max_lines: int):
+    def __init__(self, line_suffix: str, next_line: str, max_lines: int, cursor_line: str = ""):
         # mid-line (code after the cursor on its line): only the rest of this line makes sense
         self.single_line = line_suffix.strip() != ""
         self.line_suffix = line_suffix
         self.next_line = next_line.strip()
         self.max_lines = max_lines
+        self.cursor_line = cursor_line
+        self.base_indent = _indent(cursor_line)
         self.raw = ""
         self.visible = ""
         self.stopped = False
@@ -52,16 +75,37 @@ class SuggestionFilter:
         return self.visible
 
     def _cut(self, final: bool) -> tuple[str, bool]:
-        lines = self.raw.split("\n")
+        raw, ended = self.raw, False
+        found = _SENTINEL.search(raw)
+        if found:
+            raw, ended = raw[: found.start()], True
+        elif not final:
+            held = _SENTINEL_START.search(raw)
+            if held:
+                raw = raw[: held.start()]
+        lines = raw.split("\n")
         out: list[str] = []
         depth = 0
         blank_run = 0
+        opened = _OPENS_BLOCK.search(self.cursor_line + lines[0]) is not None
+        went_deeper = False
         for i, line in enumerate(lines):
-            complete = final or i < len(lines) - 1
+            complete = final or ended or i < len(lines) - 1
             if i > 0 and self.single_line:
                 return _join(out), True
             if i > 0 and len(out) >= self.max_lines:
                 return _join(out), True
+            if line.lstrip().startswith("```"):
+                return _join(_drop_blank_tail(out)), True  # Markdown: the model left the code
+            if i > 0 and line.strip():
+                indent = _indent(line)
+                if indent < self.base_indent and line.lstrip()[:1] not in _CLOSE:
+                    return _join(_drop_blank_tail(out)), True  # the cursor's block has ended
+                if opened and went_deeper and indent <= self.base_indent and not _CONTINUES.match(line.lstrip()):
+                    return _join(_drop_blank_tail(out)), True  # the block the cursor's line opens has ended
+                went_deeper = went_deeper or indent > self.base_indent
+                if complete and indent == 0 and _PROSE.match(line.rstrip()):
+                    return _join(_drop_blank_tail(out)), True
             if i > 0 and complete and self.next_line and line.strip() == self.next_line:
                 return _join(out), True  # it is writing the code that already follows
             if i > 0 and line.strip() == "":
@@ -75,7 +119,21 @@ class SuggestionFilter:
                 out.append(line[:cut])
                 return _join(out), True
             out.append(line.rstrip() if complete else line)
+        if ended:
+            return _join(_drop_blank_tail(out)), True
         return _join(out, partial=not final), False
+
+
+def _indent(line: str) -> int:
+    """Width of a line's leading whitespace (a tab counts 8)."""
+    lead = line[: len(line) - len(line.lstrip(" \t"))]
+    return len(lead) + 7 * lead.count("\t")
+
+
+def _drop_blank_tail(lines: list[str]) -> list[str]:
+    while len(lines) > 1 and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
 
 
 def _join(lines: list[str], partial: bool = False) -> str:

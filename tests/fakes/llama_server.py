@@ -17,7 +17,7 @@ Flags that matter:
   --interrupt_requests False  llama-cpp-python 0.3.x otherwise ends a running stream (with a
                               bare [DONE], no finish_reason) as soon as another request arrives.
   --model_alias tiny          the id /v1/models reports; without it the id is the file path.
-  --n_ctx 512                 the tiny model's context.
+  --n_ctx 512                 the tiny model's context (`n_ctx=` for a real model).
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def start_llama_server(
     log_path: os.PathLike[str] | str | None = None,
     extra_args: list[str] | None = None,
     timeout_s: float = START_TIMEOUT_S,
+    alias: str = MODEL_ALIAS,
+    n_ctx: int = 512,
+    threads: int = 1,
 ) -> LlamaServer:
     """Start the server on 127.0.0.1 and wait until GET /v1/models answers 200."""
     model_path = pathlib.Path(model_path)
@@ -111,13 +114,13 @@ def start_llama_server(
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model_path),
-        "--model_alias", MODEL_ALIAS,
+        "--model_alias", alias,
         "--host", "127.0.0.1",
         "--port", str(port),
         "--interrupt_requests", "False",
-        "--n_ctx", "512",
-        "--n_threads", "1",
-        "--n_threads_batch", "1",
+        "--n_ctx", str(n_ctx),
+        "--n_threads", str(threads),
+        "--n_threads_batch", str(threads),
         *(extra_args or []),
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -127,7 +130,7 @@ def start_llama_server(
     )
     server = LlamaServer(
         proc=proc, url=f"http://127.0.0.1:{port}", port=port, model_path=model_path,
-        log_path=log_path, _log_file=log_file,
+        log_path=log_path, model_alias=alias, _log_file=log_file,
     )
     try:
         _wait_ready(server, timeout_s)

@@ -208,16 +208,16 @@ def test_never_more_than_one_request_in_flight_per_buffer(nvim, double):
 
 
 def test_accepting_text_that_ends_in_a_newline_inserts_at_the_cursor(nvim, double):
-    double.script.tokens = ["a = 1\n\nb = 2"]
+    double.script.tokens = ["a = 1\n\n    b = 2"]
     buf = start(nvim, lines=["def f():", "    ", "z"], row=2)
-    shown(nvim, "a = 1\n\nb = 2")
+    shown(nvim, "a = 1\n\n    b = 2")
     nvim.input("<M-C-Right>")
     wait_until(lambda: buf[1] == "    a = 1")
     nvim.input("<M-C-Right>")  # the next line is empty: "\n" alone
     wait_until(lambda: buf[:4] == ["def f():", "    a = 1", "", "z"])
     assert tuple(nvim.current.window.cursor) == (3, 0)
     nvim.input("<M-C-Right>")
-    wait_until(lambda: buf[:5] == ["def f():", "    a = 1", "", "b = 2", "z"])
+    wait_until(lambda: buf[:5] == ["def f():", "    a = 1", "", "    b = 2", "z"])
 
 
 def test_accept_word_at_the_end_of_a_line_takes_the_line_break(nvim, double):

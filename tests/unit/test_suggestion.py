@@ -151,3 +151,71 @@ def test_refactor_extraction_does_not_depend_on_chunking(reply, sizes):
         i += n
     pieces.append(reply[i:])
     assert run(pieces) == run([reply])
+
+
+# -- where a completion must stop: what a real 0.5B model wrote after the code it was asked for --
+
+
+def run_at(raw, cursor_line, **kw):
+    f = SuggestionFilter(kw.pop("line_suffix", ""), kw.pop("next_line", ""), kw.pop("max_lines", 12), cursor_line)
+    for piece in kw.pop("pieces", None) or [raw]:
+        if f.feed(piece):
+            break
+    return f.finish(), f.stopped
+
+
+def test_a_markdown_fence_ends_the_suggestion():
+    raw = "a + b\n```\n\nThis function adds two numbers."
+    assert run_at(raw, "    return ") == ("a + b", True)
+
+
+def test_a_suggestion_that_starts_with_a_fence_shows_nothing():
+    assert run_at("```python\ndef f():\n    pass\n```", "") == ("", True)
+
+
+def test_prose_after_the_code_is_not_shown():
+    raw = "\n    return a + b\n\nThis function returns the sum of its two arguments.\n"
+    assert run_at(raw, "def add(a, b):") == ("\n    return a + b", True)
+
+
+def test_explanation_lead_in_is_prose():
+    assert run_at("total = 0\nExplanation: we start at zero", "")[0] == "total = 0"
+
+
+def test_code_that_reads_like_words_is_kept():
+    raw = "import os\nfrom pathlib import Path\nprint(x)\nreturn value"
+    assert run_at(raw, "") == (raw, False)
+
+
+def test_stops_at_a_line_indented_less_than_the_cursors_block():
+    raw = "x += 1\n        return x\n\ndef other():\n    pass"
+    assert run_at(raw, "        ") == ("x += 1\n        return x", True)
+
+
+def test_stops_after_the_body_of_the_block_the_cursor_line_opens():
+    raw = "\n    return a + b\n\nprint(add(1, 2))"
+    assert run_at(raw, "def add(a, b):") == ("\n    return a + b", True)
+
+
+def test_else_continues_the_block():
+    raw = "\n    y = 1\nelse:\n    y = 2"
+    assert run_at(raw, "if x:") == (raw, False)
+
+
+@pytest.mark.parametrize("sentinel", ["<|fim_middle|>", "<fim_middle>", "<fim_suffix>", "<|endoftext|>", "<|im_end|>",
+                                      "<|file_sep|>", "<EOT>", "<｜fim▁hole｜>", "</s>"])
+def test_no_control_token_ever_shows(sentinel):
+    raw = f"main(){sentinel}fibonacci(10)"
+    assert run_at(raw, "") == ("main()", True)
+    # split anywhere across pieces, it is never shown, not even for a frame
+    for cut in range(1, len(raw)):
+        f = SuggestionFilter("", "", 12, "")
+        for piece in (raw[:cut], raw[cut:]):
+            f.feed(piece)
+            assert "<" not in f.shown() or f.shown().index("<") >= len("main()") + len(sentinel)
+        assert f.finish() == "main()"
+
+
+def test_a_lone_angle_bracket_is_code_once_the_stream_ends():
+    assert run_at("a <", "if ") == ("a <", False)
+    assert run_at("x < y", "if ") == ("x < y", False)
