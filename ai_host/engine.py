@@ -752,7 +752,7 @@ class Engine:
         gen = await self._fim_request(backend, model, prefix, suffix, request, variant)
         line_suffix, _, rest = suffix.partition("\n")
         next_line = next((line for line in rest.split("\n") if line.strip()), "")
-        filt = SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]))
+        filt = SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]), prefix.rpartition("\n")[2])
         think = ThinkFilter()
         last_sent = ""
 
