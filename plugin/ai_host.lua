@@ -2,6 +2,18 @@
 if vim.g.loaded_ai_host then return end
 vim.g.loaded_ai_host = true
 
+-- The python3 host runs in the plugin's private environment (made by the build step) unless the
+-- user chose a python: set it now, before a Python ftplugin's has('python3') makes Neovim probe
+-- (and, finding no pynvim in the system Python, disable the provider). Loaded later (lazy.nvim),
+-- after such a probe, the probe runs again with this python.
+if (vim.g.python3_host_prog or '') == '' then
+  local python = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h') .. '/.venv/bin/python'
+  if vim.uv.fs_stat(python) then
+    vim.g.python3_host_prog = python
+    if vim.g.loaded_python3_provider == 0 then require('ai_host.install').reprobe_python3() end
+  end
+end
+
 local function safe(fn)
   return function(...)
     local ok, err = pcall(fn, ...)
@@ -42,7 +54,7 @@ vim.keymap.set('x', '<Plug>(ai-host-refactor)', ':AIRefactor<CR>', { silent = tr
 vim.keymap.set('n', '<Plug>(ai-host-generate)', safe(function() require('ai_host').generate({}) end),
   { desc = 'AI: generate code here from a prompt' })
 
-vim.api.nvim_create_user_command('AIInstall', safe(function() require('ai_host.install').build() end),
+vim.api.nvim_create_user_command('AIInstall', safe(function() require('ai_host.install').build({ async = true }) end),
   { desc = 'ai_host: (re)install the private Python environment and register the remote plugin' })
 
 vim.api.nvim_create_user_command('AIModels', safe(function(o)
@@ -63,7 +75,7 @@ local subcommands = {
   cancel = function() require('ai_host').cancel_all() end,
   models = function(_, rest) require('ai_host.picker').pick(rest ~= '' and rest or nil) end,
   toggle = function() require('ai_host.ghost').toggle() end,
-  install = function() require('ai_host.install').build() end,
+  install = function() require('ai_host.install').build({ async = true }) end,
   log = function() vim.cmd('split ' .. vim.fn.fnameescape(require('ai_host').wire_config().log.file)) end,
   health = function() vim.cmd('checkhealth ai_host') end,
 }
@@ -81,6 +93,9 @@ end), {
   range = true,
   desc = 'ai_host: :AI explain|refactor|generate|status|cancel|models|toggle|install|log|health',
   complete = function(arglead, cmdline)
+    if cmdline:match('^%S*AI%s+models%s+%S*$') then
+      return vim.tbl_filter(function(n) return n:find(arglead, 1, true) == 1 end, { 'completion', 'explain', 'refactor' })
+    end
     if cmdline:match('^%S*AI%s+%S+%s') then return {} end
     local names = vim.tbl_keys(subcommands)
     table.sort(names)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -33,6 +34,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_S, interval: 
         time.sleep(interval)
         value = predicate()
     return value
+
+
+def copy_checkout(dest: Path, *, git: bool = False) -> Path:
+    """This checkout's files (tracked and new, as `git ls-files` sees them) copied to `dest`; with
+    `git`, committed there as one commit, so a plugin manager can clone it from file://."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+    if git:
+        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                   GIT_COMMITTER_EMAIL="t@t")
+        for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "checkout"]):
+            subprocess.run(["git", *cmd], cwd=dest, env=env, check=True, capture_output=True)
+    return dest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

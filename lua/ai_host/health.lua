@@ -19,34 +19,44 @@ function M.check()
   else
     health.error('Neovim ' .. version .. ' is too old', { 'ai_host needs Neovim 0.11 or newer.' })
   end
+  -- A 0 that Neovim set after a failed probe (before the plugin's python was known) is undone;
+  -- only a 0 the user set stops here.
+  require('ai_host.install').use_private_python()
+  require('ai_host.install').reprobe_python3()
   if vim.g.loaded_python3_provider == 0 then
-    return health.error('the python3 provider is disabled (g:loaded_python3_provider = 0)',
+    return health.error('the python3 provider is disabled (g:loaded_python3_provider = 0 in your config)',
       { 'Remove that setting: ai_host runs in the python3 host.' })
   end
   local ok_prog, prog = pcall(vim.fn['provider#python3#Prog'])
   prog = (ok_prog and prog ~= '') and prog or vim.g.python3_host_prog
   if prog == nil or prog == '' then
     return health.error('no python3 for the python3 host', {
-      'Install Python 3.11+ and set vim.g.python3_host_prog, or see :checkhealth provider.python3.' })
+      'Run :AIInstall (it makes the plugin\'s own Python environment), or install Python 3.11+ with pynvim and '
+        .. 'set vim.g.python3_host_prog; :checkhealth vim.provider shows what Neovim found.' })
   end
   health.info('python3 host: ' .. prog)
   H.check_imports(health, prog)
 
   health.start('ai_host: remote plugin')
   local host = require('ai_host.host')
-  if not host.available() then
-    return health.error('the remote plugin is not registered', {
-      'Run :UpdateRemotePlugins, then restart Neovim.',
-      'The manifest in use: ' .. (vim.env.NVIM_RPLUGIN_MANIFEST or (vim.fn.stdpath('data') .. '/rplugin.vim')) })
+  local registered, why = host.ensure_registered()
+  if not registered then
+    return health.error('the remote plugin is not registered', { why })
   end
-  health.ok('registered (AiHostNotify, AiHostRequest)')
+  if host.self_registered() then
+    local clean = vim.tbl_contains(vim.v.argv, '--clean')
+    health.ok('registered by ai_host itself (AiHostNotify, AiHostRequest): '
+      .. (clean and 'Neovim skips every rplugin manifest under --clean' or 'no rplugin manifest has it yet; :AIInstall writes one'))
+  else
+    health.ok('registered (AiHostNotify, AiHostRequest)')
+  end
 
   health.start('ai_host: model servers, models, GPU')
   host.warm_up()
   local ok, checks = pcall(vim.fn.AiHostRequest, 'health')
   if not ok or type(checks) ~= 'table' then
     return health.error('the Python host did not answer: ' .. tostring(checks),
-      { 'See :checkhealth provider.python3, and the log: ' .. require('ai_host').wire_config().log.file })
+      { 'See :checkhealth vim.provider, and the log: ' .. require('ai_host').wire_config().log.file })
   end
   if checks.error then return health.error(checks.error) end
   for _, c in ipairs(checks) do
@@ -72,7 +82,7 @@ function H.check_imports(health, prog)
   }, '\n')
   local ok, res = pcall(function() return vim.system({ prog, '-c', code }, { text = true }):wait(H.python_timeout_ms) end)
   if not ok or res.code ~= 0 then
-    return health.error('could not run ' .. prog, { 'Check :checkhealth provider.python3.' })
+    return health.error('could not run ' .. prog, { 'Check :checkhealth vim.provider, or run :AIInstall.' })
   end
   local decoded_ok, found = pcall(vim.json.decode, res.stdout)
   if not decoded_ok then return health.error('unexpected output from ' .. prog .. ': ' .. res.stdout) end
@@ -81,7 +91,7 @@ function H.check_imports(health, prog)
     if status:find('^MISSING') then
       health.error(m[2] .. ' is not importable in the python3 host: ' .. status, {
         'Install it into that Python: ' .. prog .. ' -m pip install ' .. (m[1] == 'ai_host' and '<path to this plugin>' or m[2]),
-        'Or run the plugin\'s build step again (see :help ai_host-setup).' })
+        'Or run :AIInstall (the plugin\'s build step; see :help ai_host-setup).' })
     else
       health.ok(m[2] .. ' ' .. status)
     end

@@ -23,13 +23,43 @@ function M.available()
   return vim.fn.exists('*AiHostNotify') == 1 or vim.fn.exists('#FuncUndefined#AiHostNotify') == 1
 end
 
+--- Make sure the remote plugin is registered: by the rplugin manifest when there is one, else by
+--- ai_host itself, the way the manifest would (no :UpdateRemotePlugins run yet, `nvim --clean`,
+--- which skips every manifest, or a plugin manager that skipped the build step). Returns true, or
+--- false and a message for the user.
+---@return boolean ok, string|nil message
+function M.ensure_registered()
+  if M.available() then return true end
+  if vim.fn['remote#host#IsRunning']('python3') == 1 then
+    return false, 'ai_host: Neovim\'s python3 host was started without ai_host, so it cannot be added now.'
+      .. ' Restart Neovim (and run :AIInstall once if this happens again).'
+  end
+  local ok, err = pcall(vim.fn['remote#host#RegisterPlugin'], 'python3', H.shim(), {
+    { sync = false, name = 'AiHostNotify', type = 'function', opts = vim.empty_dict() },
+    { sync = true, name = 'AiHostRequest', type = 'function', opts = vim.empty_dict() },
+  })
+  if not ok or not M.available() then
+    return false, 'ai_host: the remote plugin could not be registered (' .. H.first_line(err) .. ').'
+      .. ' Run :AIInstall, then restart Neovim (see :checkhealth ai_host).'
+  end
+  H.self_registered = true
+  return true
+end
+
+--- Whether ai_host registered itself (no manifest had it): for :checkhealth.
+function M.self_registered()
+  return H.self_registered == true
+end
+
+function H.shim()
+  return require('ai_host.config').root .. '/rplugin/python3/ai_host_rplugin.py'
+end
+
 --- Send `event` with `payload` to the Python host. Returns true, or false and a message for the user.
 ---@return boolean ok, string|nil message
 function M.notify(event, payload)
-  if not M.available() then
-    return false,
-      'ai_host: the remote plugin is not registered. Run :UpdateRemotePlugins, then restart Neovim (see :checkhealth ai_host).'
-  end
+  local registered, why = M.ensure_registered()
+  if not registered then return false, why end
   if not H.config_sent and event ~= 'config' then
     local ok, msg = M.notify('config', require('ai_host').wire_config())
     if not ok then return false, msg end
@@ -47,7 +77,7 @@ function M.notify(event, payload)
   end
   if not ok then
     return false,
-      'ai_host: the Python host could not start (' .. H.first_line(err) .. '). Run :checkhealth provider.python3 and :checkhealth ai_host.'
+      'ai_host: the Python host could not start (' .. H.first_line(err) .. '). Run :checkhealth ai_host and :checkhealth vim.provider.'
   end
   if H.channel == nil then
     local got, chan = pcall(vim.fn['remote#host#Require'], 'python3') -- it runs now: cheap
@@ -117,8 +147,16 @@ end
 
 --- Start the Python host and send the config, unless that happened already.
 function M.warm_up()
-  if H.config_sent or not M.available() then return end
+  if H.config_sent or not M.ensure_registered() then return end
   M.notify('config', require('ai_host').wire_config())
+end
+
+--- Start the Python host now (and send the config) if it is not running; for explicit commands
+--- such as :AIStatus. Returns true, or false and a message for the user.
+---@return boolean ok, string|nil message
+function M.ensure_started()
+  if H.config_sent then return true end
+  return M.notify('config', require('ai_host').wire_config())
 end
 
 --- Mark the config as changed: it is sent again before the next job.
@@ -150,7 +188,7 @@ end
 -- Start a python3 host of our own with just this plugin, the way Neovim's provider does, and
 -- point AiHostNotify / AiHostRequest at it. (Neovim never restarts a remote-plugin host itself.)
 function H.restart()
-  local shim = require('ai_host.config').root .. '/rplugin/python3/ai_host_rplugin.py'
+  local shim = H.shim()
   local ok_prog, prog = pcall(vim.fn['provider#python3#Prog'])
   prog = (vim.g.python3_host_prog ~= nil and vim.g.python3_host_prog ~= '') and vim.g.python3_host_prog
     or (ok_prog and prog ~= '' and prog) or 'python3'

@@ -2,7 +2,8 @@
 --- plugin's folder, made with --system-site-packages so nothing of the user's Python is hidden),
 --- with pynvim and ai_host's dependencies; then the remote plugin is registered.
 ---
---- lazy.nvim: `build = function() require('ai_host.install').build() end`, or run :AIInstall.
+--- lazy.nvim: `build = function() require('ai_host.install').build() end`; by hand: :AIInstall
+--- (asynchronous). Without a manifest ai_host registers itself (ai_host.host.ensure_registered).
 
 local M = {}
 local H = {}
@@ -15,41 +16,100 @@ function M.venv_python()
 end
 
 --- Make or update the private environment and register the remote plugin. Returns true, or false
---- and what went wrong (also notified). Blocking: it is meant for a plugin manager's build step.
----@param opts { python: string? }|nil
+--- and what went wrong (also notified). Blocking unless `opts.async` (what :AIInstall uses: the
+--- editor stays usable, each step and the result are shown); a plugin manager's build step blocks.
+---@param opts { python: string?, async: boolean? }|nil
 function M.build(opts)
   opts = opts or {}
-  local root = require('ai_host.config').root
-  local python = opts.python or vim.g.ai_host_python or H.host_python()
-  if python == nil then return H.fail('no python3 found; install Python 3.11+ or set vim.g.ai_host_python') end
-  local version = H.run({ python, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])' })
-  if not version.ok then return H.fail('cannot run ' .. python .. ': ' .. version.err) end
-  local major, minor = version.out:match('(%d+)%.(%d+)')
-  if tonumber(major) < 3 or (tonumber(major) == 3 and tonumber(minor) < 11) then
-    return H.fail(python .. ' is Python ' .. vim.trim(version.out) .. '; ai_host needs 3.11 or newer (set vim.g.ai_host_python)')
+  local steps, err = H.plan(opts)
+  if steps == nil then return H.fail(err) end
+  if opts.async then
+    H.next_step(steps, 1)
+    return true
   end
-  local venv_python = M.venv_python()
-  if vim.fn.executable(venv_python) == 0 then
-    H.say('creating ' .. root .. '/.venv with ' .. python)
-    local made = H.run({ python, '-m', 'venv', '--system-site-packages', root .. '/.venv' })
-    if not made.ok then return H.fail('python -m venv failed: ' .. made.err) end
+  for i, step in ipairs(steps) do
+    H.say(H.progress(step, i, #steps))
+    local res = H.run(step.cmd, step.timeout)
+    if not res.ok then return H.fail(step.what .. ' failed: ' .. res.err) end
   end
-  H.say('installing pynvim and ai_host\'s dependencies (a minute or two)')
-  local pip = H.run({ venv_python, '-m', 'pip', 'install', '--quiet', '--upgrade', 'pynvim', root }, H.pip_timeout_ms)
-  if not pip.ok then return H.fail('pip install failed: ' .. pip.err) end
-  M.use_private_python()
-  local ok, err = pcall(vim.cmd, 'silent UpdateRemotePlugins')
-  if not ok then return H.fail(':UpdateRemotePlugins failed: ' .. tostring(err)) end
-  H.say('installed. Restart Neovim to use it (the remote plugin is registered).')
-  return true
+  return H.finish()
 end
 
 --- Use the private environment for the python3 host, unless the user chose a python themselves.
---- Called by setup(); it must run before the python3 host starts.
+--- Called early (plugin/ai_host.lua, setup(), the build); it must run before the python3 host
+--- starts. If Neovim already probed for a python3 (a Python ftplugin asks before a lazy-loaded
+--- plugin's setup() runs) and found none with pynvim, the probe is run again with this one.
 function M.use_private_python()
   if vim.g.python3_host_prog ~= nil and vim.g.python3_host_prog ~= '' then return false end
   if vim.fn.executable(M.venv_python()) == 0 then return false end
   vim.g.python3_host_prog = M.venv_python()
+  M.reprobe_python3()
+  return true
+end
+
+--- Undo a failed python3 provider probe (Neovim set g:loaded_python3_provider = 0 itself, before
+--- python3_host_prog pointed at a Python with pynvim), so the provider looks again. A 0 set by
+--- the user (the provider's script never ran) is left alone. Returns whether it probed again.
+function M.reprobe_python3()
+  if vim.g.loaded_python3_provider ~= 0 or vim.fn.exists('*provider#python3#Call') == 0 then return false end
+  if vim.fn['remote#host#IsRunning']('python3') == 1 then return false end
+  vim.g.loaded_python3_provider = nil
+  vim.cmd('runtime autoload/provider/python3.vim')
+  return true
+end
+
+-- The steps of a build, after checking the Python to build with; nil and why if it cannot be used.
+function H.plan(opts)
+  local root = require('ai_host.config').root
+  local python = opts.python or vim.g.ai_host_python or H.host_python()
+  if python == nil then return nil, 'no python3 found; install Python 3.11+ or set vim.g.ai_host_python' end
+  local version = H.run({ python, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])' })
+  if not version.ok then return nil, 'cannot run ' .. python .. ': ' .. version.err end
+  local major, minor = version.out:match('(%d+)%.(%d+)')
+  if tonumber(major) < 3 or (tonumber(major) == 3 and tonumber(minor) < 11) then
+    return nil, python .. ' is Python ' .. vim.trim(version.out) .. '; ai_host needs 3.11 or newer (set vim.g.ai_host_python)'
+  end
+  local steps = {}
+  if vim.fn.executable(M.venv_python()) == 0 then
+    table.insert(steps, { say = 'creating ' .. root .. '/.venv with ' .. python, what = 'python -m venv',
+      cmd = { python, '-m', 'venv', '--system-site-packages', root .. '/.venv' } })
+  end
+  table.insert(steps, { say = 'installing pynvim and ai_host\'s dependencies (a minute or two)', what = 'pip install',
+    cmd = { M.venv_python(), '-m', 'pip', 'install', '--quiet', '--upgrade', 'pynvim', root }, timeout = H.pip_timeout_ms })
+  return steps
+end
+
+function H.progress(step, i, n)
+  return n > 1 and string.format('%s (step %d of %d)', step.say, i, n) or step.say
+end
+
+function H.next_step(steps, i)
+  if i > #steps then return H.finish() end
+  local step = steps[i]
+  H.say(H.progress(step, i, #steps) .. '; the editor stays usable')
+  local ok, err = pcall(vim.system, step.cmd, { text = true, timeout = step.timeout or 30000 }, function(res)
+    vim.schedule(function()
+      if res.code ~= 0 then return H.fail(step.what .. ' failed: ' .. H.output(res)) end
+      H.next_step(steps, i + 1)
+    end)
+  end)
+  if not ok then H.fail(step.what .. ' failed: ' .. tostring(err)) end
+end
+
+-- The environment is ready: use it, and write the rplugin manifest (ai_host also registers itself
+-- without one, so a manifest that cannot be written only costs a message).
+function H.finish()
+  local running = vim.fn['remote#host#IsRunning']('python3') == 1
+  M.use_private_python()
+  local ok, err = pcall(vim.cmd, 'silent call remote#host#UpdateRemotePlugins()')
+  if not ok then
+    H.say('the rplugin manifest was not written (' .. tostring(err):gsub('\n.*', '') .. '); ai_host registers itself instead.')
+  end
+  if running then
+    H.say('installed. Restart Neovim to use it (its python3 host was already running).')
+  else
+    H.say('installed and ready: ghost text, :AIExplain and the rest work now (see :checkhealth ai_host).')
+  end
   return true
 end
 
@@ -63,8 +123,13 @@ end
 function H.run(cmd, timeout)
   local ok, res = pcall(function() return vim.system(cmd, { text = true }):wait(timeout or 30000) end)
   if not ok then return { ok = false, err = tostring(res) } end
-  local err = vim.trim((res.stderr or '') ~= '' and res.stderr or (res.stdout or ''))
-  return { ok = res.code == 0, out = res.stdout or '', err = err:sub(-600) }
+  return { ok = res.code == 0, out = res.stdout or '', err = H.output(res) }
+end
+
+function H.output(res)
+  local text = vim.trim((res.stderr or '') ~= '' and res.stderr or (res.stdout or ''))
+  if res.code == 124 or res.signal == 15 then text = 'it took too long and was stopped. ' .. text end
+  return text:sub(-600)
 end
 
 function H.say(msg)

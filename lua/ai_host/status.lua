@@ -3,9 +3,15 @@
 local M = {}
 local H = {}
 
---- The status as lines of text (for the float, tests and bug reports).
+--- The status as lines of text (for the float, tests and bug reports). With `opts.start`, the
+--- Python host is started first if it is not running yet (an explicit :AIStatus asks for it).
+---@param opts { start: boolean? }|nil
 ---@return string[]
-function M.lines()
+function M.lines(opts)
+  if opts and opts.start then
+    local ok, why = require('ai_host.host').ensure_started()
+    if not ok then return { why } end
+  end
   local s, why = require('ai_host.host').status()
   if s == nil then return { 'ai_host: ' .. why .. '.' } end
   if s.error then return { s.error } end
@@ -66,7 +72,7 @@ end
 
 --- Show the status in a float; `q` closes it.
 function M.show()
-  local lines = M.lines()
+  local lines = M.lines({ start = true })
   local buf = vim.api.nvim_create_buf(false, true)
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
   vim.bo[buf].modifiable = false

@@ -4,14 +4,13 @@ remote plugin is registered, and a plain setup() then works, with no manual pip 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pynvim
 import pytest
 
-from tests.conftest import NVIMS, ROOT, wait_until
+from tests.conftest import NVIMS, copy_checkout, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -19,13 +18,7 @@ pytestmark = pytest.mark.nvim
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     base = tmp_path_factory.mktemp("install")
-    plugin = base / "ai_host"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (plugin / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, plugin / f)
+    plugin = copy_checkout(base / "ai_host")
     env = dict(os.environ, NVIM_RPLUGIN_MANIFEST=str(base / "rplugin.vim"), XDG_DATA_HOME=str(base / "data"),
                XDG_CONFIG_HOME=str(base / "config"), XDG_STATE_HOME=str(base / "state"))
     init = base / "init.lua"
