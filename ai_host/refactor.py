@@ -6,6 +6,8 @@ import re
 
 # An opening fence, usually on a line of its own, though "Sure! ```py" happens too.
 _OPEN_FENCE = re.compile(r"(`{3,}|~{3,})[^\n`~]*\n")
+# a fence still arriving (its line not complete yet): wait for it rather than show it as code
+_FENCE_START = re.compile(r"(?m)^[ \t]*(?:`{1,}|~{3,})")
 _PROSE_START = re.compile(r"^(here|sure|certainly|of course|this|the |i |i'm|i am|unfortunately|sorry|as an)", re.I)
 
 
@@ -17,7 +19,8 @@ class CodeExtractor:
     """Feed the streamed reply; get the proposal so far (complete lines only) or at the end the whole.
 
     The code is taken from the first fenced block (``` or ~~~, with or without a language tag);
-    a reply with no fence at all is taken whole if it does not read like prose.
+    a reply with no fence at all is taken whole if it does not read like prose, and shown as it
+    comes (complete lines) while no fence has started.
     """
 
     def __init__(self, original: str, use_tabs: bool = False, shiftwidth: int = 4):
@@ -51,8 +54,8 @@ class CodeExtractor:
                 code = body
             else:
                 code = body[: body.rfind("\n") + 1]
-        elif final and raw.strip() and not _PROSE_START.match(raw.lstrip()):
-            code = raw
+        elif raw.strip() and not _PROSE_START.match(raw.lstrip()) and (final or not _FENCE_START.search(raw)):
+            code = raw if final else raw[: raw.rfind("\n") + 1]  # bare code: shown line by line
         else:
             return None
         code = code.rstrip("\n")

@@ -23,7 +23,7 @@ function M.open(line1, line2)
   local origin = vim.api.nvim_get_current_buf()
   local req = require('ai_host.context').range_request(origin, line1, line2, config.explain.context_lines)
   -- the engine routes the request (endpoint, model fallbacks); the title names the first choice
-  local model = config.models.explain
+  local model = H.model_label(config.models.explain)
 
   M.close() -- running it again replaces the old one (and cancels its request)
 
@@ -137,13 +137,21 @@ function H.set_footer(state, text, hl)
   vim.api.nvim_win_set_config(state.win, { footer = { { ' ' .. text .. ' ', hl or 'AiHostFooter' } }, footer_pos = 'right' })
 end
 
+--- A model's name as the title shows it: a file path (llama.cpp serves models by path) by its name.
+function H.model_label(model)
+  if type(model) ~= 'string' then return '?' end
+  return model:find('[/\\]') and vim.fn.fnamemodify(model, ':t') or model
+end
+
 function H.set_mark(state, hl, text)
   if not vim.api.nvim_buf_is_valid(state.buf) then return end
   vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1)
   if text == nil then return end
   local last = vim.api.nvim_buf_line_count(state.buf) - 1
+  -- virtual lines never wrap: break the text at the float's width, so none of it is cut off
+  local width = vim.api.nvim_win_is_valid(state.win) and vim.api.nvim_win_get_width(state.win) - 1 or 78
   local virt_lines = {}
-  for _, line in ipairs(vim.split(text, '\n', { plain = true })) do
+  for _, line in ipairs(H.wrap(text, math.max(20, width))) do
     table.insert(virt_lines, { { line, hl } })
   end
   vim.api.nvim_buf_set_extmark(state.buf, H.ns, last, 0, { virt_lines = virt_lines })
@@ -198,9 +206,33 @@ function H.append(state, text)
   end
 end
 
+-- Lines of at most `width` display cells, broken at spaces where possible.
+function H.wrap(text, width)
+  local out = {}
+  for _, para in ipairs(vim.split(text, '\n', { plain = true })) do
+    local line = ''
+    for word in para:gmatch('%S+') do
+      while vim.fn.strdisplaywidth(word) > width do -- a word longer than a line (a path, a URL)
+        if line ~= '' then table.insert(out, line); line = '' end
+        local cut = vim.fn.strcharpart(word, 0, width)
+        table.insert(out, cut)
+        word = word:sub(#cut + 1)
+      end
+      if line == '' then line = word
+      elseif vim.fn.strdisplaywidth(line .. ' ' .. word) <= width then line = line .. ' ' .. word
+      else table.insert(out, line); line = word end
+    end
+    table.insert(out, line)
+  end
+  return out
+end
+
+-- Markdown colours once the text is complete: the filetype, and tree-sitter's highlighter, which
+-- a scratch buffer does not get by itself (Neovim ships the markdown parsers).
 function H.highlight(state)
   if vim.api.nvim_buf_is_valid(state.buf) and vim.bo[state.buf].filetype == '' then
     vim.bo[state.buf].filetype = 'markdown'
+    pcall(vim.treesitter.start, state.buf, 'markdown')
   end
 end
 
@@ -216,7 +248,9 @@ function H.finish(state, data)
     table.insert(parts, string.format('%.1f tok/s', data.tokens_per_s))
   end
   if data.done_reason == 'length' then table.insert(parts, 'cut at explain.num_predict') end
-  if type(data.model) == 'string' and data.model ~= state.model then table.insert(parts, 'answered by ' .. data.model) end
+  if type(data.model) == 'string' and H.model_label(data.model) ~= state.model then
+    table.insert(parts, 'answered by ' .. H.model_label(data.model))
+  end
   H.set_footer(state, #parts > 0 and table.concat(parts, ' · ') or 'done')
   if vim.api.nvim_buf_is_valid(state.buf) and vim.api.nvim_buf_line_count(state.buf) == 1
     and vim.api.nvim_buf_get_lines(state.buf, 0, 1, false)[1] == '' then

@@ -294,6 +294,13 @@ function H.on_done(state, data)
     return H.finish(state, 'ai_host: the model proposed no change.')
   end
   H.render(state)
+  H.redraw(state)
+end
+
+-- The hint's virtual line changes from "streaming…" to "ready" while nothing else on screen does;
+-- a user saw the old hint stay until :redraw! (generate, a real model): redraw the buffer's windows.
+function H.redraw(state)
+  if vim.api.nvim__redraw then pcall(vim.api.nvim__redraw, { buf = state.buf, valid = false, flush = true }) end
 end
 
 function H.on_error(state, message)
@@ -301,6 +308,7 @@ function H.on_error(state, message)
   state.status = 'error'
   state.message = message
   H.render(state)
+  H.redraw(state)
   H.say(message, vim.log.levels.ERROR)
 end
 

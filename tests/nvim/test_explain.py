@@ -55,6 +55,36 @@ def test_explain_streams_the_models_text_into_a_float(nvim, double):
     assert "geometry.py" in user and "python" in user and "import math" in user and "print(area(2))" in user
 
 
+def test_the_answer_gets_markdown_colours_from_tree_sitter(nvim, double):
+    double.script.tokens = ["# Area\n\n`area` uses **math.pi**."]
+    load(nvim)
+    nvim.command("3,4AIExplain")
+    i = wait_until(lambda: finished(nvim))
+    assert nvim.exec_lua(f"return vim.treesitter.highlighter.active[{i['buf']}] ~= nil")
+
+
+def test_a_long_error_is_wrapped_inside_the_float_never_cut(nvim, double):
+    nvim.exec_lua("require('ai_host').setup({models = {explain = 'a-model-name-long-enough-to-make-the-message-long:70b'}})")
+    load(nvim)
+    nvim.command("3,4AIExplain")
+    i = wait_until(lambda: finished(nvim))
+    assert i["status"] == "error"
+    width = nvim.call("winwidth", i["win"])
+    marks = nvim.exec_lua("local i = require('ai_host.explain').info(); return vim.api.nvim_buf_get_extmarks("
+                          "i.buf, -1, 0, -1, { details = true })")
+    shown = [chunk[0] for m in marks for line in m[3].get("virt_lines", []) for chunk in line]
+    assert len(shown) > 1 and all(nvim.call("strdisplaywidth", line) < width for line in shown), (width, shown)
+    assert " ".join(shown).split() == i["message"].split()  # every word of it, in order
+
+
+def test_a_model_served_by_path_is_named_by_its_file(nvim, double):
+    nvim.exec_lua("require('ai_host').setup({models = {explain = '/srv/models/qwen2.5-coder-7b-q8_0.gguf'}})")
+    load(nvim)
+    nvim.command("3,4AIExplain")
+    i = info(nvim)
+    assert "qwen2.5-coder-7b-q8_0.gguf" in i["title"] and "/srv/models" not in i["title"]
+
+
 def test_float_opens_at_once_and_shows_it_is_working(nvim, double):
     double.script.ttft_s = 1.0
     load(nvim)

@@ -48,6 +48,18 @@ def test_accept_all_applies_the_rewrite_exactly_and_undo_restores_the_original(n
     wait_until(lambda: buf[:] == CODE)
 
 
+def test_a_reply_of_bare_code_grows_in_the_preview_before_it_ends(nvim, double):
+    """Real models often answer with code alone, no fence: it shows line by line, not all at the end."""
+    double.script.tokens = ["def area(r):\n", "    y = r * r\n", "    z = math.pi * y\n", "    return z"]
+    double.script.token_delay_s = 0.15
+    load(nvim)
+    nvim.command("3,5AIRefactor tidy")
+    seen = []
+    wait_until(lambda: seen.append(len(info(nvim).get("new") or [])) or info(nvim).get("status") == "done")
+    assert max(seen) == 4 and any(0 < n < 4 for n in seen), seen
+    assert info(nvim)["new"] == ["def area(r):", "    y = r * r", "    z = math.pi * y", "    return z"]
+
+
 def test_the_preview_grows_while_the_proposal_streams(nvim, double):
     double.script.tokens = reply("def area(r):", "    y = r * r", "    z = math.pi * y", "    return z")
     double.script.token_delay_s = 0.15

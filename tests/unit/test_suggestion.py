@@ -122,6 +122,21 @@ def test_refactor_streaming_shows_complete_lines_only_and_the_first_fence():
     assert e.finish() == "y = 2\nz = 3"
 
 
+def test_a_reply_of_bare_code_shows_line_by_line_as_it_comes():
+    e = CodeExtractor("x = 1")
+    assert e.feed("def f(a):\n    return") == "def f(a):"
+    assert e.feed(" a * 2\n") == "def f(a):\n    return a * 2"
+    assert e.finish() == "def f(a):\n    return a * 2"
+
+
+def test_a_fence_after_some_lines_takes_over_from_bare_code():
+    e = CodeExtractor("x = 1")
+    assert e.feed("Refactored:\n") == "Refactored:"
+    assert e.feed("``") is None  # a fence may be starting: nothing until it is known
+    assert e.feed("`python\ny = 2\n```\n") == "y = 2"
+    assert e.finish() == "y = 2"
+
+
 def test_refactor_reply_without_code_quotes_the_model():
     e = CodeExtractor("x = 1")
     e.feed("Sorry, I can't do that.")
