@@ -1,4 +1,9 @@
-"""ai-host: the same engine from a terminal: doctor, models, explain FILE[:START-END], pull MODEL."""
+"""ai-host: the same engine from a terminal: doctor, models, explain FILE[:START-END], pull MODEL.
+
+Whatever a model or a server wrote reaches the terminal without its control sequences (`say`): a
+reply must not set the clipboard (OSC 52), retitle the window or clear the screen, and no message
+is longer than MAX_MESSAGE_CHARS.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ import time
 from typing import Any
 
 from . import __version__
+from .untrusted import for_terminal
+
+# The longest message a command prints about a failure (a server's 3 MB error is not printed whole).
+MAX_MESSAGE_CHARS = 1000
 
 # How often the "waiting for the model" line is redrawn while a cold model loads.
 SPINNER_S = 0.25
@@ -39,6 +48,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def say(text: Any, stream: Any = None, end: str = "\n") -> None:
+    """Write model or server text: no control sequence but newline and tab reaches the terminal."""
+    (stream or sys.stdout).write(for_terminal(str(text)) + end)
+
+
+def _message(text: Any) -> str:
+    """A failure's message, made safe and bounded, for stderr."""
+    text = for_terminal(str(text))
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+
+
 class _Session:
     """An engine on its own thread; events of jobs arrive on a queue."""
 
@@ -61,9 +81,9 @@ def _doctor(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         s.close()
     marks = {"ok": "OK   ", "info": "     ", "warn": "WARN ", "error": "ERROR"}
     for c in checks:
-        print(f"{marks.get(c['level'], '     ')} {c['msg']}")
+        say(f"{marks.get(c['level'], '     ')} {_message(c['msg'])}")
         if c.get("advice"):
-            print(f"      → {c['advice']}")
+            say(f"      → {_message(c['advice'])}")
     return 1 if any(c["level"] == "error" for c in checks) else 0
 
 
@@ -75,14 +95,14 @@ def _models(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     finally:
         s.close()
     if event == "error":
-        print(data["message"], file=sys.stderr)
+        say(_message(data["message"]), sys.stderr)
         return 1
     for p in data.get("problems", []):
-        print(p, file=sys.stderr)
+        say(_message(p), sys.stderr)
     for m in data["models"]:
         size = f"{m['size'] / 1e9:.1f} GB" if m.get("size") else ""
         flags = " ".join(x for x in ["FIM" if m.get("fim") else "", "loaded" if m.get("loaded") else ""] if x)
-        print(f"{m['name']:<32} {m.get('parameter_size', ''):>7} {m.get('quantization', ''):>8} {size:>9}  {flags}")
+        say(f"{m['name']:<32} {m.get('parameter_size', ''):>7} {m.get('quantization', ''):>8} {size:>9}  {flags}")
     return 0 if data["models"] or not data.get("problems") else 1
 
 
@@ -101,7 +121,7 @@ def _explain(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         return 2
     ctx = 12
     request = {
-        "id": "explain", "code": "\n".join(lines[start - 1:end]), "filename": path,
+        "id": "explain", "code": "\n".join(lines[start - 1:end]), "filename": path, "path": os.path.abspath(path),
         "filetype": os.path.splitext(path)[1].lstrip("."), "start_line": start, "end_line": end,
         "before": "\n".join(lines[max(0, start - 1 - ctx):start - 1]), "after": "\n".join(lines[end:end + ctx]),
         "model": args.model,
@@ -123,7 +143,7 @@ def _explain(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
                 if first:
                     spinner.clear()
                     first = False
-                sys.stdout.write(data["text"])
+                say(data["text"], end="")
                 sys.stdout.flush()
             elif event == "status":
                 spinner.show(data["text"])
@@ -132,11 +152,11 @@ def _explain(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
                 print()  # the explanation ends with a newline, for the shell
                 tps = f", {data['tokens_per_s']:.1f} tok/s" if data.get("tokens_per_s") else ""
                 ttft = f"first token {data['ttft_ms']:.0f} ms" if data.get("ttft_ms") is not None else "done"
-                print(f"[{data.get('model', '')}: {ttft}{tps}]", file=sys.stderr)
+                say(f"[{data.get('model', '')}: {ttft}{tps}]", sys.stderr)
                 return 0
             elif event == "error":
                 spinner.clear()
-                print(("\n" if not first else "") + data["message"], file=sys.stderr)
+                say(("\n" if not first else "") + _message(data["message"]), sys.stderr)
                 return 1
     finally:
         s.close()
@@ -147,7 +167,7 @@ def _pull(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
     import aiohttp
 
-    from .endpoint import check_policy, resolve_url
+    from .endpoint import check_policy, loopback_connector, resolve_url
     from .errors import AiHostError, ConfigError, StreamFailed
 
     url = resolve_url(cfg["backend"]["url"])
@@ -161,7 +181,7 @@ def _pull(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     async def run() -> int:
         from .backends import OllamaBackend, Timeouts
 
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(connector=loopback_connector(), trust_env=False) as session:
             backend = OllamaBackend(session, url, Timeouts(first_byte_s=600, idle_s=600))
             try:
                 async for status in backend.pull(args.model):
@@ -175,11 +195,12 @@ def _pull(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
                         bar.show(status.get("status", ""))
             except StreamFailed as e:
                 bar.clear()
-                print(f"ai_host: could not pull {args.model}: {e}. Check the name (e.g. qwen2.5-coder:7b).", file=sys.stderr)
+                say(_message(f"ai_host: could not pull {args.model}: {e}. Check the name (e.g. qwen2.5-coder:7b)."),
+                    sys.stderr)
                 return 1
             except AiHostError as e:
                 bar.clear()
-                print(e.user_message(), file=sys.stderr)
+                say(_message(e.user_message()), sys.stderr)
                 return 1
         bar.clear()
         print(f"ai_host: {args.model} is pulled.", file=sys.stderr)
@@ -207,6 +228,7 @@ class _Spinner:
         self.last = ""
 
     def show(self, text: str) -> None:
+        text = " ".join(for_terminal(text).split())[:MAX_MESSAGE_CHARS]  # one line: it is redrawn in place
         if not self.tty:
             if text != self.last:
                 self.stream.write(text + "\n")

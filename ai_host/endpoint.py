@@ -1,10 +1,17 @@
-"""Where the model server is: the base URL from config or $OLLAMA_HOST, and the local-only policy."""
+"""Where the model server is: the base URL from config or $OLLAMA_HOST, the local-only policy, and
+how a local name is dialled (`localhost` and `*.localhost` are this machine, never asked of DNS)."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+from typing import Any
 from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from .errors import ConfigError
 
@@ -63,10 +70,16 @@ def resolve_url(configured: str | None, env: dict[str, str] | None = None) -> st
     return ollama_host_url(env.get("OLLAMA_HOST"))
 
 
+def is_loopback_name(host: str) -> bool:
+    """`localhost` and every name under it: this machine by definition (RFC 6761), as browsers treat them."""
+    host = host.lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost")
+
+
 def is_loopback(url: str) -> bool:
-    """True when the URL's host is this machine (127.0.0.0/8, ::1, localhost)."""
+    """True when the URL's host is this machine (127.0.0.0/8, ::1, localhost, *.localhost)."""
     host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if is_loopback_name(host):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -86,3 +99,34 @@ def check_policy(url: str, allow_remote: bool) -> None:
             f"{url} is not on this machine, and ai_host keeps your code local by default. "
             "Set `backend.allow_remote = true` if you trust that server."
         )
+
+
+# Where a loopback name is dialled, in this order (Ollama listens on 127.0.0.1 by default).
+_LOOPBACK_ADDRESSES = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+
+
+class LoopbackResolver(AbstractResolver):
+    """Resolves `localhost` and `*.localhost` to 127.0.0.1 and ::1 without asking anyone: the policy
+    accepts them as this machine, so no resolver (`files dns`, a hosts file, a DNS server) may say
+    otherwise. Every other name goes to aiohttp's default resolver."""
+
+    def __init__(self, fallback: AbstractResolver | None = None):
+        self._fallback = fallback
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        if not is_loopback_name(host):
+            if self._fallback is None:
+                self._fallback = DefaultResolver()
+            return await self._fallback.resolve(host, port, family)
+        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
+                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+                for fam, address in _LOOPBACK_ADDRESSES if family in (socket.AF_UNSPEC, fam)]
+
+    async def close(self) -> None:
+        if self._fallback is not None:
+            await self._fallback.close()
+
+
+def loopback_connector(**kwargs: Any) -> aiohttp.TCPConnector:
+    """A connector for every session that talks to a model server (call it inside the event loop)."""
+    return aiohttp.TCPConnector(resolver=LoopbackResolver(), **kwargs)

@@ -29,8 +29,9 @@ from statistics import median
 from . import fim
 from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_backend
 from .coalesce import Coalescer
-from .endpoint import is_loopback, resolve_url
-from .errors import (AiHostError, ConfigError, DeadlineExceeded, DeniedFile, Dropped, GpuBusy, ModelNotFound,
+from .deny import refusal
+from .endpoint import is_loopback, loopback_connector, resolve_url
+from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, ModelNotFound,
                      PinMismatch, ProtocolError, RedirectRefused, ReplyTooLong, ServerBusy, ServerUnreachable,
                      UnsuitableModel, UnusableReply)
 from .gates import GpuGate, LspGate, make_probe
@@ -40,7 +41,7 @@ from .log import logger
 from .prompts import explain_messages, refactor_messages
 from .refactor import CodeExtractor, NoCode
 from .routing import Endpoint, Router, endpoints_from_config
-from .security import Redactor, denied
+from .security import Redactor
 from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, RateLimited, Scheduler
 from .suggestion import SuggestionCache, SuggestionFilter
 
@@ -406,13 +407,13 @@ class Engine:
         """Before anything is sent: refuse denied files, drop their chunks from the extra context, and
         redact credentials from every text that goes into a prompt."""
         sec = self.config["security"]
-        pattern = denied(str(request.get("filename") or ""), sec["deny"])
-        if pattern:
+        refused = refusal(request, sec["deny"])  # on every request: a buffer's name and text change
+        if refused is not None:
             if kind == "complete":
-                raise Dropped("file on security.deny")
-            raise DeniedFile(pattern)
+                raise Dropped(refused.dropped)
+            raise refused
         request = dict(request)
-        request["extra"] = [c for c in request.get("extra") or [] if not denied(str(c.get("filename") or ""), sec["deny"])]
+        request["extra"] = [c for c in request.get("extra") or [] if isinstance(c, dict) and refusal(c, sec["deny"]) is None]
         if sec["redact"]:
             for key in ("code", "before", "after", "prefix", "suffix", "instruction"):
                 if isinstance(request.get(key), str):
@@ -460,7 +461,7 @@ class Engine:
             raise
         except AiHostError as e:
             self.stats["jobs_failed"] += 1
-            logger.warning("job %s failed: %s: %s", job_id, type(e).__name__, e)
+            logger.warning("job %s failed: %s", job_id, e.log_message())  # never a server's text: it may echo code
             self._emit(job_id, "error", {"message": e.user_message()})
         except Exception:  # a bug of ours: the user gets a sentence, the log the traceback
             self.stats["jobs_failed"] += 1
@@ -482,7 +483,8 @@ class Engine:
         if endpoint.kind not in ("ollama", "openai"):
             raise ConfigError(f"`backend.kind` should be 'ollama' or 'openai', not {endpoint.kind!r}")
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), trust_env=False)
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), trust_env=False,
+                                                  connector=loopback_connector())
         t = self.config["timeouts"]
         timeouts = Timeouts(t["connect_ms"] / 1000, t["first_byte_ms"] / 1000, t["idle_ms"] / 1000)
         api_key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
@@ -706,7 +708,8 @@ class Engine:
             except NoCode as e:
                 raise UnusableReply(str(e)) from e
             figures = _figures(final, sent, first, time.monotonic(), 1, model) if final else {"model": model}
-            self._emit(job_id, "done", {**figures, "text": redactor.restore(code)})
+            text = redactor.restore(code)  # a placeholder the model moved stays one, and is named
+            self._emit(job_id, "done", {**figures, "text": text, "unrestored": redactor.unrestored})
 
         await self._routed(job_id, "refactor", request, attempt)
 
@@ -751,6 +754,7 @@ class Engine:
         prefetch = bool(request.get("prefetch"))
         gen = await self._fim_request(backend, model, prefix, suffix, request, variant)
         line_suffix, _, rest = suffix.partition("\n")
+        line_prefix = prefix.rpartition("\n")[2]  # a secret is restored only on its own line
         next_line = next((line for line in rest.split("\n") if line.strip()), "")
         filt = SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]), prefix.rpartition("\n")[2])
         think = ThinkFilter()
@@ -762,7 +766,7 @@ class Engine:
             nonlocal last_sent
             last_sent = text
             if not prefetch:
-                self._emit(job_id, "suggestion", {"text": redactor.restore(text)})
+                self._emit(job_id, "suggestion", {"text": redactor.restore(text, line_prefix, line_suffix)})
 
         coalescer = Coalescer(send, self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
         sent = time.monotonic()
@@ -796,7 +800,7 @@ class Engine:
         if text != last_sent:
             send(text)
         if variant == 0:
-            self.cache.put(prefix, suffix, redactor.restore(text))
+            self.cache.put(prefix, suffix, redactor.restore(text, line_prefix, line_suffix))
         ttft = round((first - sent) * 1000, 1) if first is not None else None
         self._record(model, ttft, None)
         self._emit(job_id, "done", {"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": stopped_early})

@@ -8,6 +8,8 @@
     ├── UnusableReply                the model answered without code to apply
     ├── ReplyTooLong                 a reply that would not end (a server ignoring num_predict)
     ├── DeniedFile                   the buffer's file is on security.deny: nothing is sent
+    │   ├── DeniedContent            the text is a file of secrets (dotenv, private key...) whatever its name
+    │   └── DeniedTerminal           a terminal buffer (what `cat .env` printed there)
     ├── QueueFull, RateLimited       (scheduler.py) too much asked at once
     └── BackendError                 talking to the model server failed
         ├── ServerUnreachable        nothing answers at the URL (connection refused, DNS, reset before reply)
@@ -23,10 +25,15 @@
         └── UnsuitableModel          the model cannot do the task (e.g. no fill-in-the-middle)
 
 Callers catch the family they can handle; `user_message()` is the single sentence shown in the
-editor (it always starts with "ai_host:" and says what to do next); the log keeps the detail.
+editor (it always starts with "ai_host:" and says what to do next); `log_message()` is what the log
+keeps: the detail, but never text a server sent (an error may echo the prompt, so the user's code),
+only its size and a short hash. Server text in a message is one line of at most a few hundred
+characters, without control sequences (`untrusted.one_line`).
 """
 
 from __future__ import annotations
+
+from .untrusted import fingerprint, one_line
 
 
 class AiHostError(Exception):
@@ -34,6 +41,10 @@ class AiHostError(Exception):
 
     def user_message(self) -> str:
         return f"ai_host: {self}"
+
+    def log_message(self) -> str:
+        """What the log may keep of this error: never text a server sent."""
+        return f"{type(self).__name__}: {self}"
 
 
 class ConfigError(AiHostError):
@@ -58,10 +69,38 @@ class DeadlineExceeded(AiHostError):
 
 
 class DeniedFile(AiHostError):
+    """The buffer's file matches `security.deny` (the message is the pattern)."""
+
+    dropped = "file on security.deny"  # the reason ghost text gives in the status
+
     def user_message(self) -> str:
         return (
             f"ai_host: this file matches `security.deny` ({self}), so nothing was sent. "
             "Remove the pattern from security.deny if the file holds no secrets."
+        )
+
+
+class DeniedContent(DeniedFile):
+    """The text is a file that holds secrets by nature, whatever the buffer is called (the message says which)."""
+
+    dropped = "text of a secrets file"
+
+    def user_message(self) -> str:
+        return (
+            f"ai_host: this buffer holds {self}, which is never sent whatever the buffer is called, "
+            "so nothing was sent. Explain code from a source file instead."
+        )
+
+
+class DeniedTerminal(DeniedFile):
+    """A terminal buffer: what commands printed there (`cat .env`) is never sent."""
+
+    dropped = "terminal buffer"
+
+    def user_message(self) -> str:
+        return (
+            "ai_host: this is a terminal buffer; what commands print there (such as `cat .env`) is never "
+            "sent, so nothing was sent. Explain code from a source file instead."
         )
 
 
@@ -79,13 +118,28 @@ class UnusableReply(AiHostError):
 
 
 class BackendError(AiHostError):
-    """Talking to a model server failed."""
+    """Talking to a model server failed.
 
-    def __init__(self, message: str, *, url: str = "", model: str = "", status: int | None = None):
+    `said` is what the server said about it, if anything: it goes into the message as one line of at
+    most a few hundred characters without control sequences (after `message`, when that is given),
+    and never into the log, which keeps its size and hash instead."""
+
+    def __init__(self, message: str = "", *, url: str = "", model: str = "", status: int | None = None,
+                 said: str | None = None):
+        self.said = fingerprint(said) if said is not None else None
+        if said is not None:
+            shown = one_line(said) or "no details"
+            message = f"{message} {shown}" if message else shown
         super().__init__(message)
         self.url = url
         self.model = model
         self.status = status
+
+    def log_message(self) -> str:
+        if self.said is None:
+            return super().log_message()
+        status = f" {self.status}" if self.status is not None else ""
+        return f"{type(self).__name__}{status}: the server's text withheld ({self.said})"
 
 
 class ServerUnreachable(BackendError):

@@ -7,10 +7,12 @@ real secret with a placeholder, and the secret itself never leaves.
 
 from __future__ import annotations
 
-import fnmatch
-import os
 import re
 from dataclasses import dataclass, field
+
+from .deny import denied  # noqa: F401  (the deny list lives in deny.py; kept importable from here)
+
+from . import secret_rules
 
 # A line of a key's body: 60-76 base64 characters (PEM and PGP armour wrap at 64, OpenSSH keys at
 # 70, MIME at 76), quoted or not; a line of hex alone (a digest) is never one. The first and last
@@ -33,33 +35,12 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int, tuple[str, ...]]] = [
     # A key's body without its BEGIN line (a window or chunk that starts inside a key).
     ("private-key", _KEY_TAIL, 1, ("-----END",)),
     ("private-key", _KEY_BODY, 1, ()),
-    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"), 0,
-     ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")),
-    ("aws-secret-key", re.compile(r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"), 1,
-     ("ecret",)),
-    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"), 0,
-     ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
-    ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}\b"), 0, ("glpat-",)),
-    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"), 0, ("xox",)),
-    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"), 0, ("hooks.slack.com",)),
-    ("openai-key", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}\b"), 0, ("sk-",)),
-    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), 0, ("AIza",)),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), 0, ("eyJ",)),
-    # scheme://user:PASSWORD@host
-    ("url-password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@\"']+:([^\s@/\"']+)@"), 1, ("://",)),
-    # .env style: SOME_PASSWORD=value (unquoted, at the start of a line)
-    ("password", re.compile(
-        r"(?m)^\s*(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY)[A-Z0-9_]*\s*=\s*([^\s\"'#]{4,})"), 1,
-     ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY")),
 ]
 
-# password = "literal" / api_key: 'literal' / "token": "literal": a string literal assigned to a
-# name that says secret. Found from the literal backwards (a scan for the names at every position
-# was most of the cost of redacting a request).
-_LITERAL = re.compile(r"""(=>|:=|=|:)\s*(["'])([^"'\n]{4,})\2""")
-_SECRET_NAME = re.compile(
-    r"(?i)(?:pass(?:word|wd)?|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|token|client[_-]?secret)[\"']?\s*$")
-_NAME_LOOKBACK = 48
+# A Kubernetes Secret's values (base64, whatever their names) under `data:`; the window may start
+# inside the block, after its `kind: Secret` line, so any `data:` block of base64 values counts.
+_K8S_DATA = re.compile(r"(?m)^([ \t]*)(?:data|binaryData):[ \t]*\n((?:\1[ \t]+[\w.\-]+:[ \t]*[A-Za-z0-9+/]{4,}={0,2}[ \t]*(?:\n|$))+)")
+_K8S_VALUE = re.compile(r"(?m)^([ \t]+[\w.\-]+:[ \t]*)([A-Za-z0-9+/]{4,}={0,2})[ \t]*$")
 
 _PLACEHOLDER = re.compile(r"<redacted:[a-z0-9-]+:\d+>")
 
@@ -69,46 +50,76 @@ class Redactor:
     """Redacts the texts of one request; remembers what it replaced, to restore proposals locally."""
 
     secrets: dict[str, str] = field(default_factory=dict)  # placeholder -> secret
+    unrestored: list[str] = field(default_factory=list)  # placeholders the last restore() left: moved
     _by_secret: dict[str, str] = field(default_factory=dict)
+    _homes: set[str] = field(default_factory=set)  # the redacted lines that hold a placeholder
 
     def redact(self, text: str) -> str:
         for kind, pattern, group, hints in _PATTERNS:
             if not hints or any(h in text for h in hints):
                 text = pattern.sub(lambda m, k=kind, g=group: self._replace(m, k, g), text)
-        return _LITERAL.sub(self._literal, text)
+        if "data:" in text or "binaryData:" in text:
+            text = _K8S_DATA.sub(lambda m: _K8S_VALUE.sub(self._k8s_value, m.group(0)), text)
+        lines = [self._redact_line(line) for line in text.split("\n")]
+        self._homes.update(_normal(line) for line in lines if "<redacted:" in line)
+        return "\n".join(lines)
 
-    def _literal(self, m: re.Match[str]) -> str:
-        if not _SECRET_NAME.search(m.string, max(0, m.start() - _NAME_LOOKBACK), m.start()):
+    def _k8s_value(self, m: re.Match[str]) -> str:
+        value = m.group(2)
+        if len(value) % 4 or value.isalpha() and value.islower():  # not base64, or a word (a ConfigMap)
             return m.group(0)
-        return self._replace(m, "password", 3)
+        return m.group(1) + self._placeholder(value, "k8s-secret")
 
-    def _replace(self, m: re.Match[str], kind: str, group: int) -> str:
-        secret = m.group(group)
-        if _PLACEHOLDER.fullmatch(secret):
-            return m.group(0)
+    def _redact_line(self, line: str) -> str:
+        found = secret_rules.scan_line(line)
+        if not found:
+            return line
+        out, at = [], 0
+        for start, end, kind in found:
+            secret = line[start:end]
+            if _PLACEHOLDER.search(secret):
+                continue
+            out += [line[at:start], self._placeholder(secret, kind)]
+            at = end
+        return "".join(out) + line[at:]
+
+    def _placeholder(self, secret: str, kind: str) -> str:
         placeholder = self._by_secret.get(secret)
         if placeholder is None:
             placeholder = f"<redacted:{kind}:{len(self.secrets) + 1}>"
             self.secrets[placeholder] = secret
             self._by_secret[secret] = placeholder
+        return placeholder
+
+    def _replace(self, m: re.Match[str], kind: str, group: int) -> str:
+        secret = m.group(group)
+        if _PLACEHOLDER.fullmatch(secret):
+            return m.group(0)
+        placeholder = self._placeholder(secret, kind)
         start, end = m.span(group)
         whole_start = m.start(0)
         text = m.group(0)
         return text[: start - whole_start] + placeholder + text[end - whole_start:]
 
-    def restore(self, text: str) -> str:
-        """Put the real secrets back where the model kept our placeholders (locally, never sent)."""
-        if not self.secrets:
+    def restore(self, text: str, before: str = "", after: str = "") -> str:
+        """Put the real secrets back where the model kept our placeholders (locally, never sent), but
+        only on a line the redacted text had (whitespace aside): a placeholder the model moved
+        elsewhere (into a URL, a log call) stays a placeholder and is listed in `unrestored`.
+        `before` / `after`: the rest of the first / last line, when the text is a piece of a line."""
+        self.unrestored = []
+        if not self.secrets or "<redacted:" not in text:
             return text
-        return _PLACEHOLDER.sub(lambda m: self.secrets.get(m.group(0), m.group(0)), text)
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            if "<redacted:" not in line:
+                continue
+            whole = (before if i == 0 else "") + line + (after if i == len(lines) - 1 else "")
+            if _normal(whole) in self._homes:
+                lines[i] = _PLACEHOLDER.sub(lambda m: self.secrets.get(m.group(0), m.group(0)), line)
+            else:
+                self.unrestored += [p for p in _PLACEHOLDER.findall(line) if p in self.secrets and p not in self.unrestored]
+        return "\n".join(lines)
 
 
-def denied(filename: str, patterns: list[str]) -> str | None:
-    """The deny-list pattern the file matches (by its name, or its path), or None."""
-    if not filename:
-        return None
-    base = os.path.basename(filename)
-    for pat in patterns:
-        if fnmatch.fnmatch(base, pat) or fnmatch.fnmatch(filename, pat):
-            return pat
-    return None
+def _normal(line: str) -> str:
+    return " ".join(line.split())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -13,6 +14,7 @@ import aiohttp
 import yarl
 
 from .. import errors, memory
+from ..untrusted import one_line
 from .framing import LineSplitter, LineTooLong
 
 # How much of an error body we read: enough for any real error sentence, never a whole stream.
@@ -20,8 +22,26 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 # The most a non-streamed reply may hold once decompressed (a model list or a model's details:
 # tens of KiB in practice); past it the reply is refused, so no flood can fill the host's memory.
 MAX_JSON_BYTES = 2**20
+# How much of an error text is looked at to classify it, and of an HTTP reason phrase is kept.
+MAX_REASON_CHARS = 200
+# Figures a server reports (token counts, nanoseconds) above this are not figures: they are ignored
+# (an eval_duration of 10^400 must not end a finished reply in an overflow).
+MAX_FIGURE = 2**53
 # After the last chunk, how long we wait for the stream's end so the connection can be reused.
 DRAIN_S = 0.25
+
+
+class Progress:
+    """When the model last made progress (a token, a thought, the end): the idle limit counts from
+    there. Bytes, blank lines, keep-alive comments and chunks without text are no progress: a server
+    that sends a newline every second is as stalled as a silent one."""
+
+    def __init__(self, idle_s: float):
+        self.idle_s = idle_s
+        self.deadline = asyncio.get_running_loop().time() + idle_s
+
+    def made(self) -> None:
+        self.deadline = asyncio.get_running_loop().time() + self.idle_s
 
 
 @dataclass
@@ -97,18 +117,19 @@ class Backend:
     async def probe(self) -> str:
         """A cheap request that proves the server answers; returns what it says about itself."""
         info = await self._request_json("/v1/models", None, "")
-        ids = [str(m.get("id")) for m in info.get("data") or [] if isinstance(m, dict)]
-        return f"OpenAI-compatible, models: {', '.join(ids) or 'none listed'}"
+        ids = [str(m.get("id")) for m in _listed(info.get("data")) if isinstance(m, dict)]
+        return f"OpenAI-compatible, models: {one_line(', '.join(ids)) or 'none listed'}"
 
     async def list_models(self) -> list[dict[str, Any]]:
         """The models the server offers: [{name, size?, parameter_size?, quantization?}]."""
         info = await self._request_json("/v1/models", None, "")
-        return [{"name": str(m.get("id"))} for m in info.get("data") or [] if isinstance(m, dict)]
+        return [{"name": one_line(str(m.get("id")), MAX_REASON_CHARS)} for m in _listed(info.get("data"))
+                if isinstance(m, dict)]
 
     async def model_info(self, model: str) -> dict[str, Any]:
         """{"found": bool, "capabilities": set | None, "context_length": int | None} for `model`."""
         info = await self._request_json("/v1/models", None, model)
-        ids = {str(m.get("id")) for m in info.get("data") or [] if isinstance(m, dict)}
+        ids = {str(m.get("id")) for m in _listed(info.get("data")) if isinstance(m, dict)}
         return {"found": model in ids or not ids, "capabilities": None, "context_length": None}
 
     async def loaded_models(self) -> list[dict[str, Any]] | None:
@@ -166,26 +187,28 @@ class Backend:
             else:
                 resp.close()
 
-    async def _stream_lines(self, path: str, body: dict[str, Any] | None, model: str) -> AsyncIterator[str]:
-        """POST `body` and yield the reply's lines as they arrive, mapping every failure to BackendError."""
+    async def _stream_lines(self, path: str, body: dict[str, Any] | None, model: str,
+                            progress: Progress) -> AsyncIterator[str]:
+        """POST `body` and yield the reply's lines as they arrive, mapping every failure to BackendError.
+
+        The caller parses the lines and calls `progress.made()` for each that carries the model's
+        progress; the stream fails with IdleTimeout once there was none for `timeouts.idle_s` (the
+        idle limit counts from the model's last token, not from the last byte or line)."""
         t = self.timeouts
         ctx = dict(url=self.url, model=model)
         too_long = False
         try:
             async with self._reply(path, body, ctx) as resp:
                 splitter = LineSplitter()
-                loop = asyncio.get_running_loop()
-                # The idle limit counts from the last complete line, not the last byte: a server that
-                # trickles a byte now and then without ever finishing a chunk is as stalled as a silent one.
-                deadline = loop.time() + t.idle_s
+                progress.made()  # the headers came: the model's first token is due within idle_s
                 partial = 0
                 while True:
                     try:
-                        async with asyncio.timeout_at(deadline):
+                        async with asyncio.timeout_at(progress.deadline):
                             data = await resp.content.readany()
                     except TimeoutError as e:
                         detail = f" (only {partial} bytes of an unfinished line)" if partial else ""
-                        raise errors.IdleTimeout(f"no complete reply line for {t.idle_s:g} s{detail}", **ctx) from e
+                        raise errors.IdleTimeout(f"no new text from the model for {t.idle_s:g} s{detail}", **ctx) from e
                     if not data:
                         break
                     try:
@@ -196,8 +219,6 @@ class Backend:
                     partial = splitter.pending()
                     for line in lines:
                         yield line
-                    if lines:
-                        deadline = loop.time() + t.idle_s
                 tail = splitter.tail()
                 if tail:
                     yield tail
@@ -271,20 +292,22 @@ async def _status_error(resp: aiohttp.ClientResponse, idle_s: float, ctx: dict[s
             raw = await resp.content.read(MAX_ERROR_BODY_BYTES)
     except (TimeoutError, aiohttp.ClientError):
         raw = b""
-    text = error_text(raw.decode("utf-8", errors="replace")) or resp.reason or "no details"
+    # the server's words (bounded, one line, in the message; only their size and hash in the log)
+    text = error_text(raw.decode("utf-8", errors="replace")) or (resp.reason or "")[:MAX_REASON_CHARS] or "no details"
     status = resp.status
-    if status == 404 and "not found" in text and ctx["model"] and "page not found" not in text:
-        return errors.ModelNotFound(text, status=status, **ctx)
+    head = text[:MAX_REASON_CHARS]
+    if status == 404 and "not found" in head and ctx["model"] and "page not found" not in head:
+        return errors.ModelNotFound(said=text, status=status, **ctx)
     if status == 404:
         return errors.RequestRejected(
-            f"{resp.url.path} does not exist on {ctx['url']} (is `backend.kind` right for this server?)",
+            f"{one_line(resp.url.path)} does not exist on {ctx['url']} (is `backend.kind` right for this server?)",
             status=status, **ctx,
         )
     if status == 503:
-        return errors.ServerBusy(text, status=status, **ctx)
+        return errors.ServerBusy(said=text, status=status, **ctx)
     if 400 <= status < 500:
-        return errors.RequestRejected(f"{status} {text}", status=status, **ctx)
-    return errors.ServerFailed(f"{status} {text}", status=status, **ctx)
+        return errors.RequestRejected(f"{status}", said=text, status=status, **ctx)
+    return errors.ServerFailed(f"{status}", said=text, status=status, **ctx)
 
 
 def error_text(body: str) -> str:
@@ -292,15 +315,15 @@ def error_text(body: str) -> str:
     body = body.strip()
     try:
         value = json.loads(body)
-    except ValueError:
-        return body[:500]
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
+        return body
     if isinstance(value, dict):
         err = value.get("error", value.get("detail"))
         if isinstance(err, dict):
             err = err.get("message")
         if isinstance(err, str):
             return err
-    return body[:500]
+    return body
 
 
 def _origin(base: Any, location: str) -> str:
@@ -315,9 +338,32 @@ def _origin(base: Any, location: str) -> str:
                    if ch.isprintable())[:200]
 
 
+def _listed(value: Any) -> list[Any]:
+    """A list a server sent, or nothing (a server may send anything where a list belongs)."""
+    return value if isinstance(value, list) else []
+
+
+def figure(v: Any) -> int | None:
+    """A count or a duration a server reports, if it is a plausible one (a whole number, 0..MAX_FIGURE)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_FIGURE else None
+
+
+def checked_text(value: Any, ctx: dict[str, str]) -> str:
+    """A piece of the model's text. A lone UTF-16 surrogate (`\\ud800` in the JSON) is no character
+    at all: Neovim and terminals refuse it, so the text would vanish without a word. Refuse it here."""
+    text = value if isinstance(value, str) else str(value or "")
+    if _SURROGATE.search(text):
+        raise errors.ProtocolError(
+            "it sent text that is not valid Unicode (a lone UTF-16 surrogate), which no model writes", **ctx)
+    return text
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def _short(e: BaseException) -> str:
     os_error = getattr(e, "os_error", None)
     if isinstance(os_error, OSError) and os_error.errno:
         return os.strerror(os_error.errno).lower()  # "connection refused", not aiohttp's whole repr
     text = str(e) or type(e).__name__
-    return text.split("\n")[0][:200]
+    return one_line(text.split("\n")[0], MAX_REASON_CHARS)

@@ -76,7 +76,10 @@ class LineSplitter:
 
 def parse_json_line(line: str) -> dict[str, Any]:
     """One NDJSON value; raises ValueError on anything that is not a JSON object."""
-    value = json.loads(line)
+    try:
+        value = json.loads(line)
+    except RecursionError as e:  # a "JSON bomb": nested deeper than Python parses
+        raise ValueError("it is nested deeper than any reply is") from e
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value

@@ -7,7 +7,8 @@ from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 from .. import errors
-from .base import Backend, ChatRequest, Chunk, GenerateRequest, drain
+from ..untrusted import one_line
+from .base import Backend, ChatRequest, Chunk, GenerateRequest, Progress, checked_text, drain, figure
 from .framing import SSEDecoder
 
 # Our neutral option names (Ollama's) mapped to the OpenAI request fields that mean the same.
@@ -20,6 +21,8 @@ _OPTION_FIELDS = {
     "presence_penalty": "presence_penalty",
     "frequency_penalty": "frequency_penalty",
 }
+# Most characters of a finish reason kept.
+MAX_REASON_CHARS = 64
 
 
 class OpenAIBackend(Backend):
@@ -53,6 +56,7 @@ class OpenAIBackend(Backend):
 
     async def _chunks(self, path: str, body: dict[str, Any], model: str, delta_of) -> AsyncIterator[Chunk]:
         ctx = dict(url=self.url, model=model)
+        progress = Progress(self.timeouts.idle_s)
         sse = SSEDecoder()
         finish_reason: str | None = None
         completion_tokens: int | None = None
@@ -63,24 +67,32 @@ class OpenAIBackend(Backend):
                 obj = json.loads(data)
             except ValueError as e:
                 raise errors.ProtocolError("a malformed event in the stream", **ctx) from e
+            except RecursionError as e:  # a "JSON bomb"
+                raise errors.ProtocolError("a malformed event in the stream (it is nested deeper than any reply is)",
+                                           **ctx) from e
             if not isinstance(obj, dict):
                 raise errors.ProtocolError("a malformed event in the stream", **ctx)
             if "error" in obj:
                 err = obj["error"]
-                raise errors.StreamFailed(str(err.get("message") if isinstance(err, dict) else err), **ctx)
+                raise errors.StreamFailed(said=str(err.get("message") if isinstance(err, dict) else err), **ctx)
             usage = obj.get("usage")
-            if isinstance(usage, dict) and usage.get("completion_tokens"):
-                completion_tokens = usage["completion_tokens"]
+            if isinstance(usage, dict) and figure(usage.get("completion_tokens")):
+                completion_tokens = figure(usage.get("completion_tokens"))
             choices = obj.get("choices") or []
-            if not choices or not isinstance(choices[0], dict):
+            if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
                 return None
             choice = choices[0]
             if choice.get("finish_reason"):
-                finish_reason = choice["finish_reason"]
+                reason = choice["finish_reason"]
+                finish_reason = one_line(reason, MAX_REASON_CHARS) if isinstance(reason, str) else "stop"
             text, thinking = delta_of(choice)
-            return Chunk(text=text, thinking=thinking) if (text or thinking) else None
+            text, thinking = checked_text(text, ctx), checked_text(thinking, ctx)
+            if text or thinking:
+                progress.made()
+                return Chunk(text=text, thinking=thinking)
+            return None
 
-        async with aclosing(self._stream_lines(path, body, model)) as lines:
+        async with aclosing(self._stream_lines(path, body, model, progress)) as lines:
             async for line in lines:
                 data = sse.feed_line(line)
                 if data is None:
@@ -107,7 +119,9 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _chat_delta(choice: dict[str, Any]) -> tuple[str, str]:
-    delta = choice.get("delta") or {}
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        return "", ""
     thinking = delta.get("reasoning") or delta.get("reasoning_content") or ""
     return str(delta.get("content") or ""), str(thinking)
 

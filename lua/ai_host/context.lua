@@ -38,6 +38,8 @@ function M.range_request(buf, line1, line2, context_lines)
     before = get(math.max(1, line1 - context_lines), line1 - 1),
     after = get(line2 + 1, math.min(count, line2 + context_lines)),
     filename = name ~= '' and vim.fn.fnamemodify(name, ':~:.') or '',
+    path = name ~= '' and vim.fn.fnamemodify(name, ':p') or '', -- the engine resolves links on it (deny list)
+    buftype = vim.bo[buf].buftype, -- a terminal's text (`cat .env`) is never sent
     filetype = vim.bo[buf].filetype,
     start_line = line1,
     end_line = line2,

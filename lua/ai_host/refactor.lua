@@ -14,7 +14,9 @@ local H = {}
 --   { buf, id (job id), mark (extmark id tracking the range's first line, or the line an insert
 --     goes after), insert (bool), old (lines of the range when asked, kept in step with accepted
 --     hunks), new (lines proposed so far), status ('streaming'|'done'|'cancelled'|'error'),
---     conflict (the range was edited since), maps (saved buffer-local maps), augroup }
+--     conflict (the range was edited since), maps (saved buffer-local maps), augroup,
+--     unrestored (placeholders of redacted secrets the model moved to a line where they were not:
+--     left as placeholders, the hunks holding them marked) }
 H.state = nil
 H.ns = vim.api.nvim_create_namespace('ai_host_refactor')
 H.track_ns = vim.api.nvim_create_namespace('ai_host_refactor_track')
@@ -164,6 +166,7 @@ function M.info()
     old = s.old,
     hunks = #H.hunks(s),
     hint = H.hint_text(s),
+    unrestored = s.unrestored or {},
   }
 end
 
@@ -255,7 +258,8 @@ function H.render(state)
   local count = vim.api.nvim_buf_line_count(buf)
   local hint_row = state.insert and math.max(0, first - 1) or math.min(first, count - 1)
   vim.api.nvim_buf_set_extmark(buf, H.ns, hint_row, 0, {
-    virt_lines = { { { H.hint_text(state), state.conflict and 'WarningMsg' or 'AiHostHint' } } },
+    virt_lines = { { { H.hint_text(state), state.conflict and 'WarningMsg' or 'AiHostHint' } },
+      state.unrestored and #state.unrestored > 0 and { { H.moved_text(state), 'WarningMsg' } } or nil },
     virt_lines_above = not state.insert,
   })
   for _, h in ipairs(H.hunks(state)) do
@@ -265,7 +269,9 @@ function H.render(state)
     if h[4] > 0 then
       local virt = {}
       for _, line in ipairs(vim.list_slice(state.new, h[3], h[3] + h[4] - 1)) do
-        table.insert(virt, { { line, 'AiHostAdded' } })
+        local moved = state.unrestored and #state.unrestored > 0 and line:find('<redacted:', 1, true)
+        table.insert(virt, moved and { { line, 'WarningMsg' }, { '  ← a moved secret: not restored', 'WarningMsg' } }
+          or { { line, 'AiHostAdded' } })
       end
       local anchor, above
       if h[2] > 0 then
@@ -290,11 +296,21 @@ function H.on_done(state, data)
   if H.state ~= state then return end
   state.status = 'done'
   state.new = vim.split(data.text or '', '\n', { plain = true })
+  state.unrestored = type(data.unrestored) == 'table' and data.unrestored or nil
   if #H.hunks(state) == 0 then
     return H.finish(state, 'ai_host: the model proposed no change.')
   end
   H.render(state)
   H.redraw(state)
+  if state.unrestored and #state.unrestored > 0 then H.say(H.moved_text(state), vim.log.levels.WARN) end
+end
+
+--- A redacted secret the model put on a line where it was not stays a placeholder (it could be
+--- a leak: a URL, a log call); the user is told, to reject that change or write it by hand.
+function H.moved_text(state)
+  return string.format('ai_host: the proposal moves %s to a line where it was not; it stays a placeholder there '
+    .. '(reject that change with %s, or edit it after accepting).', table.concat(state.unrestored, ', '),
+    require('ai_host').get_config().refactor.keys.reject_hunk)
 end
 
 -- The hint's virtual line changes from "streaming…" to "ready" while nothing else on screen does;

@@ -6,18 +6,25 @@ else, a collector that records whatever reaches it, and one whose non-streamed r
         h.collector.requests         # (method, path, body) of each request that reached the collector
         h.flood_url                  # /api/tags, /api/ps, /api/show, /v1/models: 20 M newlines, gzipped
         h.bomb_url                   # every path: JSON nested 100,000 deep
+        h.model_url                  # an Ollama-shaped server whose /api/chat and /api/generate replies
+                                     # are h.reply (raw NDJSON lines, written as they are), then h.trickle
+                                     # every TRICKLE_S until the client leaves (a newline: no progress)
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import threading
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 FLOOD_LINES = 20_000_000
+MODEL = "qwen2.5-coder:7b"
+TRICKLE_S = 0.05
+TRICKLE_FOR_S = 60.0  # a trickle ends by itself at last, so a test that fails never hangs
 FLOODED = {"/api/tags", "/api/ps", "/api/show", "/api/version", "/v1/models"}  # the non-streamed replies
 
 
@@ -29,9 +36,12 @@ class Collector:
 class HostileServers:
     def __init__(self, status: int = 307):
         self.status = status
+        self.reply: list[bytes] = []
+        self.trickle: bytes | None = None
+        self.chats = 0
         self.collector = Collector()
         self.flood_body = gzip.compress(b"\n" * FLOOD_LINES, compresslevel=9)  # about 20 KB on the wire
-        self.redirect_url = self.collector_url = self.flood_url = self.bomb_url = ""
+        self.redirect_url = self.collector_url = self.flood_url = self.bomb_url = self.model_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runners: list[web.AppRunner] = []
@@ -55,6 +65,35 @@ class HostileServers:
         await request.read()
         return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
 
+    async def _model(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        if request.path == "/api/version":
+            return web.json_response({"version": "0.33.0"})
+        if request.path == "/api/tags":
+            return web.json_response({"models": [{"name": MODEL, "model": MODEL, "size": 1, "digest": "0" * 64,
+                                                  "details": {"parameter_size": "7.6B", "quantization_level": "Q8_0"}}]})
+        if request.path == "/api/ps":
+            return web.json_response({"models": []})
+        if request.path == "/api/show":
+            return web.json_response({"capabilities": ["completion", "insert"],
+                                      "model_info": {"qwen2.context_length": 32768}})
+        if request.path not in ("/api/chat", "/api/generate"):
+            return web.json_response({"error": "404 page not found"}, status=404)
+        self.chats += 1
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        try:
+            for line in self.reply:
+                await resp.write(line)
+            if self.trickle is not None:
+                for _ in range(int(TRICKLE_FOR_S / TRICKLE_S)):
+                    await asyncio.sleep(TRICKLE_S)
+                    await resp.write(self.trickle)
+        except (ConnectionError, RuntimeError):  # the client left
+            return resp
+        await resp.write_eof()
+        return resp
+
     async def _serve(self, handler) -> str:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handler)
@@ -71,6 +110,7 @@ class HostileServers:
         self.redirect_url = await self._serve(self._redirect)
         self.flood_url = await self._serve(self._flood)
         self.bomb_url = await self._serve(self._bomb)
+        self.model_url = await self._serve(self._model)
 
     def __enter__(self) -> "HostileServers":
         self._loop = asyncio.new_event_loop()
@@ -89,3 +129,9 @@ class HostileServers:
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+def chat_line(content: str = "", done: bool = False, **extra: object) -> bytes:
+    """One NDJSON line of Ollama's /api/chat stream."""
+    obj = {"model": MODEL, "message": {"role": "assistant", "content": content}, "done": done, **extra}
+    return json.dumps(obj).encode() + b"\n"

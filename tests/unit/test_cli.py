@@ -106,3 +106,40 @@ def test_a_flooded_model_list_is_refused_in_one_sentence():
         r = cli("models", url=h.flood_url)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("ai_host: ") and "MiB" in r.stderr, r.stderr
+
+
+CONTROLS = [chr(c) for c in range(32) if chr(c) not in "\n\t"] + ["\x7f"] + [chr(c) for c in range(0x80, 0xA0)]
+
+
+def has_control(text):
+    return [hex(ord(c)) for c in set(text) if c in CONTROLS]
+
+
+def test_the_model_cannot_write_control_sequences_to_the_terminal(server, tmp_path):
+    server.script.tokens = ["It \x1b]52;c;ZXZpbA==\x07", "adds\x1b]0;pwned\x1b\\ ", "\x1b[2J\x1b[H", "two\tnumbers",
+                            "\x9b31m.\x07\x00\n"]
+    f = tmp_path / "m.py"
+    f.write_text("def add(a, b):\n    return a + b\n")
+    out = cli("explain", str(f), url=server.url)
+    assert out.returncode == 0, out.stderr
+    assert has_control(out.stdout) == [] and has_control(out.stderr) == []
+    assert out.stdout.startswith("It adds two\tnumbers.") and "ZXZpbA" not in out.stdout
+
+
+def test_a_huge_hostile_error_is_one_short_clean_sentence(server, tmp_path):
+    server.script.error_after, server.script.error_message = 1, "\x1b]52;c;ZXZpbA==\x07boom " + "E" * 3_000_000
+    f = tmp_path / "m.py"
+    f.write_text("x = 1\n")
+    out = cli("explain", str(f), url=server.url)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert has_control(out.stderr) == [] and len(out.stderr) < 2000, len(out.stderr)
+    assert "ai_host: the model stopped with an error: boom" in out.stderr
+
+
+def test_a_localhost_name_is_this_machine_without_asking_dns(server):
+    """`*.localhost` is loopback by definition; here (`hosts: files dns`) DNS cannot resolve it."""
+    port = server.url.rsplit(":", 1)[1]
+    out = cli("models", url=f"http://ai-host-test.localhost:{port}")
+    assert out.returncode == 0 and out.stdout.startswith("qwen2.5-coder:7b"), out.stderr
+    out = cli("--url", f"http://ai-host-test.localhost:{port}", "pull", "llama3.2", url=server.url)
+    assert out.returncode == 0 and "ai_host: llama3.2 is pulled." in out.stderr, out.stderr

@@ -3,6 +3,7 @@ reaches another host), and no non-streamed reply can flood the host's memory or 
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import aiohttp
@@ -85,3 +86,101 @@ async def test_json_nested_too_deep_is_a_protocol_error(hostile, session, cls):
     with pytest.raises(errors.ProtocolError) as e:
         await backend.list_models()
     assert "did not answer with JSON" in e.value.user_message()
+
+
+# -- a hostile model stream: what it sends is bounded, checked and never silently lost ----------
+
+PROMPT_ECHO = "def handshake(): return 'the code that must stay here'"
+
+
+async def _chat(backend):
+    return [c async for c in backend.chat(ChatRequest(MODEL, [Message("user", SECRET_CODE)]))]
+
+
+@pytest.fixture
+def model(hostile):
+    hostile.reply, hostile.trickle = [], None
+    yield hostile
+    hostile.reply, hostile.trickle = [], None
+
+
+async def test_a_newline_every_moment_is_no_progress_and_hits_the_idle_limit(model, session):
+    from tests.fakes.hostile import chat_line
+
+    model.reply, model.trickle = [chat_line("Thinking")], b"\n"  # then a blank line every 50 ms, forever
+    backend = OllamaBackend(session, model.model_url, Timeouts(first_byte_s=5, idle_s=0.5))
+    with pytest.raises(errors.IdleTimeout) as e:
+        await _chat(backend)
+    assert e.value.user_message().startswith("ai_host: ") and "no new text from the model" in str(e.value)
+
+
+async def test_empty_chunks_are_no_progress_either(model, session):
+    from tests.fakes.hostile import chat_line
+
+    model.reply, model.trickle = [chat_line("Thinking")], chat_line("")
+    backend = OllamaBackend(session, model.model_url, Timeouts(first_byte_s=5, idle_s=0.5))
+    with pytest.raises(errors.IdleTimeout):
+        await _chat(backend)
+
+
+@pytest.mark.parametrize("line, says", [
+    (b'{"message": {"role": "assistant", "content": "ab\\ud800cd"}, "done": false}\n', "not valid Unicode"),
+    (b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested deeper than any reply"),
+])
+async def test_a_broken_chunk_is_a_clear_sentence(model, session, line, says):
+    from tests.fakes.hostile import chat_line
+
+    model.reply = [chat_line("It "), line, chat_line("works."), chat_line(done=True)]
+    with pytest.raises(errors.ProtocolError) as e:
+        await _chat(OllamaBackend(session, model.model_url, Timeouts(first_byte_s=5, idle_s=5)))
+    assert e.value.user_message().startswith("ai_host: ") and says in e.value.user_message()
+
+
+async def test_absurd_figures_are_ignored_not_fatal(model, session):
+    from tests.fakes.hostile import chat_line
+
+    model.reply = [chat_line("ok"), chat_line(done=True, eval_count=10**30, eval_duration=10**400, done_reason="x" * 10_000)]
+    chunks = await _chat(OllamaBackend(session, model.model_url, Timeouts(first_byte_s=5, idle_s=5)))
+    assert chunks[-1].done and chunks[-1].eval_count is None and chunks[-1].eval_duration_ns is None
+    assert len(chunks[-1].done_reason) < 400
+
+
+async def test_a_huge_in_band_error_is_bounded_and_the_log_never_holds_it(model, session):
+    from tests.fakes.hostile import chat_line
+
+    said = "\x1b]52;c;ZXZpbA==\x07failed on: " + PROMPT_ECHO + " " + "E" * 3_000_000
+    model.reply = [chat_line("It "), json.dumps({"error": said}).encode() + b"\n"]
+    with pytest.raises(errors.StreamFailed) as e:
+        await _chat(OllamaBackend(session, model.model_url, Timeouts(first_byte_s=5, idle_s=5)))
+    message = e.value.user_message()
+    assert message.startswith("ai_host: ") and len(message) < 600 and "failed on" in message
+    assert "\x1b" not in message and "\x07" not in message
+    assert PROMPT_ECHO not in e.value.log_message() and "sha256" in e.value.log_message()
+
+
+async def test_localhost_names_are_this_machine_and_no_resolver_is_asked():
+    import socket
+
+    from aiohttp.abc import AbstractResolver
+
+    from ai_host.endpoint import LoopbackResolver
+
+    class Recording(AbstractResolver):
+        asked: list[str] = []
+
+        async def resolve(self, host, port=0, family=socket.AF_INET):
+            self.asked.append(host)
+            return []
+
+        async def close(self):
+            pass
+
+    fallback = Recording()
+    resolver = LoopbackResolver(fallback)
+    for name in ("localhost", "LocalHost.", "ollama.localhost", "a.b.localhost"):
+        found = await resolver.resolve(name, 11434, socket.AF_UNSPEC)
+        assert [(r["host"], r["port"]) for r in found] == [("127.0.0.1", 11434), ("::1", 11434)], name
+        assert [r["host"] for r in await resolver.resolve(name, 1, socket.AF_INET6)] == ["::1"]
+    assert fallback.asked == []
+    await resolver.resolve("localhost.example.com", 80)  # not a loopback name: asked as usual
+    assert fallback.asked == ["localhost.example.com"]

