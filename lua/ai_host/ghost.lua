@@ -23,7 +23,7 @@ H.shown_errors = {} -- each distinct error is notified once per session
 H.fallbacks = {} -- lhs -> the insert-mode mapping that existed before ours (for fall-through)
 H.fallback_list = {} -- the same, by number (a key name inside <Cmd> would be replaced as a key)
 H.pending = nil -- the text an accept is about to insert
--- H.ring: chunks of other buffers recently edited, yanked from or left: { {buf, filename, text}, ... }
+-- H.ring: chunks of other buffers recently edited, yanked from or left: { {buf, filename, path, text}, ... }
 H.ring = {}
 H.ring_size = 6
 H.chunk_lines = 40 -- lines kept around the cursor of a buffer left or edited
@@ -43,9 +43,13 @@ function M.attach()
   au('CursorMovedI', function() M.on_cursor() end)
   au({ 'InsertLeave', 'BufLeave', 'WinLeave' }, function() M.clear() end)
   au('ModeChanged', function() M.clear() end, 'i*:[^i]*') -- <C-c> leaves insert without InsertLeave
-  au('CompleteChanged', function()
+  local hide_with_menu = function()
     if require('ai_host').get_config().completion.hide_with_menu then M.clear() end
-  end)
+  end
+  au('CompleteChanged', hide_with_menu)
+  -- blink.cmp's menu opens after the keystroke that may have kept a suggestion on screen (nvim-cmp's
+  -- is hooked by ai_host.sources.cmp.register())
+  au('User', hide_with_menu, 'BlinkCmpMenuOpen')
   au('BufLeave', function(ev) H.remember_around_cursor(ev.buf) end)
   au('InsertLeave', function(ev) H.remember_around_cursor(ev.buf) end)
   au('TextYankPost', function(ev) H.remember_yank(ev.buf) end)
@@ -143,8 +147,8 @@ end
 
 --- Remember the mapping `lhs` had before ours, so that our map can fall through to it.
 function M.remember_fallback(lhs)
-  local prior = vim.fn.maparg(lhs, 'i', false, true)
-  if not vim.tbl_isempty(prior) and not (prior.desc or ''):find('^AI: ') then
+  local prior = H.global_insert_map(lhs)
+  if prior ~= nil and not (prior.desc or ''):find('^AI: ') and not H.menu_maps[prior.desc or ''] then
     H.fallbacks[lhs] = prior
     table.insert(H.fallback_list, prior)
     prior.index = #H.fallback_list
@@ -157,6 +161,14 @@ function M.restore_fallback(lhs)
   if prior == nil then return end
   H.fallbacks[lhs] = nil
   vim.fn.mapset('i', false, prior)
+end
+
+--- Define the highlight groups of ghost text and of the AI item in completion menus, `default` so
+--- that a colourscheme that sets them wins (called by setup() and on every ColorScheme).
+function M.set_highlights()
+  vim.api.nvim_set_hl(0, 'AiHostGhost', H.ghost_highlight())
+  vim.api.nvim_set_hl(0, 'AiHostGhostCount', { link = 'Special', default = true })
+  vim.api.nvim_set_hl(0, 'AiHostKind', { link = 'Special', default = true })
 end
 
 --- Latency samples, oldest first: ms from request to first ghost text drawn, or with `times` the
@@ -319,6 +331,8 @@ function H.payload(buf, prefix, suffix, extra_fields)
     suffix = suffix,
     filetype = vim.bo[buf].filetype,
     filename = name ~= '' and vim.fn.fnamemodify(name, ':~:.') or '',
+    path = name ~= '' and vim.fn.fnamemodify(name, ':p') or '', -- the engine resolves links on it (deny list)
+    buftype = vim.bo[buf].buftype,
     commentstring = vim.bo[buf].commentstring,
     extra = H.extra(buf),
     lsp_pending = require('ai_host.context').lsp_pending(buf),
@@ -371,6 +385,9 @@ function H.still_valid(state)
   return true
 end
 
+-- Which alternative is shown, once the user cycles: `index/known`, after the suggestion's first line.
+H.count_format = '  (%d/%d)'
+
 function H.render(state)
   if not vim.api.nvim_buf_is_valid(state.buf) then return end
   vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1)
@@ -390,6 +407,30 @@ function H.render(state)
     end
   end
   vim.api.nvim_buf_set_extmark(state.buf, H.ns, row - 1, col, opts)
+  if state.alts then
+    local count = string.format(H.count_format, state.index, math.max(#state.alts, state.index))
+    vim.api.nvim_buf_set_extmark(state.buf, H.ns, row - 1, 0, {
+      virt_text = { { count, 'AiHostGhostCount' } },
+      virt_text_pos = 'eol',
+      hl_mode = 'combine',
+      priority = 10000,
+    })
+  end
+end
+
+-- Comment's look, with a terminal colour of its own: the default colourscheme gives Comment none,
+-- so without 'termguicolors' ghost text looked exactly like code. Colour 8 is grey in 16- and
+-- 256-colour terminals.
+H.ghost_cterm = { ctermfg = 8, cterm = { italic = true } }
+
+function H.ghost_highlight()
+  local hl = vim.api.nvim_get_hl(0, { name = 'Comment', link = false })
+  if hl.ctermfg == nil then
+    hl.ctermfg = H.ghost_cterm.ctermfg
+    hl.cterm = vim.tbl_extend('force', hl.cterm or {}, H.ghost_cterm.cterm)
+  end
+  hl.default = true
+  return hl
 end
 
 function H.on_suggestion(state, text)
@@ -458,6 +499,20 @@ function H.on_error(state, message)
   end
 end
 
+-- Only a global mapping can be ours to fall through to: a buffer-local one (blink.cmp maps <Tab> in
+-- each buffer on InsertEnter) runs before ours and falls through to it, so remembering it would
+-- make a loop. Neither is a completion menu's global wrapper of our own map (nvim-cmp replaces the
+-- global map with one that falls through to ours, and wraps ours again on the next InsertEnter).
+H.menu_maps = { ['cmp.utils.keymap.set_map'] = true }
+
+function H.global_insert_map(lhs)
+  local key = vim.api.nvim_replace_termcodes(lhs, true, true, true)
+  for _, map in ipairs(vim.api.nvim_get_keymap('i')) do
+    if vim.api.nvim_replace_termcodes(map.lhs, true, true, true) == key then return map end
+  end
+  return nil
+end
+
 function H.fallback(lhs)
   local prior = H.fallbacks[lhs]
   if prior == nil then return lhs end
@@ -494,6 +549,7 @@ function H.remember(buf, text, key)
     buf = buf,
     key = key,
     filename = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ':~:.'),
+    path = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ':p'),
     text = text,
   })
   while #H.ring > H.ring_size do
@@ -526,7 +582,7 @@ end
 function H.extra(buf)
   local out = {}
   for _, chunk in ipairs(H.ring) do
-    if chunk.buf ~= buf then table.insert(out, { filename = chunk.filename, text = chunk.text }) end
+    if chunk.buf ~= buf then table.insert(out, { filename = chunk.filename, path = chunk.path, text = chunk.text }) end
   end
   return out
 end

@@ -2,6 +2,10 @@
 
 local M = {}
 
+--- How the item looks in a menu: its own kind name, icon and highlight (|AiHostKind|), so that it
+--- never passes for a buffer word. Change the fields to restyle it.
+M.kind = { name = 'AI', icon = '󰚩', hl = 'AiHostKind' }
+
 --- The item for `text` at `anchor` (from ghost.fetch): it replaces the word before the cursor by
 --- that word plus the suggestion, so the menu's fuzzy filter matches what was typed.
 function M.item(text, anchor, filetype)
@@ -23,6 +27,12 @@ function M.item(text, anchor, filetype)
     },
     documentation = { kind = 'markdown', value = '```' .. (filetype or '') .. '\n' .. text .. '\n```' },
     detail = 'ai_host',
+    -- blink.cmp reads these three
+    kind_name = M.kind.name,
+    kind_icon = M.kind.icon,
+    kind_hl = M.kind.hl,
+    -- nvim-cmp reads this table
+    cmp = { kind_text = M.kind.name, kind_hl_group = M.kind.hl, icon = M.kind.icon, icon_hl_group = M.kind.hl },
   }
 end
 
