@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import re
 import sys
 import time
 from typing import Any
@@ -22,6 +23,11 @@ MAX_MESSAGE_CHARS = 1000
 
 # How often the "waiting for the model" line is redrawn while a cold model loads.
 SPINNER_S = 0.25
+# Without a terminal (CI logs, a pipe) a line is written when what it says changes, its figures
+# aside, or every this many seconds.
+PLAIN_EVERY_S = 10.0
+# `ai-host doctor`: time for all the checks (:checkhealth gets less: the editor waits on it).
+DOCTOR_TIMEOUT_S = 15.0
 _SPIN = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -32,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
     ap.add_argument("--version", action="version", version=f"ai-host {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("doctor", help="the health checks of :checkhealth ai_host")
+    doc = sub.add_parser("doctor", help="the health checks of :checkhealth ai_host")
+    doc.add_argument("--model", default="", help="the model to check for every task (default: ai_host's defaults)")
+    doc.add_argument("--timeout", type=float, default=DOCTOR_TIMEOUT_S,
+                     help=f"seconds for all the checks (default {DOCTOR_TIMEOUT_S:g}; a busy server answers slowly)")
     sub.add_parser("models", help="the models of the server")
     ex = sub.add_parser("explain", help="explain FILE or FILE:START-END, streamed to stdout")
     ex.add_argument("target")
@@ -74,9 +83,11 @@ class _Session:
 
 
 def _doctor(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    if args.model:
+        cfg = {**cfg, "models": {task: args.model for task in ("completion", "explain", "refactor")}}
     s = _Session(cfg)
     try:
-        checks = s.engine.health()
+        checks = s.engine.health(timeout_s=max(1.0, args.timeout))
     finally:
         s.close()
     marks = {"ok": "OK   ", "info": "     ", "warn": "WARN ", "error": "ERROR"}
@@ -226,13 +237,15 @@ class _Spinner:
         self.n = 0
         self.shown = False
         self.last = ""
+        self.written = -PLAIN_EVERY_S
 
     def show(self, text: str) -> None:
         text = " ".join(for_terminal(text).split())[:MAX_MESSAGE_CHARS]  # one line: it is redrawn in place
         if not self.tty:
-            if text != self.last:
+            gist = re.sub(r"\d+(?:\.\d+)?", "#", text)
+            if gist != self.last or time.monotonic() - self.written >= PLAIN_EVERY_S:
                 self.stream.write(text + "\n")
-                self.last = text
+                self.last, self.written = gist, time.monotonic()
             return
         self.n += 1
         self.stream.write(f"\r\033[K{_SPIN[self.n % len(_SPIN)]} {text}")

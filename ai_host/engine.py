@@ -64,6 +64,8 @@ HEALTH_TIMEOUT_S = 3.0
 PS_CACHE_S = 2.0
 # The settings the scheduler and the gates are built from.
 GATE_SETTINGS = ("scheduler", "lsp", "gpu")
+# How long a missing model's error waits for the server's list of models (to name them).
+MODEL_LIST_WAIT_S = 1.0
 # How long a model's digest, once checked against security.pins, is trusted.
 PIN_CACHE_S = 60.0
 
@@ -245,10 +247,15 @@ class Engine:
             try:
                 async with asyncio.timeout(per_check):
                     about = await backend.probe()
-            except (AiHostError, TimeoutError) as e:
-                msg = e.user_message() if isinstance(e, AiHostError) else f"no answer within {per_check:.1f} s"
-                add("error", f"endpoint {ep.name} ({ep.url}) is not reachable: {msg}",
-                    "Start it (`ollama serve`), or fix `backend.url` / $OLLAMA_HOST.")
+            except TimeoutError:  # it took the connection: there, but slow (a server busy generating)
+                add("warn", f"endpoint {ep.name} ({ep.url}) did not answer within {per_check:.1f} s",
+                    "It may be busy generating; try again when it is idle"
+                    + (" (or `ai-host doctor --timeout 30`)." if timeout_s > HEALTH_TIMEOUT_S else "."))
+                continue
+            except AiHostError as e:
+                start = "Start it (`ollama serve`)" if ep.kind == "ollama" else "Start the server"
+                add("error", f"endpoint {ep.name} ({ep.url}) is not reachable: {e.user_message()}",
+                    f"{start}, or fix `backend.url`" + (" / $OLLAMA_HOST." if ep.kind == "ollama" else "."))
                 continue
             add("ok", f"endpoint {ep.name} answers: {about}")
             for task in ("completion", "explain", "refactor"):
@@ -262,8 +269,10 @@ class Engine:
                     add("warn", f"{task}: could not ask {ep.name} about model '{model}'")
                     continue
                 if not info["found"]:
+                    missing = ModelNotFound(url=ep.url, model=model)
+                    await self._name_the_models(missing, ep, backend)
                     add("error", f"{task}: model '{model}' is not on {ep.name}",
-                        f"Run `ollama pull {model}`, or set `models.{task}` to a model you have.")
+                        missing.user_message().removeprefix(f"ai_host: model '{model}' is not available on {ep.url}. "))
                     continue
                 extra = []
                 if info["context_length"]:
@@ -292,9 +301,12 @@ class Engine:
             add("info", "GPU gate: off (gpu.enabled = false)")
         else:
             reading = await self.gpu.reading()
-            if reading is None:
+            if reading is None and _no_gpu_here(self.gpu.off_reason or ""):
+                add("info", f"GPU gate: off, no NVIDIA GPU here ({self.gpu.off_reason})")
+            elif reading is None:
                 add("warn", f"no GPU reading ({self.gpu.off_reason}): the GPU gate is off",
-                    "Fine without an NVIDIA GPU; with one, install its driver (NVML comes with it).")
+                    "With an NVIDIA GPU, install or repair its driver (NVML comes with it); "
+                    "without one, set `gpu.enabled = false`.")
             else:
                 add("ok", f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
                           f"({reading.fraction:.0%}; ghost text pauses above {self.gpu.threshold:.0%})")
@@ -514,12 +526,23 @@ class Engine:
                 if job_id in self._output_started:
                     raise
                 router.mark_missing(endpoint, model)
+                if isinstance(e, ModelNotFound):
+                    await self._name_the_models(e, endpoint, backend)
                 last = e
             else:
                 router.mark_up(endpoint)
                 return
         assert last is not None
         raise last
+
+    async def _name_the_models(self, e: ModelNotFound, endpoint: Endpoint, backend: Backend) -> None:
+        """Let the message say what to do on this kind of server, and which models it has."""
+        e.kind = endpoint.kind
+        try:
+            async with asyncio.timeout(MODEL_LIST_WAIT_S):
+                e.available = [str(m.get("name")) for m in await backend.list_models() if m.get("name")]
+        except (AiHostError, TimeoutError):
+            pass  # the message goes without the list
 
     async def _verify_pin(self, backend: Backend, model: str) -> None:
         """With `security.pins[model]` set, use the model only if the server's digest for it matches.
@@ -898,6 +921,14 @@ class Engine:
         except BaseException:
             coalescer.flush()  # show what arrived before the failure
             raise
+
+
+def _no_gpu_here(reason: str) -> bool:
+    """Whether the GPU gate is off because this machine has no NVIDIA GPU or driver (nothing to fix),
+    rather than because a driver that is there failed."""
+    lowered = reason.lower()
+    return any(s in lowered for s in ("library not found", "driver not loaded", "pynvml is not installed",
+                                      "no gpu", "does not exist (0 found)"))
 
 
 def _group(prefetch: bool, buf: Any) -> str:

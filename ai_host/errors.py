@@ -167,11 +167,28 @@ class IdleTimeout(BackendError):
 
 
 class ModelNotFound(BackendError):
+    """The server does not have the model. The engine fills in `kind` (the endpoint's) and
+    `available` (the names the server lists) when it can, so the message says what to do there."""
+
+    kind: str = "ollama"
+    available: list[str] | None = None
+
     def user_message(self) -> str:
-        return (
-            f"ai_host: model '{self.model}' is not available on {self.url}. "
-            f"Run `ollama pull {self.model}`, or choose another model in `models`."
-        )
+        if self.kind == "ollama":
+            todo = f"Run `ollama pull {self.model}`, or choose another model in `models`"
+        else:
+            todo = "Start the server with that model, or set `models` to one it serves"
+        names = [one_line(n, 60) for n in (self.available or [])[:MAX_LISTED]]
+        if names:
+            more = len(self.available or []) - len(names)
+            listed = ", ".join(names) + (f" and {more} more" if more > 0 else "")
+            todo += f" (it has: {listed}; :AIModels picks one)"
+        elif self.available is not None:
+            todo += " (it lists no models)"
+        return f"ai_host: model '{self.model}' is not available on {self.url}. {todo}."
+
+
+MAX_LISTED = 8
 
 
 class ServerBusy(BackendError):

@@ -495,8 +495,27 @@ function H.on_error(state, message)
   end
   if message and not H.shown_errors[message] then
     H.shown_errors[message] = true
-    vim.schedule(function() vim.notify(message, vim.log.levels.WARN) end)
+    vim.schedule(function()
+      vim.notify(message, vim.log.levels.WARN)
+      H.note(message)
+    end)
   end
+end
+
+-- In insert mode the message line is redrawn at once (-- INSERT --): a message about ghost text is
+-- also shown where the user looks, after the cursor's line, until the next key or leaving insert.
+H.note_ns = vim.api.nvim_create_namespace('ai_host_ghost_note')
+function H.note(message)
+  if not vim.api.nvim_get_mode().mode:find('^i') then return end
+  local buf, row = vim.api.nvim_get_current_buf(), vim.api.nvim_win_get_cursor(0)[1] - 1
+  vim.api.nvim_buf_clear_namespace(buf, H.note_ns, 0, -1)
+  vim.api.nvim_buf_set_extmark(buf, H.note_ns, row, 0, { virt_text = { { message, 'WarningMsg' } }, virt_text_pos = 'eol' })
+  vim.api.nvim_create_autocmd({ 'InsertLeave', 'TextChangedI', 'CursorMovedI' }, {
+    buffer = buf, once = true,
+    callback = function()
+      if vim.api.nvim_buf_is_valid(buf) then vim.api.nvim_buf_clear_namespace(buf, H.note_ns, 0, -1) end
+    end,
+  })
 end
 
 -- Only a global mapping can be ours to fall through to: a buffer-local one (blink.cmp maps <Tab> in

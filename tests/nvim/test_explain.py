@@ -203,7 +203,14 @@ def test_server_not_running_names_the_url_and_suggests_ollama_serve(nvim, double
 def test_model_not_pulled_suggests_ollama_pull(nvim, double):
     nvim.exec_lua("require('ai_host').setup({models = {explain = 'llama9:70b'}})")
     i = explain_error(nvim)
-    assert "ollama pull llama9:70b" in i["message"]
+    assert "ollama pull llama9:70b" in i["message"] and "it has: qwen2.5-coder:7b" in i["message"]
+
+
+def test_a_model_missing_on_an_openai_compatible_server_names_what_it_has(nvim, double):
+    nvim.exec_lua(f"require('ai_host').setup({{backend = {{kind = 'openai', url = '{double.url}'}}, "
+                  "models = {explain = 'llama9:70b'}})")
+    i = explain_error(nvim)
+    assert "ollama" not in i["message"] and "it has: qwen2.5-coder:7b" in i["message"], i["message"]
 
 
 def test_server_busy(nvim, double):

@@ -188,7 +188,13 @@ def test_a_model_that_cannot_fill_in_the_middle_is_reported_once(nvim, double):
     double.add_model(ModelSpec("llama3.2:latest", capabilities=["completion"]))
     start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'llama3.2'}}")
     wait_until(lambda: "fill-in-the-middle" in nvim.command_output("messages"))
+    # in insert mode the message line shows -- INSERT --: the message also shows after the cursor's line
+    note = ("local ns = vim.api.nvim_get_namespaces().ai_host_ghost_note; if not ns then return '' end "
+            "local m = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })[1] "
+            "return m and m[4].virt_text[1][1] or ''")
+    assert "cannot fill in the middle" in wait_until(lambda: nvim.exec_lua(note))
     nvim.input("xy")
+    wait_until(lambda: nvim.exec_lua(note) == "")  # gone at the next key
     quiet(nvim, double)
     assert nvim.command_output("messages").count("cannot fill in the middle") == 1
     assert generates(double) == []

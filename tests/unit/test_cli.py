@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -64,6 +65,24 @@ def test_explain_shows_that_it_waits_for_a_cold_model(server, tmp_path):
     f.write_text("x = 1\n")
     out = cli("explain", str(f), url=server.url)
     assert out.returncode == 0 and "waiting for the model" in out.stderr
+    # stderr is a pipe here (a CI log): the line is written once, not redrawn as new lines every 0.25 s
+    assert out.stderr.count("waiting for the model") == 1, out.stderr
+
+
+def test_doctor_checks_the_model_given_on_an_openai_compatible_server(server):
+    out = cli("--kind", "openai", "--url", server.url, "doctor", "--model", "qwen2.5-coder:7b", url="")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "explain: model 'qwen2.5-coder:7b' on default" in out.stdout and "ollama" not in out.stdout.lower()
+
+
+def test_doctor_against_a_server_too_busy_to_answer_says_so_not_unreachable():
+    with socket.socket() as listener:  # takes the connection, never answers (a server busy generating)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        out = cli("doctor", "--timeout", "2", url=url)
+    assert "did not answer within" in out.stdout and "not reachable" not in out.stdout, out.stdout
+    assert "busy generating" in out.stdout
 
 
 def test_explain_errors_are_one_sentence(server, tmp_path):
