@@ -51,6 +51,14 @@ function M.self_registered()
   return H.self_registered == true
 end
 
+-- Whether a python for the host is known to work: warming up without one (before :AIInstall) would
+-- only print the provider's error at startup; the first request says what to do instead.
+function H.python_known()
+  local prog = vim.g.python3_host_prog
+  if prog ~= nil and prog ~= '' then return vim.fn.executable(vim.fn.expand(prog)) == 1 end
+  return vim.g.loaded_python3_provider == 2
+end
+
 function H.shim()
   return require('ai_host.config').root .. '/rplugin/python3/ai_host_rplugin.py'
 end
@@ -147,7 +155,7 @@ end
 
 --- Start the Python host and send the config, unless that happened already.
 function M.warm_up()
-  if H.config_sent or not M.ensure_registered() then return end
+  if H.config_sent or not H.python_known() or not M.ensure_registered() then return end
   M.notify('config', require('ai_host').wire_config())
 end
 

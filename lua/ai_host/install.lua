@@ -48,13 +48,13 @@ function M.use_private_python()
 end
 
 --- Undo a failed python3 provider probe (Neovim set g:loaded_python3_provider = 0 itself, before
---- python3_host_prog pointed at a Python with pynvim), so the provider looks again. A 0 set by
---- the user (the provider's script never ran) is left alone. Returns whether it probed again.
+--- python3_host_prog pointed at a Python with pynvim). The provider finds its Python anew each time
+--- it starts a host, from python3_host_prog, so only the flag is wrong: set it as a successful probe
+--- does. A 0 set by the user (the provider's script never ran) is left alone. Returns whether it did.
 function M.reprobe_python3()
   if vim.g.loaded_python3_provider ~= 0 or vim.fn.exists('*provider#python3#Call') == 0 then return false end
-  if vim.fn['remote#host#IsRunning']('python3') == 1 then return false end
-  vim.g.loaded_python3_provider = nil
-  vim.cmd('runtime autoload/provider/python3.vim')
+  if (vim.g.python3_host_prog or '') == '' then return false end
+  vim.g.loaded_python3_provider = 2
   return true
 end
 
@@ -72,9 +72,11 @@ function H.plan(opts)
   local steps = {}
   if vim.fn.executable(M.venv_python()) == 0 then
     table.insert(steps, { say = 'creating ' .. root .. '/.venv with ' .. python, what = 'python -m venv',
+      short = 'making the plugin\'s Python environment',
       cmd = { python, '-m', 'venv', '--system-site-packages', root .. '/.venv' } })
   end
   table.insert(steps, { say = 'installing pynvim and ai_host\'s dependencies (a minute or two)', what = 'pip install',
+    short = 'installing pynvim and ai_host\'s dependencies',
     cmd = { M.venv_python(), '-m', 'pip', 'install', '--quiet', '--upgrade', 'pynvim', root }, timeout = H.pip_timeout_ms })
   return steps
 end
@@ -86,7 +88,8 @@ end
 function H.next_step(steps, i)
   if i > #steps then return H.finish() end
   local step = steps[i]
-  H.say(H.progress(step, i, #steps) .. '; the editor stays usable')
+  -- one short line each (a longer one would stop the editor at a hit-enter prompt)
+  H.say(string.format('install %d/%d: %s…', i, #steps, step.short))
   local ok, err = pcall(vim.system, step.cmd, { text = true, timeout = step.timeout or 30000 }, function(res)
     vim.schedule(function()
       if res.code ~= 0 then return H.fail(step.what .. ' failed: ' .. H.output(res)) end
@@ -106,9 +109,9 @@ function H.finish()
     H.say('the rplugin manifest was not written (' .. tostring(err):gsub('\n.*', '') .. '); ai_host registers itself instead.')
   end
   if running then
-    H.say('installed. Restart Neovim to use it (its python3 host was already running).')
+    H.say('installed; restart Neovim to use it (:checkhealth ai_host)')
   else
-    H.say('installed and ready: ghost text, :AIExplain and the rest work now (see :checkhealth ai_host).')
+    H.say('installed and ready (:checkhealth ai_host shows it)')
   end
   return true
 end

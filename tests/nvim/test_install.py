@@ -3,35 +3,67 @@ remote plugin is registered, and a plain setup() then works, with no manual pip 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from unittest import mock
 
 import pynvim
 import pytest
 
-from tests.conftest import NVIMS, copy_checkout, wait_until
+from tests.conftest import DEFAULT_MODEL, NVIMS, copy_checkout, wait_until
+from tests.fakes.ollama_double import ModelSpec, OllamaDouble
+
+BUILD_TIMEOUT_S = 600
 
 pytestmark = pytest.mark.nvim
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
+    """A clone installed by hand: the plugin on 'runtimepath', setup(), then :AIInstall, which runs
+    in the background; the editor answers meanwhile, and ai_host works in the same session after."""
     base = tmp_path_factory.mktemp("install")
     plugin = copy_checkout(base / "ai_host")
     env = dict(os.environ, NVIM_RPLUGIN_MANIFEST=str(base / "rplugin.vim"), XDG_DATA_HOME=str(base / "data"),
                XDG_CONFIG_HOME=str(base / "config"), XDG_STATE_HOME=str(base / "state"))
     init = base / "init.lua"
-    init.write_text(f"vim.opt.rtp:prepend({str(plugin)!r})\n")
-    out = subprocess.run(
-        [str(NVIMS["0.12"]), "--headless", "-u", str(init), "-i", "NONE",
-         "-c", f"lua local ok, err = require('ai_host.install').build({{python = {sys.executable!r}}}); "
-               "if not ok then io.stderr:write('BUILD FAILED ' .. tostring(err)) vim.cmd('cquit 1') end",
-         "-c", "qa"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return {"base": base, "plugin": plugin, "env": env, "init": init}
+    init.write_text(f"vim.opt.rtp:prepend({str(plugin)!r})\nvim.g.ai_host_python = {sys.executable!r}\n"
+                    "require('ai_host').setup({})\n")
+    double = OllamaDouble(models=[ModelSpec(DEFAULT_MODEL)])
+    double.script.tokens = ["works"]
+    double.start_in_thread()
+    with mock.patch.dict(os.environ, {**env, "OLLAMA_HOST": double.url}):
+        n = pynvim.attach("child", argv=[str(NVIMS["0.12"]), "--embed", "--headless", "-u", str(init), "-i", "NONE"])
+    try:
+        n.exec_lua("_G.notes = {}; local notify = vim.notify; "
+                   "vim.notify = function(m, l, o) table.insert(_G.notes, m); return notify(m, l, o) end")
+        n.command("AIInstall")
+        notes = lambda: "\n".join(n.exec_lua("return _G.notes"))  # noqa: E731
+        # it returned at once: the editor answers while pip runs, and the steps are shown
+        assert n.eval("1 + 1") == 2 and "installed" not in notes(), notes()
+        wait_until(lambda: "installing pynvim" in notes())  # "ai_host: install 2/2: installing pynvim…"
+        wait_until(lambda: "installed" in notes() or "failed" in notes(), timeout=BUILD_TIMEOUT_S)
+        assert "ai_host: installed and ready" in notes(), notes()
+        n.current.buffer[:] = ["x = 1"]
+        n.command("1,1AIExplain")
+        wait_until(lambda: n.exec_lua("return require('ai_host.explain').info().status") == "done", timeout=30)
+        same_session = n.exec_lua("return require('ai_host.explain').info().text")
+    finally:
+        with contextlib.suppress(Exception):
+            host = n.exec_lua("return require('ai_host.host').pid()")
+            if host:
+                os.kill(host, signal.SIGTERM)
+            n.command("qa!", async_=True)
+            n.close()
+        double.stop_thread()
+    return {"base": base, "plugin": plugin, "env": env, "init": init, "same_session": same_session}
+
+
+def test_ai_install_works_in_the_background_and_ai_host_works_right_after(installed):
+    assert installed["same_session"] == "works"
 
 
 def test_the_build_step_makes_a_private_environment_and_registers_the_plugin(installed):
