@@ -18,7 +18,7 @@ from tests.fakes.ollama_double import ModelSpec, OllamaDouble
 
 BUILD_TIMEOUT_S = 600
 
-pytestmark = pytest.mark.nvim
+pytestmark = [pytest.mark.nvim, pytest.mark.slow]  # a build each: start them first
 
 
 @pytest.fixture(scope="module")

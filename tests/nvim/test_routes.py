@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import EXIT_WAIT_S, INIT, NVIMS, ROOT, _end, _exited, copy_checkout, wait_until
 
-pytestmark = pytest.mark.nvim
+pytestmark = [pytest.mark.nvim, pytest.mark.slow]  # a build each: start them first
 
 SHARED_PLUGINS = ROOT.parent / "shared" / "plugins"
 LAZY = Path(os.environ.get("AI_HOST_LAZY_DIR") or SHARED_PLUGINS / "lazy.nvim")
