@@ -64,6 +64,9 @@ HEALTH_TIMEOUT_S = 3.0
 PS_CACHE_S = 2.0
 # The settings the scheduler and the gates are built from.
 GATE_SETTINGS = ("scheduler", "lsp", "gpu")
+# Keep a buffer's ghost-text window start still while typing (see fim.window); 0 turns it off, for
+# bench/real_typing.py's comparison.
+KEEP_WINDOW = os.environ.get("AI_HOST_KEEP_WINDOW", "1") != "0"
 # How long a missing model's error waits for the server's list of models (to name them).
 MODEL_LIST_WAIT_S = 1.0
 # How long a model's digest, once checked against security.pins, is trusted.
@@ -85,6 +88,7 @@ class Engine:
         self.cache = SuggestionCache()
         # buffer -> (window key, task, job id) of a running prefetch
         self._prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[None], str]] = {}
+        self._window_starts: dict[Any, int] = {}  # buffer -> row its last ghost-text window started on
         self._build_gates()
         # model -> recent time-to-first-token (ms) and tokens/s, for :AIStatus
         self.figures: dict[str, dict[str, deque[float]]] = {}
@@ -361,6 +365,7 @@ class Engine:
     def _forget_buffer(self, buf: Any) -> None:
         """The buffer was wiped: nothing of it is kept or still asked for (its ghost-text request and
         prefetch, the load its language server had)."""
+        self._window_starts.pop(buf, None)
         prefetch = self._prefetches.pop(buf, None)
         if prefetch is not None:
             self._supersede(prefetch[2])
@@ -745,9 +750,14 @@ class Engine:
         ccfg = self.config["completion"]
         variant = int(request.get("variant") or 0)
         prefetch = bool(request.get("prefetch"))
-        prefix, suffix = fim.window(str(request.get("prefix", "")), str(request.get("suffix", "")),
-                                    int(ccfg["context_chars"]), float(ccfg["prefix_ratio"]))
         buf = request.get("buf")
+        row = request.get("prefix_row")
+        row = row if isinstance(row, int) and not isinstance(row, bool) and row >= 0 else None
+        prefix, suffix, start = fim.window(str(request.get("prefix", "")), str(request.get("suffix", "")),
+                                           int(ccfg["context_chars"]), float(ccfg["prefix_ratio"]),
+                                           row, self._window_starts.get(buf) if KEEP_WINDOW else None)
+        if start is not None and not prefetch:
+            self._window_starts[buf] = start  # the next request of the buffer starts there too, if it can
         if prefetch:
             self._prefetches[buf] = ((prefix, suffix), asyncio.current_task(), job_id)  # type: ignore[assignment]
         else:

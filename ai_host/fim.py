@@ -52,23 +52,40 @@ def family_of(model: str) -> str | None:
     return None
 
 
-def window(prefix: str, suffix: str, budget_chars: int, prefix_ratio: float) -> tuple[str, str]:
+def window(prefix: str, suffix: str, budget_chars: int, prefix_ratio: float,
+           prefix_row: int | None = None, keep_from: int | None = None) -> tuple[str, str, int | None]:
     """Cut prefix (keeping its end) and suffix (keeping its start) to the budget, at line boundaries.
 
-    The cursor's own line is always kept whole on both sides: the model needs it most.
+    The cursor's own line is always kept whole on both sides: the model needs it most. Returns the
+    prefix, the suffix, and the buffer row the prefix starts on (with `prefix_row`, the row of the
+    given prefix's first line; else None).
+
+    `keep_from` (the row the previous window of the buffer started on) keeps the window's start
+    still while typing on, as long as the editor sent text from there and the cursor has not moved
+    above it: servers reuse the longest common start of consecutive prompts (their KV cache), so
+    a start that stays put means a request evaluates only what changed near the cursor. The prefix
+    then grows past its share of the budget, up to the whole budget, before the start moves.
     """
     prefix_budget = int(budget_chars * prefix_ratio)
     head, sep, cursor_line = prefix.rpartition("\n")
-    kept_prefix = cursor_line
+    kept_prefix, start = cursor_line, prefix_row
     if sep:
-        kept_prefix = fit_lines(head, max(0, prefix_budget - len(cursor_line) - 1), "tail") + sep + cursor_line
+        kept_head = fit_lines(head, max(0, prefix_budget - len(cursor_line) - 1), "tail")
+        if prefix_row is not None:
+            lines = head.count("\n") + 1
+            start = prefix_row + lines - (kept_head.count("\n") + 1 if kept_head else 0)
+            if keep_from is not None and prefix_row <= keep_from < start:
+                candidate = "\n".join(head.split("\n")[keep_from - prefix_row:])
+                if len(candidate) + len(cursor_line) < budget_chars:  # at most the whole budget
+                    kept_head, start = candidate, keep_from
+        kept_prefix = (kept_head + sep if kept_head else "") + cursor_line
     rest_of_line, sep, tail = suffix.partition("\n")
     kept_suffix = rest_of_line
     if sep:
         # independent of the prefix's length, so typing on does not change the suffix (cache keys)
         suffix_budget = max(0, budget_chars - prefix_budget - len(rest_of_line) - 1)
         kept_suffix += sep + fit_lines(tail, suffix_budget, "head")
-    return kept_prefix, kept_suffix
+    return kept_prefix, kept_suffix, start
 
 
 # Families whose training format has a file separator: other files go before the current one.

@@ -105,24 +105,24 @@ def variant(name: str, hole: dict, url: str) -> tuple[str, str]:
     qwen = fim.TEMPLATES["qwen"]
     before = hole["before"] + hole["indent"]
     if name in ("ours", "raw-fim"):
-        prefix, suffix = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
+        prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         key = (id(hole), prefix)
         if key not in _ASKED:
             _ASKED[key] = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
         raw, why = _ASKED[key]
         return (filtered(raw, prefix, suffix) if name == "ours" else raw), why
     if name == "short-suffix":
-        prefix, suffix = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
+        prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         suffix = "\n".join(suffix.split("\n")[:SHORT_SUFFIX_LINES + 1])
         raw, why = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
         return filtered(raw, prefix, suffix), why
     if name == "line-start":
-        prefix, suffix = fim.window(hole["before"], hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
+        prefix, suffix, _ = fim.window(hole["before"], hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         raw, why = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
         raw = raw[len(hole["indent"]):] if raw.startswith(hole["indent"]) else raw.lstrip(" \t")
         return filtered(raw, prefix + hole["indent"], suffix), why
     if name == "prefix":
-        prefix, _ = fim.window(hole["before"], "", int(CONTEXT_CHARS * PREFIX_RATIO), 1.0)
+        prefix, _, _ = fim.window(hole["before"], "", int(CONTEXT_CHARS * PREFIX_RATIO), 1.0)
         raw, why = complete(url, prefix, ["\n\n\n"])
         return raw.split("\n")[0].strip(), why
     raise SystemExit(f"unknown variant {name}")

@@ -206,10 +206,10 @@ function M.fetch(buf, on_done)
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1] or ''
   local before, after = line:sub(1, col), line:sub(col + 1)
-  local prefix, suffix = H.window(buf, row, before, after, config.context_chars)
+  local prefix, suffix, prefix_row = H.window(buf, row, before, after, config.context_chars)
   local anchor = { row = row - 1, col = col, keyword = before:match('[%w_]*$') }
   local text, finished = '', false
-  local id = require('ai_host.host').start('complete', H.payload(buf, prefix, suffix), {
+  local id = require('ai_host.host').start('complete', H.payload(buf, prefix, suffix, { prefix_row = prefix_row }), {
     on_suggestion = function(data) text = data.text end,
     on_done = function()
       finished = true
@@ -306,10 +306,11 @@ function H.request(opts)
     alts = opts.alts,
     index = opts.alts and #opts.alts + 1 or 1,
   }
-  state.prefix, state.suffix = H.window(buf, row, state.line_before, state.line_after, config.context_chars)
+  state.prefix, state.suffix, state.prefix_row = H.window(buf, row, state.line_before, state.line_after,
+    config.context_chars)
   H.state = state
   local id, msg = require('ai_host.host').start('complete', H.payload(buf, state.prefix, state.suffix, {
-    variant = state.index - 1,
+    variant = state.index - 1, prefix_row = state.prefix_row,
   }), {
     on_suggestion = function(data) H.on_suggestion(state, data.text) end,
     on_done = function() H.on_done(state) end,
@@ -363,7 +364,8 @@ function H.window(buf, row, before, after, budget)
     if tail_used > budget then break end
     table.insert(tail, l)
   end
-  return table.concat(kept, '\n'), table.concat(tail, '\n')
+  -- the row of the prefix's first line: the engine keeps the window's start still while typing
+  return table.concat(kept, '\n'), table.concat(tail, '\n'), row - #kept
 end
 
 --- Is the suggestion still right for the buffer? Updates state.typed with what was typed since.
@@ -465,7 +467,7 @@ end
 function H.prefetch(state)
   state.prefetch_id = require('ai_host.host').start(
     'complete',
-    H.payload(state.buf, state.prefix .. state.text, state.suffix, { prefetch = true }),
+    H.payload(state.buf, state.prefix .. state.text, state.suffix, { prefetch = true, prefix_row = state.prefix_row }),
     {}
   )
 end

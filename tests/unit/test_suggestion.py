@@ -81,9 +81,36 @@ def test_cache_is_bounded():
 def test_window_keeps_the_cursor_line_and_is_bounded_by_the_budget():
     prefix = "\n".join(f"line {i}" for i in range(10_000)) + "\n    cur"
     suffix = "sor()\n" + "\n".join(f"after {i}" for i in range(10_000))
-    p, s = fim.window(prefix, suffix, 1000, 0.75)
+    p, s, _ = fim.window(prefix, suffix, 1000, 0.75)
     assert p.endswith("line 9999\n    cur") and s.startswith("sor()\nafter 0\n")
     assert len(p) <= 750 and len(s) <= 260
+
+
+def test_window_start_stays_put_while_typing_down_the_file_so_the_server_cache_is_reused():
+    """Typing line after line keeps the window's first line (what the server has cached) until the
+    editor no longer sends it; the prompt never holds less than the budget."""
+    code = [f"value_{i} = compute({i}, {i * 7})" for i in range(400)]
+    starts, keep = [], None
+    for row in range(200, 260):  # the cursor on `row`, after typing every line above it
+        sent_from = max(0, row - 60)  # the editor sends a bounded window of lines above the cursor
+        prefix = "\n".join(code[sent_from:row]) + "\nval"
+        p, _, keep = fim.window(prefix, "", 1600, 0.75, prefix_row=sent_from, keep_from=keep)
+        assert p.endswith(code[row - 1] + "\nval") and p.startswith(code[keep]) and len(p) >= 1200 - 40
+        starts.append(keep)
+    # 60 lines typed: the start moved once every dozen lines or so (the slack is 400 characters), not 60 times
+    assert len(set(starts)) <= 6, sorted(set(starts))
+
+
+def test_window_start_moves_when_the_cursor_goes_above_it_or_the_prefix_would_outgrow_the_budget():
+    code = "\n".join(f"l{r:08d}" for r in range(100)) + "\ncur"  # 10 characters a line
+    assert fim.window(code, "", 10_000, 0.75, prefix_row=0, keep_from=50)[2] == 0  # all fits: from row 0
+    ideal = fim.window(code, "", 800, 0.75, prefix_row=0)[2]
+    assert 35 < ideal < 45  # 600 characters of prefix
+    p, _, start = fim.window(code, "", 800, 0.75, prefix_row=0, keep_from=30)
+    assert start == 30 and p.startswith("l00000030\n")  # 700 characters: still within the budget
+    assert fim.window(code, "", 800, 0.75, prefix_row=0, keep_from=10)[2] == ideal  # 900: too much
+    assert fim.window(code, "", 800, 0.75, prefix_row=35, keep_from=30)[2] == ideal + 35  # row 30 not sent
+    assert fim.window("only the cursor line", "", 100, 0.75, prefix_row=7)[:3] == ("only the cursor line", "", 7)
 
 
 def test_window_of_the_suffix_does_not_depend_on_the_prefix_length():
