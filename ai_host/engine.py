@@ -23,57 +23,39 @@ import aiohttp
 from . import config as config_mod
 from . import log as log_mod
 from collections import deque
-from contextlib import aclosing, asynccontextmanager
-from statistics import median
+from contextlib import asynccontextmanager
 
-from . import fim
-from .backends import Backend, ChatRequest, GenerateRequest, Timeouts, make_backend
-from .coalesce import Coalescer
+from .backends import Backend, Timeouts, make_backend
 from .deny import refusal
-from .endpoint import is_loopback, loopback_connector, resolve_url
+from .endpoint import is_loopback, loopback_connector
 from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, ModelNotFound,
-                     PinMismatch, ProtocolError, RedirectRefused, ReplyTooLong, ServerBusy, ServerUnreachable,
-                     UnsuitableModel, UnusableReply)
+                     PinMismatch, ProtocolError, RedirectRefused, ServerBusy, ServerUnreachable,
+                     UnsuitableModel)
 from .gates import GpuGate, LspGate, make_probe
-from .filters import ThinkFilter
-from .limits import ReplyGuard
 from .log import logger
-from .prompts import explain_messages, refactor_messages
-from .refactor import CodeExtractor, NoCode
-from .routing import Endpoint, Router, endpoints_from_config
+from .routing import Endpoint, Router, endpoints_from_config, pin_for, tagged
 from .security import Redactor
 from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, PRIORITY, RateLimited, Scheduler
-from .suggestion import SuggestionCache, SuggestionFilter
+from .suggestion import SuggestionCache
+from .health import HealthChecks
+from .tasks.chat import ChatTasks
+from .tasks.complete import CompletionTask, group_of
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 
-# How long a thread-safe query (status) may wait for the engine loop before giving up.
-QUERY_TIMEOUT_S = 0.2
-# Alternatives are sampled at least this warm, so that they differ from the first suggestion.
-ALTERNATIVE_TEMPERATURE = 0.7
-# At most this share of completion.context_chars goes to chunks of other files.
-EXTRA_CONTEXT_SHARE = 0.25
 # Per-model figures kept for :AIStatus (the most recent jobs).
 FIGURES_KEPT = 50
-# The model picker: how long an endpoint may take to list its models, and how many are described.
-MODELS_TIMEOUT_S = 5.0
-MODELS_SHOWN = 50
-# :checkhealth waits this long, in all, for the checks that need the network.
-HEALTH_TIMEOUT_S = 3.0
 # How long a reading of the models an endpoint has loaded (/api/ps) is reused.
 PS_CACHE_S = 2.0
 # The settings the scheduler and the gates are built from.
 GATE_SETTINGS = ("scheduler", "lsp", "gpu")
-# Keep a buffer's ghost-text window start still while typing (see fim.window); 0 turns it off, for
-# bench/real_typing.py's comparison.
-KEEP_WINDOW = os.environ.get("AI_HOST_KEEP_WINDOW", "1") != "0"
 # How long a missing model's error waits for the server's list of models (to name them).
 MODEL_LIST_WAIT_S = 1.0
 # How long a model's digest, once checked against security.pins, is trusted.
 PIN_CACHE_S = 60.0
 
 
-class Engine:
+class Engine(HealthChecks, ChatTasks, CompletionTask):
     def __init__(self, emit: Emit, cfg: dict[str, Any] | None = None, env: dict[str, str] | None = None):
         self._emit_out = emit
         self._env = env
@@ -171,31 +153,6 @@ class Engine:
     def cancel_all(self) -> None:
         self._call(self._cancel_all)
 
-    def status(self) -> dict[str, Any]:
-        """A snapshot for :AIStatus and tests; waits briefly on the engine loop."""
-        loop = self._loop
-        if loop is None:
-            return {"running": False}
-
-        async def snap() -> dict[str, Any]:
-            return self._status()
-
-        try:
-            return asyncio.run_coroutine_threadsafe(snap(), loop).result(timeout=QUERY_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            return {"running": True, "busy": True}
-
-    def health(self, timeout_s: float = HEALTH_TIMEOUT_S) -> list[dict[str, str]]:
-        """The checks of :checkhealth that need the network or NVML, each {level, msg, advice}.
-        Bounded by timeout_s in all: the caller (Neovim) waits for it."""
-        if self._loop is None:
-            self.start()
-        assert self._loop is not None
-        try:
-            return asyncio.run_coroutine_threadsafe(self._health(timeout_s), self._loop).result(timeout=timeout_s + 0.5)
-        except concurrent.futures.TimeoutError:
-            return [{"level": "warn", "msg": f"the checks took longer than {timeout_s:g} s", "advice": "Run :checkhealth ai_host again."}]
-
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._loop is None:
             self.start()
@@ -203,118 +160,6 @@ class Engine:
         self._loop.call_soon_threadsafe(fn, *args)
 
     # -- on the engine loop -------------------------------------------------------------------------
-
-    def _status(self) -> dict[str, Any]:
-        connector = self._session.connector if self._session else None
-        open_conns = 0
-        if connector is not None:
-            # acquired (in use) connections; idle keep-alive ones are not "in flight"
-            open_conns = sum(len(v) for v in getattr(connector, "_acquired_per_host", {}).values())
-        return {
-            "running": True,
-            "in_flight": sorted(self._jobs),
-            "max_in_flight": self.scheduler.max_in_flight,  # most jobs that held a slot at once, ever
-            "open_connections": open_conns,
-            "events_emitted": self.events_emitted,
-            "cache_hits": self.cache.hits,
-            "cache_misses": self.cache.misses,
-            "scheduler": self.scheduler.state(),
-            "lsp": self.lsp.state(),
-            "gpu": self.gpu.state() if self.config["gpu"]["enabled"] else {"state": "off", "reason": "gpu.enabled = false"},
-            "dropped": dict(self.dropped),
-            "models": {
-                m: {k: round(median(v), 1) for k, v in f.items() if v} for m, f in self.figures.items()
-            },
-            "endpoint": resolve_url(self.config["backend"]["url"], self._env),
-            "endpoints": self.router.state() if self.router else [],
-            "loaded": {url: models for url, (_, models) in self._ps.items() if models is not None},
-            **self.stats,
-        }
-
-    async def _health(self, timeout_s: float) -> list[dict[str, str]]:
-        out: list[dict[str, str]] = []
-
-        def add(level: str, msg: str, advice: str = "") -> None:
-            out.append({"level": level, "msg": msg, "advice": advice})
-
-        try:
-            router = self._get_router()
-        except ConfigError as e:
-            add("error", e.user_message())
-            return out
-        for ep in router.endpoints:
-            where = "on this machine" if is_loopback(ep.url) else "REMOTE (backend.allow_remote / endpoints[].allow_remote is set)"
-            add("info", f"endpoint {ep.name}: {ep.kind} at {ep.url}, {where}, for {', '.join(ep.tasks) or 'all tasks'}")
-        per_check = max(0.2, timeout_s / max(1, 1 + len(router.endpoints) * 3))
-        for ep in router.endpoints:
-            backend = self._make_backend(ep)
-            try:
-                async with asyncio.timeout(per_check):
-                    about = await backend.probe()
-            except TimeoutError:  # it took the connection: there, but slow (a server busy generating)
-                add("warn", f"endpoint {ep.name} ({ep.url}) did not answer within {per_check:.1f} s",
-                    "It may be busy generating; try again when it is idle"
-                    + (" (or `ai-host doctor --timeout 30`)." if timeout_s > HEALTH_TIMEOUT_S else "."))
-                continue
-            except AiHostError as e:
-                start = "Start it (`ollama serve`)" if ep.kind == "ollama" else "Start the server"
-                add("error", f"endpoint {ep.name} ({ep.url}) is not reachable: {e.user_message()}",
-                    f"{start}, or fix `backend.url`" + (" / $OLLAMA_HOST." if ep.kind == "ollama" else "."))
-                continue
-            add("ok", f"endpoint {ep.name} answers: {about}")
-            for task in ("completion", "explain", "refactor"):
-                if not ep.serves(task):
-                    continue
-                model = router.models[task]
-                try:
-                    async with asyncio.timeout(per_check):
-                        info = await backend.model_info(model)
-                except (AiHostError, TimeoutError):
-                    add("warn", f"{task}: could not ask {ep.name} about model '{model}'")
-                    continue
-                if not info["found"]:
-                    missing = ModelNotFound(url=ep.url, model=model)
-                    await self._name_the_models(missing, ep, backend)
-                    add("error", f"{task}: model '{model}' is not on {ep.name}",
-                        missing.user_message().removeprefix(f"ai_host: model '{model}' is not available on {ep.url}. "))
-                    continue
-                extra = []
-                if info["context_length"]:
-                    extra.append(f"context {info['context_length']} tokens")
-                caps = info["capabilities"]
-                if task == "completion" and caps is not None:
-                    if "insert" in caps:
-                        extra.append("fill-in-the-middle: yes")
-                    elif fim.family_of(model):
-                        extra.append(f"fill-in-the-middle: through the {fim.family_of(model)} raw template")
-                    else:
-                        add("warn", f"completion: model '{model}' cannot fill in the middle",
-                            "Choose a code model such as qwen2.5-coder:7b for `models.completion`.")
-                        continue
-                if _pin_for(self.config["security"]["pins"], model) is not None:
-                    try:
-                        async with asyncio.timeout(per_check):
-                            await self._verify_pin(backend, model)
-                        extra.append("digest matches security.pins")
-                    except (AiHostError, TimeoutError) as e:
-                        msg = e.user_message() if isinstance(e, AiHostError) else "no answer in time"
-                        add("error", f"{task}: {msg}")
-                        continue
-                add("ok", f"{task}: model '{model}' on {ep.name}" + (f" ({', '.join(extra)})" if extra else ""))
-        if not self.config["gpu"]["enabled"]:
-            add("info", "GPU gate: off (gpu.enabled = false)")
-        else:
-            reading = await self.gpu.reading()
-            if reading is None and _no_gpu_here(self.gpu.off_reason or ""):
-                add("info", f"GPU gate: off, no NVIDIA GPU here ({self.gpu.off_reason})")
-            elif reading is None:
-                add("warn", f"no GPU reading ({self.gpu.off_reason}): the GPU gate is off",
-                    "With an NVIDIA GPU, install or repair its driver (NVML comes with it); "
-                    "without one, set `gpu.enabled = false`.")
-            else:
-                add("ok", f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
-                          f"({reading.fraction:.0%}; ghost text pauses above {self.gpu.threshold:.0%})")
-        return out
 
     def _set_model(self, task: str, model: str) -> None:
         if task not in self.config["models"] or not model:
@@ -370,7 +215,7 @@ class Engine:
         if prefetch is not None:
             self._supersede(prefetch[2])
         for prefetch_group in (False, True):
-            job_id = self._groups.get(_group(prefetch_group, buf))
+            job_id = self._groups.get(group_of(prefetch_group, buf))
             if job_id is not None:
                 self._supersede(job_id)
         self.lsp.forget(buf)
@@ -403,7 +248,7 @@ class Engine:
         self._cancel(job_id)
         group = None
         if kind == "complete":  # ghost text: the newest request of a buffer supersedes the older one
-            group = _group(bool(request.get("prefetch")), request.get("buf"))
+            group = group_of(bool(request.get("prefetch")), request.get("buf"))
         if group is not None:
             older = self._groups.get(group)
             if older is not None:
@@ -552,15 +397,15 @@ class Engine:
     async def _verify_pin(self, backend: Backend, model: str) -> None:
         """With `security.pins[model]` set, use the model only if the server's digest for it matches.
         A verified digest is trusted for PIN_CACHE_S (a model can be pulled again meanwhile)."""
-        pin = _pin_for(self.config["security"]["pins"], model)
+        pin = pin_for(self.config["security"]["pins"], model)
         if pin is None:
             return
-        key = (backend.url, _tagged(model), pin)  # a pin changed meanwhile is checked anew
+        key = (backend.url, tagged(model), pin)  # a pin changed meanwhile is checked anew
         at = self._pins_ok.get(key)
         if at is not None and time.monotonic() - at < PIN_CACHE_S:
             return
         digest = next((m.get("digest") or "" for m in await backend.list_models()
-                       if _tagged(str(m.get("name"))) == _tagged(model)), None)
+                       if tagged(str(m.get("name"))) == tagged(model)), None)
         if digest is None:
             raise ModelNotFound(f"model '{model}' not found", url=backend.url, model=model)
         if not digest:
@@ -629,10 +474,10 @@ class Engine:
     async def _refuse_model_swap(self, backend: Backend, model: str) -> None:
         """Ghost text must not make the server unload the model an explain is using right now."""
         busy_with = {m for url, m, p in self._job_models.values() if url == backend.url and p == INTERACTIVE}
-        if not busy_with or _tagged(model) in {_tagged(m) for m in busy_with}:
+        if not busy_with or tagged(model) in {tagged(m) for m in busy_with}:
             return
         loaded = await self._loaded(backend)
-        if loaded is not None and _tagged(model) not in {_tagged(m["name"]) for m in loaded}:
+        if loaded is not None and tagged(model) not in {tagged(m["name"]) for m in loaded}:
             raise Dropped("would swap out the model of a running explain")
 
     def _slot_full(self, endpoint: str) -> bool:
@@ -660,317 +505,3 @@ class Engine:
             f["ttft_ms"].append(ttft_ms)
         if tps:
             f["tokens_per_s"].append(tps)
-
-    async def _run_explain(self, job_id: str, request: dict[str, Any]) -> None:
-        cfg = self.config
-        ecfg = cfg["explain"]
-        messages = explain_messages(request, cfg)
-        options = {"num_ctx": ecfg["num_ctx"], "num_predict": ecfg["num_predict"], "temperature": ecfg["temperature"]}
-
-        async def attempt(backend: Backend, model: str) -> None:
-            req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
-            logger.info("job %s: explain %d chars with %s", job_id, sum(len(m.content) for m in messages), model)
-            async with self._admitted(job_id, "explain", request, backend, model):
-                await self._stream_text(job_id, backend.chat(req), model,
-                                        ReplyGuard(ecfg["num_predict"], "explain.num_predict"))
-
-        await self._routed(job_id, "explain", request, attempt)
-
-    async def _run_models(self, job_id: str, request: dict[str, Any]) -> None:
-        """For the model picker: every endpoint's models, with size, quantization, whether it can fill
-        in the middle, and whether it is loaded now. An endpoint that does not answer is listed as such."""
-        router = self._get_router()
-        models: list[dict[str, Any]] = []
-        problems: list[str] = []
-        for ep in router.endpoints:
-            backend = self._make_backend(ep)
-            try:
-                async with asyncio.timeout(MODELS_TIMEOUT_S):
-                    listed = await backend.list_models()
-                    loaded = {_tagged(m["name"]) for m in (await backend.loaded_models() or [])}
-                    infos = await asyncio.gather(*(backend.model_info(m["name"]) for m in listed[:MODELS_SHOWN]),
-                                                 return_exceptions=True)
-            except (AiHostError, TimeoutError) as e:
-                problems.append(e.user_message() if isinstance(e, AiHostError) else f"{ep.url}: no answer")
-                continue
-            for m, info in zip(listed, infos):
-                caps = info.get("capabilities") if isinstance(info, dict) else None
-                models.append({**m, "endpoint": ep.name, "loaded": _tagged(m["name"]) in loaded,
-                               "fim": None if caps is None else ("insert" in caps or bool(fim.family_of(m["name"])))})
-        self._emit(job_id, "done", {"models": models, "problems": problems, "current": dict(router.models)})
-
-    async def _run_refactor(self, job_id: str, request: dict[str, Any]) -> None:
-        """:AIRefactor and generate-from-prompt: stream the proposed code ("proposal" {text}, the whole
-        so far, latest per frame), then "done" with the final code, or an error quoting the reply."""
-        rcfg = self.config["refactor"]
-        messages = refactor_messages(request, self.config)
-        options = {"num_ctx": rcfg["num_ctx"], "num_predict": rcfg["num_predict"], "temperature": rcfg["temperature"]}
-
-        async def attempt(backend: Backend, model: str) -> None:
-            extractor = CodeExtractor(str(request.get("code", "")), bool(request.get("use_tabs")),
-                                      int(request.get("shiftwidth") or 4))
-            think = ThinkFilter()
-            redactor: Redactor = request.get("_redactor") or Redactor()
-            coalescer = Coalescer(lambda text: self._emit(job_id, "proposal", {"text": redactor.restore(text)}),
-                                  self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
-            req = ChatRequest(model=model, messages=messages, options=options, keep_alive=rcfg["keep_alive"])
-            sent, first, final = time.monotonic(), None, None
-            guard = ReplyGuard(rcfg["num_predict"], "refactor.num_predict")
-            try:
-                async with self._admitted(job_id, "refactor", request, backend, model), aclosing(backend.chat(req)) as stream:
-                    async for chunk in stream:
-                        if chunk.done:
-                            final = chunk
-                            break
-                        guard.check(chunk.text)
-                        if chunk.text and first is None:
-                            first = time.monotonic()
-                        code = extractor.feed(think.feed(chunk.text))
-                        if code is not None:
-                            coalescer.push(code)
-                extractor.feed(think.flush())
-            finally:  # cancelled, failed or done: no frame timer may fire after this job's last event
-                coalescer.discard()
-            try:
-                code = extractor.finish()
-            except NoCode as e:
-                raise UnusableReply(str(e)) from e
-            figures = _figures(final, sent, first, time.monotonic(), 1, model) if final else {"model": model}
-            text = redactor.restore(code)  # a placeholder the model moved stays one, and is named
-            self._emit(job_id, "done", {**figures, "text": text, "unrestored": redactor.unrestored})
-
-        await self._routed(job_id, "refactor", request, attempt)
-
-    async def _run_complete(self, job_id: str, request: dict[str, Any]) -> None:
-        """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion.
-
-        request["variant"] > 0 asks for an alternative (sampled, not cached); request["prefetch"]
-        computes a suggestion into the cache only (what would follow accepting the one shown).
-        """
-        ccfg = self.config["completion"]
-        variant = int(request.get("variant") or 0)
-        prefetch = bool(request.get("prefetch"))
-        buf = request.get("buf")
-        row = request.get("prefix_row")
-        row = row if isinstance(row, int) and not isinstance(row, bool) and row >= 0 else None
-        prefix, suffix, start = fim.window(str(request.get("prefix", "")), str(request.get("suffix", "")),
-                                           int(ccfg["context_chars"]), float(ccfg["prefix_ratio"]),
-                                           row, self._window_starts.get(buf) if KEEP_WINDOW else None)
-        if start is not None and not prefetch:
-            self._window_starts[buf] = start  # the next request of the buffer starts there too, if it can
-        if prefetch:
-            self._prefetches[buf] = ((prefix, suffix), asyncio.current_task(), job_id)  # type: ignore[assignment]
-        else:
-            await self._settle_prefetch(buf, (prefix, suffix))
-        if variant == 0:
-            cached = self.cache.get(prefix, suffix)
-            if cached is not None:
-                if not prefetch:
-                    self._emit(job_id, "suggestion", {"text": cached})  # kept restored: it never leaves
-                self._emit(job_id, "done", {"cached": True, "ttft_ms": 0})
-                return
-        if prefetch and any(not j.startswith("complete") for j in self._jobs):
-            self._emit(job_id, "done", {"skipped": True})  # only when nothing else wants the model
-            return
-        try:
-            await self._routed(job_id, "completion", request,
-                               lambda backend, model: self._suggest(job_id, request, backend, model, prefix, suffix))
-        finally:
-            if prefetch and self._prefetches.get(buf, (None, None, None))[2] == job_id:
-                del self._prefetches[buf]
-
-    async def _suggest(self, job_id: str, request: dict[str, Any], backend: Backend, model: str,
-                       prefix: str, suffix: str) -> None:
-        """One attempt at a suggestion on one endpoint with one model."""
-        ccfg = self.config["completion"]
-        variant = int(request.get("variant") or 0)
-        prefetch = bool(request.get("prefetch"))
-        gen = await self._fim_request(backend, model, prefix, suffix, request, variant)
-        line_suffix, _, rest = suffix.partition("\n")
-        line_prefix = prefix.rpartition("\n")[2]  # a secret is restored only on its own line
-        next_line = next((line for line in rest.split("\n") if line.strip()), "")
-        filt = SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]), prefix.rpartition("\n")[2])
-        think = ThinkFilter()
-        last_sent = ""
-
-        redactor: Redactor = request.get("_redactor") or Redactor()
-
-        def send(text: str) -> None:
-            nonlocal last_sent
-            last_sent = text
-            if not prefetch:
-                self._emit(job_id, "suggestion", {"text": redactor.restore(text, line_prefix, line_suffix)})
-
-        coalescer = Coalescer(send, self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
-        sent = time.monotonic()
-        first: float | None = None
-        stopped_early = False
-        guard = ReplyGuard(int(ccfg["num_predict"]), "completion.num_predict")
-        try:
-            async with self._admitted(job_id, "complete", request, backend, model), aclosing(backend.generate(gen)) as stream:
-                async for chunk in stream:
-                    if chunk.done:
-                        break
-                    try:
-                        guard.check(chunk.text)
-                    except ReplyTooLong as e:  # keep what is shown; the server is told to stop
-                        logger.warning("job %s: %s", job_id, e)
-                        stopped_early = True
-                        break
-                    if chunk.text and first is None:
-                        first = time.monotonic()
-                    before = filt.visible
-                    if filt.feed(think.feed(chunk.text)):
-                        stopped_early = True  # leaving the loop closes the response: the server stops
-                        break
-                    if filt.visible != before and filt.shown().strip():
-                        coalescer.push(filt.shown())
-            if not stopped_early:
-                filt.feed(think.flush())
-        finally:  # cancelled, failed or done: no frame timer may fire after this job's last event
-            coalescer.discard()
-        text = filt.finish()
-        if text != last_sent:
-            send(text)
-        if variant == 0:
-            self.cache.put(prefix, suffix, redactor.restore(text, line_prefix, line_suffix))
-        ttft = round((first - sent) * 1000, 1) if first is not None else None
-        self._record(model, ttft, None)
-        self._emit(job_id, "done", {"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": stopped_early})
-
-    async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
-        """A prefetch for exactly this place is awaited (its answer lands in the cache); any other
-        prefetch of the buffer is stale and cancelled."""
-        entry = self._prefetches.get(buf)
-        if entry is None or entry[1].done():
-            return
-        if entry[0] == key:
-            try:
-                await asyncio.shield(entry[1])
-            except Exception:  # noqa: BLE001 - its failure is not this job's; this job asks itself
-                pass
-        else:
-            self._supersede(entry[2])
-            # let it close its response first: never two ghost-text streams of a buffer at once
-            await asyncio.wait([entry[1]])
-
-    async def _fim_request(self, backend: Backend, model: str, prefix: str, suffix: str,
-                           request: dict[str, Any], variant: int) -> GenerateRequest:
-        ccfg = self.config["completion"]
-        options: dict[str, Any] = {
-            "num_predict": ccfg["num_predict"],
-            "temperature": ccfg["temperature"],
-            "num_ctx": ccfg["num_ctx"],
-        }
-        if variant:
-            options["temperature"] = max(float(ccfg["temperature"]), ALTERNATIVE_TEMPERATURE)
-            options["seed"] = variant
-        family = ccfg["fim_template"] or None
-        use_suffix = False
-        if family is None:
-            caps = await self._model_capabilities(backend, model)
-            use_suffix = caps is not None and "insert" in caps
-            family = fim.family_of(model)
-        extra = request.get("extra") or []
-        if extra:
-            budget = int(int(ccfg["context_chars"]) * EXTRA_CONTEXT_SHARE)
-            prefix = fim.with_extra(prefix, extra, family, str(request.get("filename", "")),
-                                    str(request.get("commentstring", "")), budget)
-        if use_suffix:
-            return GenerateRequest(model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"])
-        template = fim.TEMPLATES.get(family or "")
-        if template is None:
-            raise UnsuitableModel("cannot fill in the middle (no `insert` capability, unknown family)",
-                                  url=backend.url, model=model)
-        options["stop"] = list(template.stop)
-        return GenerateRequest(model=model, prompt=template.render(prefix, suffix), raw=True, options=options,
-                               keep_alive=ccfg["keep_alive"])
-
-    async def _model_capabilities(self, backend: Backend, model: str) -> set[str] | None:
-        """Asked once per server and model, then remembered."""
-        key = (backend.url, model)
-        if key not in self._capabilities:
-            self._capabilities[key] = await backend.capabilities(model)
-        return self._capabilities[key]
-
-    async def _stream_text(self, job_id: str, stream: Any, model: str, guard: ReplyGuard) -> None:
-        """Forward a stream's visible text to the editor in per-frame batches, then its figures."""
-        loop = asyncio.get_running_loop()
-        coalescer = Coalescer(
-            lambda text: self._emit(job_id, "chunk", {"text": text}),
-            self.config["ui"]["frame_ms"] / 1000,
-            loop,
-        )
-        think = ThinkFilter()
-        sent = time.monotonic()
-        first: float | None = None
-        pieces = 0
-        try:
-            async with aclosing(stream):
-                async for chunk in stream:
-                    if chunk.done:
-                        coalescer.push(think.flush())
-                        coalescer.flush()
-                        figures = _figures(chunk, sent, first, time.monotonic(), pieces, model)
-                        self._record(model, figures["ttft_ms"], figures["tokens_per_s"])
-                        self._emit(job_id, "done", figures)
-                        logger.info("job %s done: %d pieces, ttft %s", job_id, pieces,
-                                    first and round((first - sent) * 1000))
-                        return
-                    guard.check(chunk.text)
-                    text = think.feed(chunk.text)
-                    if chunk.text and first is None:
-                        first = time.monotonic()
-                    if chunk.text:
-                        pieces += 1
-                    coalescer.push(text)
-            coalescer.flush()  # the stream ended without its final chunk: what came is shown now
-        except asyncio.CancelledError:
-            coalescer.discard()  # nobody will see it
-            raise
-        except BaseException:
-            coalescer.flush()  # show what arrived before the failure
-            raise
-
-
-def _no_gpu_here(reason: str) -> bool:
-    """Whether the GPU gate is off because this machine has no NVIDIA GPU or driver (nothing to fix),
-    rather than because a driver that is there failed."""
-    lowered = reason.lower()
-    return any(s in lowered for s in ("library not found", "driver not loaded", "pynvml is not installed",
-                                      "no gpu", "does not exist (0 found)"))
-
-
-def _group(prefetch: bool, buf: Any) -> str:
-    """The job group of a buffer's ghost-text requests (or its prefetches): the newest supersedes."""
-    return f"{'prefetch' if prefetch else 'complete'}:{buf}"
-
-
-def _figures(chunk: Any, sent: float, first: float | None, end: float, pieces: int, model: str) -> dict[str, Any]:
-    ttft_ms = round((first - sent) * 1000, 1) if first is not None else None
-    if chunk.eval_count and chunk.eval_duration_ns:
-        tps = chunk.eval_count / (chunk.eval_duration_ns / 1e9)
-    elif first is not None and end > first and pieces > 1:
-        tps = (pieces - 1) / (end - first)
-    else:
-        tps = None
-    return {
-        "ttft_ms": ttft_ms,
-        "tokens_per_s": round(tps, 1) if tps else None,
-        "eval_count": chunk.eval_count or pieces,
-        "done_reason": chunk.done_reason,
-        "model": model,
-    }
-
-
-def _pin_for(pins: dict[str, str], model: str) -> str | None:
-    """The pinned digest of `model` (hex, lower case, without `sha256:`), if the user pinned it."""
-    for name, digest in pins.items():
-        if _tagged(name) == _tagged(model):
-            return config_mod.pin_digest(digest)
-    return None
-
-
-def _tagged(model: str) -> str:
-    """Ollama's name for a model: `name:tag`, with `latest` when no tag is given."""
-    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"

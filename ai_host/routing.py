@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .config import pin_digest
 from .endpoint import check_policy, resolve_url
 
 # How long an endpoint that failed is skipped before it is tried again.
@@ -94,3 +95,16 @@ class Router:
              "healthy": e.up(now), "last_error": e.last_error}
             for e in self.endpoints
         ]
+
+
+def pin_for(pins: dict[str, str], model: str) -> str | None:
+    """The pinned digest of `model` (hex, lower case, without `sha256:`), if the user pinned it."""
+    for name, digest in pins.items():
+        if tagged(name) == tagged(model):
+            return pin_digest(digest)
+    return None
+
+
+def tagged(model: str) -> str:
+    """Ollama's name for a model: `name:tag`, with `latest` when no tag is given."""
+    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"

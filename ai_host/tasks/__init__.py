@@ -1,0 +1,6 @@
+"""The engine's task kinds, one module each, as parts of ai_host.engine.Engine (mixins: they use
+the engine's routing, admission, job table and emit, and keep no state of their own).
+
+    chat.py      explain, refactor / generate, the model list: chat requests streamed to a float
+    complete.py  ghost text: the FIM window and request, the suggestion stream, prefetch
+"""
