@@ -32,6 +32,7 @@ from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBus
                      PinMismatch, ProtocolError, RedirectRefused, ServerBusy, ServerUnreachable,
                      UnsuitableModel)
 from .gates import GpuGate, LspGate, make_probe
+from .jobs import Job, JobTable
 from .log import logger
 from .routing import Endpoint, Router, endpoints_from_config, pin_for, tagged
 from .security import Redactor
@@ -63,9 +64,7 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._jobs: dict[str, asyncio.Task[None]] = {}
-        # job groups where the newest job supersedes the older one (ghost text: one per buffer)
-        self._groups: dict[str, str] = {}
+        self.jobs = JobTable()  # every per-job fact (ai_host/jobs.py)
         self._capabilities: dict[tuple[str, str], set[str] | None] = {}
         self.cache = SuggestionCache()
         # buffer -> (window key, task, job id) of a running prefetch
@@ -75,8 +74,6 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         # model -> recent time-to-first-token (ms) and tokens/s, for :AIStatus
         self.figures: dict[str, dict[str, deque[float]]] = {}
         self.dropped: dict[str, int] = {}
-        self._output_started: set[str] = set()  # jobs that showed something: no fail-over for them
-        self._job_models: dict[str, tuple[str, str, int]] = {}  # job -> (endpoint url, model, priority)
         self._ps: dict[str, tuple[float, list[dict[str, Any]] | None]] = {}  # url -> (read at, loaded models)
         self._pins_ok: dict[tuple[str, str, str], float] = {}  # (url, model, pin) -> when its digest matched
         self.router: Router | None = None
@@ -90,7 +87,9 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
 
     def _emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
         if event in ("chunk", "suggestion", "proposal"):  # the user saw something: no fail-over now
-            self._output_started.add(job_id)
+            job = self.jobs.get(job_id)
+            if job is not None:
+                job.output_started = True
         self.events_emitted += 1
         self._emit_out(job_id, event, data)
 
@@ -128,10 +127,11 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
             loop.close()
 
     async def _shutdown(self) -> None:
-        for task in list(self._jobs.values()):
+        tasks = [job.task for job in self.jobs]
+        for task in tasks:
             task.cancel()
-        if self._jobs:
-            await asyncio.gather(*self._jobs.values(), return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -183,7 +183,7 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
     def _apply_gate_settings(self) -> None:
         """Rebuild the scheduler and gates for changed settings, once no job holds them (a running
         job keeps the slot and gate it has); until then the new settings wait, never lost."""
-        if not self._jobs and self._gates_built_from != self._gate_settings():
+        if not self.jobs and self._gates_built_from != self._gate_settings():
             self._build_gates()
 
     def _build_gates(self) -> None:
@@ -215,7 +215,7 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         if prefetch is not None:
             self._supersede(prefetch[2])
         for prefetch_group in (False, True):
-            job_id = self._groups.get(group_of(prefetch_group, buf))
+            job_id = self.jobs.of_group(group_of(prefetch_group, buf))
             if job_id is not None:
                 self._supersede(job_id)
         self.lsp.forget(buf)
@@ -249,11 +249,6 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         group = None
         if kind == "complete":  # ghost text: the newest request of a buffer supersedes the older one
             group = group_of(bool(request.get("prefetch")), request.get("buf"))
-        if group is not None:
-            older = self._groups.get(group)
-            if older is not None:
-                self._supersede(older)  # its slot and HTTP response are freed at once
-            self._groups[group] = job_id
         sc = self.config["scheduler"]
         deadline_ms = sc["completion_deadline_ms"] if kind == "complete" else sc["interactive_deadline_ms"]
         if "lsp_pending" in request:
@@ -261,7 +256,9 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         redactor = Redactor()
         work = self._secured(job_id, kind, request, redactor, runner)
         task = asyncio.get_running_loop().create_task(self._guard(job_id, work, deadline_ms / 1000))
-        self._jobs[job_id] = task
+        older = self.jobs.add(Job(job_id, kind, task, group))
+        if older is not None:
+            self._supersede(older)  # its slot and HTTP response are freed at once
         task.add_done_callback(lambda t, j=job_id, w=work: self._forget(j, t, w))
         self.stats["jobs_started"] += 1
 
@@ -289,20 +286,20 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         await runner(job_id, request)
 
     def _cancel(self, job_id: str) -> None:
-        task = self._jobs.pop(job_id, None)
-        if task is not None and not task.done():
-            task.cancel()
+        job = self.jobs.pop(job_id)
+        if job is not None and not job.task.done():
+            job.task.cancel()
             self.stats["jobs_cancelled"] += 1
 
     def _supersede(self, job_id: str) -> None:
         """Cancel a job the editor did not cancel itself, and say so once (so it forgets the job)."""
-        task = self._jobs.get(job_id)
-        if task is not None and not task.done():
+        job = self.jobs.get(job_id)
+        if job is not None and not job.task.done():
             self._cancel(job_id)
             self._emit(job_id, "done", {"superseded": True})
 
     def _cancel_all(self) -> None:
-        for job_id in list(self._jobs):
+        for job_id in self.jobs.ids():
             self._cancel(job_id)
 
     async def _guard(self, job_id: str, work: Any, deadline_s: float) -> None:
@@ -333,13 +330,12 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
     def _forget(self, job_id: str, task: asyncio.Task[None], work: Any) -> None:
         """A job's task ended, however (even cancelled before it first ran): forget everything of it."""
         work.close()  # never started: no "coroutine was never awaited"; finished: nothing to do
-        self._output_started.discard(job_id)
-        if self._jobs.get(job_id) is task:
-            del self._jobs[job_id]
-        for group, member in list(self._groups.items()):
-            if member == job_id:
-                del self._groups[group]
+        self.jobs.forget(job_id, task)
         self._apply_gate_settings()
+
+    def _showed_output(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        return job is not None and job.output_started
 
     def _make_backend(self, endpoint: Endpoint) -> Backend:
         if endpoint.kind not in ("ollama", "openai"):
@@ -367,13 +363,13 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
                 await self._verify_pin(backend, model)
                 await attempt(backend, model)
             except (ServerUnreachable, ServerBusy, ProtocolError, RedirectRefused) as e:
-                if job_id in self._output_started:
+                if self._showed_output(job_id):
                     raise
                 router.mark_down(endpoint, e.user_message())
                 logger.warning("endpoint %s failed (%s); trying the next", endpoint.name, type(e).__name__)
                 last = e
             except (ModelNotFound, UnsuitableModel, PinMismatch) as e:
-                if job_id in self._output_started:
+                if self._showed_output(job_id):
                     raise
                 router.mark_missing(endpoint, model)
                 if isinstance(e, ModelNotFound):
@@ -461,11 +457,14 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
             self._emit(job_id, "status", {"text": "queued behind other requests"})
         try:
             async with self.scheduler.slot(endpoint, priority, job_id):
-                self._job_models[job_id] = (endpoint, model, priority)
+                job = self.jobs.get(job_id)
+                if job is not None:
+                    job.admitted = (endpoint, model, priority)
                 try:
                     yield
                 finally:
-                    self._job_models.pop(job_id, None)
+                    if job is not None:
+                        job.admitted = None
         except RateLimited as e:  # only ever raised on the way in
             if priority != INTERACTIVE:  # ghost text is best effort: let it go without a message
                 raise Dropped("rate limit") from e
@@ -473,7 +472,8 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
 
     async def _refuse_model_swap(self, backend: Backend, model: str) -> None:
         """Ghost text must not make the server unload the model an explain is using right now."""
-        busy_with = {m for url, m, p in self._job_models.values() if url == backend.url and p == INTERACTIVE}
+        busy_with = {job.admitted[1] for job in self.jobs
+                     if job.admitted is not None and job.admitted[0] == backend.url and job.admitted[2] == INTERACTIVE}
         if not busy_with or tagged(model) in {tagged(m) for m in busy_with}:
             return
         loaded = await self._loaded(backend)

@@ -53,7 +53,7 @@ class HealthChecks:
             open_conns = sum(len(v) for v in getattr(connector, "_acquired_per_host", {}).values())
         return {
             "running": True,
-            "in_flight": sorted(self._jobs),
+            "in_flight": sorted(self.jobs.ids()),
             "max_in_flight": self.scheduler.max_in_flight,  # most jobs that held a slot at once, ever
             "open_connections": open_conns,
             "events_emitted": self.events_emitted,

@@ -57,7 +57,7 @@ class CompletionTask:
                     self._emit(job_id, "suggestion", {"text": cached})  # kept restored: it never leaves
                 self._emit(job_id, "done", {"cached": True, "ttft_ms": 0})
                 return
-        if prefetch and any(not j.startswith("complete") for j in self._jobs):
+        if prefetch and any(job.kind != "complete" for job in self.jobs):
             self._emit(job_id, "done", {"skipped": True})  # only when nothing else wants the model
             return
         try:

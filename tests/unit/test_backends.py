@@ -276,7 +276,7 @@ def test_a_job_cancelled_before_it_ever_ran_leaves_nothing_behind(engine):
         status = eng.status()
         gc.collect()
     assert status["in_flight"] == [] and status["jobs_cancelled"] == 1
-    assert eng._groups == {}  # the buffer's group does not point at a job that is gone
+    assert eng.jobs.of_group("complete:3") is None and len(eng.jobs) == 0  # no group points at a job that is gone
     assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
