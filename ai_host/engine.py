@@ -28,9 +28,8 @@ from contextlib import asynccontextmanager
 from .backends import Backend, Timeouts, make_backend
 from .deny import refusal
 from .endpoint import is_loopback, loopback_connector
-from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, GpuBusy, ModelNotFound,
-                     PinMismatch, ProtocolError, RedirectRefused, ServerBusy, ServerUnreachable,
-                     UnsuitableModel)
+from .errors import (AiHostError, ConfigError, DeadlineExceeded, Dropped, EndpointUnavailable, GpuBusy,
+                     ModelNotFound, ModelUnavailable, PinMismatch)
 from .gates import GpuGate, LspGate, make_probe
 from .jobs import Job, JobTable
 from .log import logger
@@ -362,13 +361,13 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
             try:
                 await self._verify_pin(backend, model)
                 await attempt(backend, model)
-            except (ServerUnreachable, ServerBusy, ProtocolError, RedirectRefused) as e:
+            except EndpointUnavailable as e:
                 if self._showed_output(job_id):
                     raise
                 router.mark_down(endpoint, e.user_message())
                 logger.warning("endpoint %s failed (%s); trying the next", endpoint.name, type(e).__name__)
                 last = e
-            except (ModelNotFound, UnsuitableModel, PinMismatch) as e:
+            except ModelUnavailable as e:
                 if self._showed_output(job_id):
                     raise
                 router.mark_missing(endpoint, model)

@@ -12,17 +12,21 @@
     │   └── DeniedTerminal           a terminal buffer (what `cat .env` printed there)
     ├── QueueFull, RateLimited       (scheduler.py) too much asked at once
     └── BackendError                 talking to the model server failed
-        ├── ServerUnreachable        nothing answers at the URL (connection refused, DNS, reset before reply)
-        ├── FirstByteTimeout         connected, but no first byte within timeouts.first_byte_ms
-        ├── IdleTimeout              the stream went silent longer than timeouts.idle_ms
-        ├── ModelNotFound            404: the model is not pulled
-        ├── ServerBusy               503: the server's queue is full
+        ├── EndpointUnavailable      this server cannot serve now: routing tries the next endpoint
+        │   ├── ServerUnreachable    nothing answers at the URL (connection refused, DNS, reset before reply)
+        │   ├── ServerBusy           503: the server's queue is full
+        │   ├── ProtocolError        a malformed line, a line too long, or the connection cut mid-stream
+        │   └── RedirectRefused      the server answered with a redirect, which is never followed
+        ├── ModelUnavailable         this model cannot be used there: routing tries the next model
+        │   ├── ModelNotFound        404: the model is not pulled
+        │   ├── PinMismatch          the model's digest is not the one security.pins names
+        │   └── UnsuitableModel      the model cannot do the task (e.g. no fill-in-the-middle)
+        ├── TimedOut                 the server was reached but went quiet
+        │   ├── FirstByteTimeout     connected, but no first byte within timeouts.first_byte_ms
+        │   └── IdleTimeout          the stream went silent longer than timeouts.idle_ms
         ├── RequestRejected          other 4xx: the server refused what we sent
         ├── ServerFailed             5xx: the server (or its runner) failed
-        ├── StreamFailed             an in-band {"error": ...} line after the stream began
-        ├── ProtocolError            a malformed line, a line too long, or the connection cut mid-stream
-        ├── PinMismatch              the model's digest is not the one security.pins names
-        └── UnsuitableModel          the model cannot do the task (e.g. no fill-in-the-middle)
+        └── StreamFailed             an in-band {"error": ...} line after the stream began
 
 Callers catch the family they can handle; `user_message()` is the single sentence shown in the
 editor (it always starts with "ai_host:" and says what to do next); `log_message()` is what the log
@@ -142,7 +146,19 @@ class BackendError(AiHostError):
         return f"{type(self).__name__}{status}: the server's text withheld ({self.said})"
 
 
-class ServerUnreachable(BackendError):
+class EndpointUnavailable(BackendError):
+    """This server cannot serve now (down, busy, broken, redirecting): another endpoint may."""
+
+
+class ModelUnavailable(BackendError):
+    """This model cannot be used on this server (missing, wrong digest, unsuitable): another may."""
+
+
+class TimedOut(BackendError):
+    """The server was reached but went quiet (before its first byte, or mid-stream)."""
+
+
+class ServerUnreachable(EndpointUnavailable):
     def user_message(self) -> str:
         return (
             f"ai_host: cannot reach the model server at {self.url} ({self}). "
@@ -150,7 +166,7 @@ class ServerUnreachable(BackendError):
         )
 
 
-class FirstByteTimeout(BackendError):
+class FirstByteTimeout(TimedOut):
     def user_message(self) -> str:
         return (
             f"ai_host: {self.url} sent nothing for {self}; the model may still be loading. "
@@ -158,7 +174,7 @@ class FirstByteTimeout(BackendError):
         )
 
 
-class IdleTimeout(BackendError):
+class IdleTimeout(TimedOut):
     def user_message(self) -> str:
         return (
             f"ai_host: the stream from {self.url} stalled ({self}). "
@@ -166,7 +182,7 @@ class IdleTimeout(BackendError):
         )
 
 
-class ModelNotFound(BackendError):
+class ModelNotFound(ModelUnavailable):
     """The server does not have the model. The engine fills in `kind` (the endpoint's) and
     `available` (the names the server lists) when it can, so the message says what to do there."""
 
@@ -191,7 +207,7 @@ class ModelNotFound(BackendError):
 MAX_LISTED = 8
 
 
-class ServerBusy(BackendError):
+class ServerBusy(EndpointUnavailable):
     def user_message(self) -> str:
         return f"ai_host: the model server at {self.url} is busy ({self}). Try again in a moment."
 
@@ -217,7 +233,7 @@ class StreamFailed(BackendError):
         return f"ai_host: the model stopped with an error: {self}. Try again, or check the server's log."
 
 
-class ProtocolError(BackendError):
+class ProtocolError(EndpointUnavailable):
     def user_message(self) -> str:
         return (
             f"ai_host: the reply from {self.url} broke off ({self}). "
@@ -225,7 +241,7 @@ class ProtocolError(BackendError):
         )
 
 
-class RedirectRefused(BackendError):
+class RedirectRefused(EndpointUnavailable):
     """The server answered with a redirect; ai_host follows none (the request carries the prompt)."""
 
     def user_message(self) -> str:
@@ -236,7 +252,7 @@ class RedirectRefused(BackendError):
         )
 
 
-class PinMismatch(BackendError):
+class PinMismatch(ModelUnavailable):
     """The model on the server is not the build `security.pins` names (or its digest cannot be read)."""
 
     def user_message(self) -> str:
@@ -246,7 +262,7 @@ class PinMismatch(BackendError):
         )
 
 
-class UnsuitableModel(BackendError):
+class UnsuitableModel(ModelUnavailable):
     def user_message(self) -> str:
         return (
             f"ai_host: model '{self.model}' {self}. Set `models.completion` to a code model with "

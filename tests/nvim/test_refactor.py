@@ -55,8 +55,14 @@ def test_a_reply_of_bare_code_grows_in_the_preview_before_it_ends(nvim, double):
     load(nvim)
     nvim.command("3,5AIRefactor tidy")
     seen = []
-    wait_until(lambda: seen.append(len(info(nvim).get("new") or [])) or info(nvim).get("status") == "done")
-    assert max(seen) == 4 and any(0 < n < 4 for n in seen), seen
+
+    def look():  # one look at a time: its line count and whether it is done belong together
+        i = info(nvim)
+        seen.append(len(i.get("new") or []))
+        return i.get("status") == "done"
+
+    wait_until(look)
+    assert seen[-1] == 4 and any(0 < n < 4 for n in seen), seen
     assert info(nvim)["new"] == ["def area(r):", "    y = r * r", "    z = math.pi * y", "    return z"]
 
 

@@ -161,3 +161,31 @@ def test_config_merge_refuses_unknown_keys_with_a_dotted_path():
         config.merge({"explain": {"nope": 1}})
     assert config.merge({"models": {"explain": "m"}})["models"]["explain"] == "m"
     assert config.merge(None) == config.defaults()
+
+
+def test_the_error_tree_in_the_docstring_is_the_class_tree():
+    """errors.py draws the family tree callers rely on (routing catches a family, not a list): every
+    class is drawn, under the parent it really has."""
+    import inspect
+    import re
+
+    from ai_host import errors, scheduler
+
+    drawn: dict[str, str] = {}  # class -> parent, from the drawing's indentation
+    stack: list[tuple[int, str]] = []
+    for line in errors.__doc__.splitlines():
+        m = re.match(r"^(\s*(?:[│ ]\s*)*)(?:├── |└── )?([A-Z]\w+(?:, [A-Z]\w+)*)\s", line)
+        if not m or not line.strip() or "──" not in line and not line.strip().startswith("AiHostError"):
+            continue
+        depth = len(m.group(1)) + (0 if line.strip().startswith("AiHostError") else 4)
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        for name in m.group(2).split(", "):
+            drawn[name] = stack[-1][1] if stack else ""
+        stack.append((depth, m.group(2).split(", ")[-1]))
+    classes = {name: cls for module in (errors, scheduler) for name, cls in inspect.getmembers(module, inspect.isclass)
+               if issubclass(cls, errors.AiHostError) and cls.__module__ == module.__name__}
+    assert set(drawn) == set(classes), set(drawn) ^ set(classes)
+    for name, parent in drawn.items():
+        if parent:
+            assert classes[name].__bases__[0].__name__ == parent, (name, parent)
