@@ -24,6 +24,7 @@ import fnmatch
 import hashlib
 import ipaddress
 import json
+import os
 import random
 import re
 import socket
@@ -132,6 +133,10 @@ class Script:
     byte_delay_s: float = 0.0  # pause between those pieces (a server that trickles bytes)
     raw_after: tuple[int, bytes] | None = None  # after N chunks, these raw bytes go out as they are
     done_reason: str = "stop"  # reason when the token list runs out
+    # Prompt evaluation at this many tokens/s (0: instant). Like Ollama and llama.cpp, one slot keeps
+    # the last prompt evaluated: a prompt that starts the same way evaluates only what follows the
+    # common start, and prompt_eval_count counts only those tokens.
+    prompt_eval_tps: float = 0.0
     ignore_num_predict: bool = False  # a broken server that generates past options.num_predict
 
 
@@ -184,6 +189,10 @@ class OllamaDouble:
         self._bound_loopback = True
         self._stopping = False
         self._wires: set[_Wire] = set()
+        # the slot's prompt cache: the text of the last prompt evaluated (its longest common start
+        # with the next prompt is not evaluated again), and per generation (tokens reused, evaluated)
+        self.cached_prompt = ""
+        self.prompt_evals: list[tuple[int, int]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -196,6 +205,7 @@ class OllamaDouble:
         self.disconnects = 0
         self.completed_streams = 0
         self.requests.clear()
+        self.prompt_evals = []
 
     def add_model(self, spec: ModelSpec) -> ModelSpec:
         if spec.modified_at is None:
@@ -532,8 +542,19 @@ class OllamaDouble:
         if _is_load_request(kind, req):
             return fmt.load_reply("load", stream=req.get("stream") is not False)
         plan = _make_plan(script, sent, kind, req)
+        plan.prompt_tokens, plan.eval_delay_s = self._evaluate(plan.prompt, script)
         run = _Generation(self, request, fmt, plan, script, t_start)
         return await run.respond(stream=req.get("stream") is not False)
+
+    def _evaluate(self, prompt: str, script: Script) -> tuple[int, float]:
+        """The tokens of `prompt` the slot must evaluate (after the start it shares with the cached
+        prompt), and how long that takes; the slot then holds this prompt."""
+        common = len(os.path.commonprefix([self.cached_prompt, prompt]))
+        reused = len(_TOKEN.findall(prompt[:common]))
+        evaluated = max(1, _count_tokens(prompt[common:])) if prompt[common:].strip() else 1
+        self.cached_prompt = prompt
+        self.prompt_evals.append((reused, evaluated))
+        return evaluated, evaluated / script.prompt_eval_tps if script.prompt_eval_tps > 0 else 0.0
 
     def _admit(self, kind: str, req: dict, fmt: _Format) -> ModelSpec | web.StreamResponse:
         """Validation in GenerateHandler/ChatHandler order; a Response means "answer this now"."""
@@ -726,8 +747,10 @@ class _Plan:
     pieces: list[str]  # text of each chunk the model will emit
     done_reason: str
     eval_count: int  # tokens generated (stop-string tokens included)
-    prompt_tokens: int
+    prompt_tokens: int  # evaluated for this generation (after the slot's cached start)
     fault: tuple[str, int] | None  # ("error" | "malformed" | "reset", after N chunks)
+    prompt: str = ""  # the prompt's text as the model reads it
+    eval_delay_s: float = 0.0  # prompt evaluation: silence before the first chunk
 
 
 @dataclass
@@ -768,7 +791,7 @@ class _Generation:
 
     async def _timeline(self) -> AsyncIterator[tuple[str, str]]:
         """Yields ("token", text), then ("final", "") or a fault, each at its time."""
-        await asyncio.sleep(self.script.ttft_s)  # load + prompt evaluation: total silence
+        await asyncio.sleep(self.script.ttft_s + self.plan.eval_delay_s)  # load + prompt evaluation: total silence
         self.t_prompt_done = time.perf_counter_ns()
         pieces, fault = self.plan.pieces, self.plan.fault
         loop = asyncio.get_running_loop()
@@ -880,7 +903,7 @@ def _make_plan(script: Script, sent: dict, kind: str, req: dict) -> _Plan:
         prompt = " ".join(str(req.get(k) or "") for k in ("system", "prompt", "suffix"))
     else:
         prompt = " ".join(str(m.get("content") or "") for m in req.get("messages") or [] if isinstance(m, dict))
-    return _Plan(pieces, reason, generated, _count_tokens(prompt), fault)
+    return _Plan(pieces, reason, generated, _count_tokens(prompt), fault, prompt)
 
 
 def _cut(tokens: list[str], num_predict: int, stops: list[str], natural_reason: str) -> tuple[list[str], str, int]:
@@ -913,8 +936,11 @@ def _cut(tokens: list[str], num_predict: int, stops: list[str], natural_reason: 
     return pieces, reason, generated
 
 
+_TOKEN = re.compile(r"\w+|[^\w\s]")  # a word or a punctuation mark: the double's idea of a token
+
+
 def _count_tokens(text: str) -> int:
-    return max(1, len(re.findall(r"\w+|[^\w\s]", text)))
+    return max(1, len(_TOKEN.findall(text)))
 
 
 def _is_load_request(kind: str, req: dict) -> bool:

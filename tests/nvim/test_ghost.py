@@ -420,3 +420,22 @@ def test_a_wiped_buffer_leaves_nothing_behind(nvim, double):
     nvim.input("<Esc>")
     quiet(nvim, double)
     assert all("WIPED_BUFFER_MARKER" not in r.body.decode() for r in double.requests)
+
+
+def test_typing_down_a_long_file_keeps_each_prompt_starting_where_the_server_cached_it(nvim, double):
+    """Servers keep the last prompt evaluated and reuse its longest common start (the double models
+    this): typing line after line, each request starts like the one before, so it evaluates only
+    the few lines around the cursor, not the whole window again."""
+    double.script.tokens = ["0"]
+    code = [f"value_{i:03d} = compute({i}, {i * 7})  # ----------" for i in range(400)]  # > the window
+    start(nvim, lines=code, row=380, keys="o")
+    for i in range(6):
+        before = len(generates(double))
+        nvim.input(f"total_{i} = ")
+        wait_until(lambda: len(generates(double)) > before and ghost(nvim).get("done"))
+        quiet(nvim, double)
+        nvim.input("<C-]><CR>")
+    evals = double.prompt_evals[1:]  # the first request fills the empty cache
+    assert len(evals) >= 5
+    for reused, evaluated in evals:
+        assert reused / (reused + evaluated) > 0.8, evals

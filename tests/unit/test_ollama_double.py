@@ -567,3 +567,20 @@ def test_start_in_thread_serves_sync_clients_and_wait_for_polls():
     finally:
         double.stop_thread()
     assert double.url == ""
+
+
+async def test_the_slot_reuses_the_common_start_of_the_last_prompt_and_counts_only_what_it_evaluates(srv, http):
+    """As Ollama and llama.cpp do: prompt_eval_count is what was evaluated, after the cached start."""
+    srv.script.tokens = ["x"]
+    srv.script.prompt_eval_tps = 200.0  # 20 tokens: 0.1 s of silence before the first chunk
+    head = " ".join(f"w{i}" for i in range(100))
+    _, first = await ndjson(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": head, "raw": True})
+    _, second = await ndjson(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": head + " more text",
+                                                              "raw": True})
+    _, other = await ndjson(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "changed " + head,
+                                                             "raw": True})
+    assert first[-1]["prompt_eval_count"] == 100
+    assert second[-1]["prompt_eval_count"] == 2  # "more text": the rest came from the cache
+    assert other[-1]["prompt_eval_count"] == 101  # a different start: everything again
+    assert srv.prompt_evals == [(0, 100), (100, 2), (0, 101)]
+    assert second[-1]["prompt_eval_duration"] < first[-1]["prompt_eval_duration"]
