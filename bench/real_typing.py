@@ -25,13 +25,13 @@ Writes bench/results/real_typing.json. Not a test: it prints figures.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import os
+import math
 import pathlib
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -40,10 +40,11 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pynvim  # noqa: E402
-
 from scripts.fetch_model import fetch  # noqa: E402
-from tests.fakes.llama_server import start_llama_server  # noqa: E402
+
+# scripts/try.py: `make try`'s server, environment and headless Neovim ("try" is a keyword: no `from ... import`)
+_try = importlib.import_module("scripts.try")
+headless_editor, serve, try_env = _try.headless_editor, _try.serve, _try.try_env
 
 TYPE_S = 0.06
 PAUSE_WAIT_S = 30.0
@@ -61,42 +62,15 @@ def run(step: int, lines: int, model_path: pathlib.Path, work: pathlib.Path) -> 
     target = work / f"textwrap_{step}.py"
     target.write_text("\n".join(source[:start] + [""] + source[start + lines:]))
     log = work / f"server_{step}.log"
-    server = start_llama_server(model_path, log_path=log, alias="qwen2.5-coder-0.5b", n_ctx=4096,
-                                threads=os.cpu_count() or 2, timeout_s=120,
-                                extra_args=["--verbose", "True"])
-    sock = work / f"nvim_{step}.sock"
-    env = dict(os.environ, AI_HOST_TRY_URL=server.url, AI_HOST_TRY_MODEL="qwen2.5-coder-0.5b",
-               AI_HOST_KEEP_WINDOW=str(step), NVIM_RPLUGIN_MANIFEST=str(ROOT / ".venv" / "rplugin.vim"))
+    server = serve(model_path, log, extra_args=["--verbose", "True"])
+    env = try_env(server.url, AI_HOST_KEEP_WINDOW=str(step))
     for name in ("CONFIG", "DATA", "STATE", "CACHE"):
         env[f"XDG_{name}_HOME"] = str(work / f"xdg_{step}" / name.lower())
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/nvim"), "--headless", "--listen", str(sock), "-u",
-                             str(ROOT / "scripts/try/init.lua"), "-i", "NONE", str(target)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     pauses: list[float | None] = []
     try:
-        while not sock.exists():
-            time.sleep(0.05)
-        nvim = pynvim.attach("socket", path=str(sock))
-        nvim.command("setlocal noautoindent nosmartindent indentexpr= formatoptions=")
-        nvim.current.window.cursor = (start + 1, 0)
-        nvim.input("i")
-        for line in body:
-            for ch in line:
-                nvim.input("<lt>" if ch == "<" else ch)
-                time.sleep(TYPE_S)
-            began = time.monotonic()
-            shown = None
-            while time.monotonic() - began < PAUSE_WAIT_S:
-                info = nvim.exec_lua("return require('ai_host.ghost').info()")
-                if info.get("shown"):
-                    shown = time.monotonic() - began
-                    break
-                time.sleep(0.05)
-            pauses.append(shown)
-            nvim.input("<C-]><CR>")  # dismiss whatever shows, next line
-        nvim.command("qa!", async_=True)
+        with headless_editor(target, env) as nvim:
+            type_back(nvim, start, body, pauses)
     finally:
-        proc.kill()
         server.stop()
     text = log.read_text(errors="replace")
     # llama-cpp-python (--verbose) says, per request that shares a start with the one before, how
@@ -111,10 +85,30 @@ def run(step: int, lines: int, model_path: pathlib.Path, work: pathlib.Path) -> 
         "reused_share": reused / (reused + sum(evaluated)) if hits else 0.0,
         "evaluated_median": statistics.median(evaluated) if evaluated else None,
         "pause_median_s": statistics.median(seen) if seen else None,
-        "pause_p90_s": seen[int(0.9 * (len(seen) - 1))] if seen else None,
+        "pause_p90_s": seen[math.ceil(0.9 * len(seen)) - 1] if seen else None,  # nearest rank
         "pauses_without_ghost": sum(p is None for p in pauses),
         "pauses": pauses,
     }
+
+
+def type_back(nvim, start: int, body: list[str], pauses: list[float | None]) -> None:
+    """Type `body` back at row `start` a key at a time; after each line, note how long ghost text took."""
+    nvim.command("setlocal noautoindent nosmartindent indentexpr= formatoptions=")
+    nvim.current.window.cursor = (start + 1, 0)
+    nvim.input("i")
+    for line in body:
+        for ch in line:
+            nvim.input("<lt>" if ch == "<" else ch)
+            time.sleep(TYPE_S)
+        began = time.monotonic()
+        shown = None
+        while time.monotonic() - began < PAUSE_WAIT_S:
+            if nvim.exec_lua("return require('ai_host.ghost').info()").get("shown"):
+                shown = time.monotonic() - began
+                break
+            time.sleep(0.05)
+        pauses.append(shown)
+        nvim.input("<C-]><CR>")  # dismiss whatever shows, next line
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ suggestion and gets simple holes right; scripts/try/init.lua sets what suits it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import shutil
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Iterator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.fakes.llama_server: the runner the real-server tests use too
@@ -51,13 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ai_host: starting llama.cpp's server with {model_path.name} on 127.0.0.1 (log: {work / 'server.log'})",
           file=sys.stderr)
     try:
-        server = start_llama_server(model_path, log_path=work / "server.log", alias=MODEL, n_ctx=4096,
-                                    threads=os.cpu_count() or 2, timeout_s=120)
+        server = serve(model_path, work / "server.log")
     except LlamaServerError as e:
         print(f"ai_host: the model server did not start; run `make setup` and try again.\n{e}", file=sys.stderr)
         return 1
-    env = dict(os.environ, AI_HOST_TRY_URL=server.url, AI_HOST_TRY_MODEL=MODEL,
-               NVIM_RPLUGIN_MANIFEST=str(ROOT / ".venv" / "rplugin.vim"))
+    env = try_env(server.url)
     try:
         if args.check:
             return check(sample, env)
@@ -67,16 +67,45 @@ def main(argv: list[str] | None = None) -> int:
         print("ai_host: the model server has stopped.", file=sys.stderr)
 
 
-def check(sample: pathlib.Path, env: dict[str, str]) -> int:
-    """What `make try` shows, without a screen: a suggestion at a hole and an explanation."""
+def serve(model_path: pathlib.Path, log_path: pathlib.Path, extra_args: list[str] | None = None):
+    """llama.cpp's server on 127.0.0.1 with the model, as `make try` runs it (every core, 4K context)."""
+    return start_llama_server(model_path, log_path=log_path, alias=MODEL, n_ctx=4096, threads=os.cpu_count() or 2,
+                              timeout_s=120, extra_args=extra_args)
+
+
+def try_env(url: str, **more: str) -> dict[str, str]:
+    """The environment scripts/try/init.lua reads: where the model server is, and which model."""
+    return dict(os.environ, AI_HOST_TRY_URL=url, AI_HOST_TRY_MODEL=MODEL,
+                NVIM_RPLUGIN_MANIFEST=str(ROOT / ".venv" / "rplugin.vim"), **more)
+
+
+@contextlib.contextmanager
+def headless_editor(file: pathlib.Path, env: dict[str, str]) -> Iterator[Any]:
+    """`make try`'s Neovim without a screen, on `file`, attached through a socket beside it."""
     import pynvim
 
-    sock = sample.with_name("nvim.sock")
-    proc = subprocess.Popen([str(NVIM), "--headless", "--listen", str(sock), "-u", str(INIT), "-i", "NONE", str(sample)],
+    sock = file.with_name(file.stem + ".nvim.sock")
+    proc = subprocess.Popen([str(NVIM), "--headless", "--listen", str(sock), "-u", str(INIT), "-i", "NONE", str(file)],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    _wait(lambda: sock.exists() or proc.poll() is not None, "Neovim's socket")
-    nvim = pynvim.attach("socket", path=str(sock))
     try:
+        _wait(lambda: sock.exists() or proc.poll() is not None, "Neovim's socket")
+        nvim = pynvim.attach("socket", path=str(sock))
+        try:
+            yield nvim
+        finally:
+            with contextlib.suppress(Exception):  # it is exiting
+                nvim.command("qa!", async_=True)
+                nvim.close()
+    finally:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def check(sample: pathlib.Path, env: dict[str, str]) -> int:
+    """What `make try` shows, without a screen: a suggestion at a hole and an explanation."""
+    with headless_editor(sample, env) as nvim:
         lines = nvim.current.buffer[:]
         row = lines.index("    return ") + 1
         nvim.current.window.cursor = (row, len("    return "))
@@ -100,16 +129,6 @@ def check(sample: pathlib.Path, env: dict[str, str]) -> int:
         elif not text.strip():
             problems.append("the explanation is empty")
         problems += [p.replace("suggestion", "explanation") for p in _problems(text) if "```" not in p]
-    finally:
-        try:
-            nvim.command("qa!", async_=True)
-            nvim.close()
-        except Exception:  # noqa: BLE001 - it is exiting
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     for p in problems:
         print(f"ai_host try: FAILED: {p}", file=sys.stderr)
     if not problems:
