@@ -19,11 +19,11 @@ function M.check()
   else
     health.error('Neovim ' .. version .. ' is too old', { 'ai_host needs Neovim 0.11 or newer.' })
   end
-  -- A 0 that Neovim set after a failed probe (before the plugin's python was known) is undone;
-  -- only a 0 the user set stops here.
+  -- A 0 that Neovim set after a failed probe (before the plugin's python was known) is undone when
+  -- there is a python now; only a 0 the user set (the provider's script never ran) stops here.
   require('ai_host.install').use_private_python()
   require('ai_host.install').reprobe_python3()
-  if vim.g.loaded_python3_provider == 0 then
+  if vim.g.loaded_python3_provider == 0 and vim.fn.exists('*provider#python3#Call') == 0 then
     return health.error('the python3 provider is disabled (g:loaded_python3_provider = 0 in your config)',
       { 'Remove that setting: ai_host runs in the python3 host.' })
   end

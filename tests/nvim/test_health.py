@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
 
 pytestmark = pytest.mark.nvim
 
@@ -52,6 +52,18 @@ def test_health_with_a_model_missing(nvim, double):
     text = checkhealth(nvim)
     assert "ERROR explain: model 'llama9:70b' is not on default" in text
     assert "ollama pull llama9:70b" in text and "it has: qwen2.5-coder:7b" in text
+
+
+def test_a_python3_probe_that_failed_before_the_plugin_loaded_is_repaired_not_blamed_on_the_user(nvim, double):
+    """Neovim sets g:loaded_python3_provider = 0 itself when a Python ftplugin's has('python3') runs
+    before ai_host pointed the host at its Python (lazy-loading); health must not stop on it."""
+    nvim.exec_lua("vim.g.python3_host_prog = nil; vim.g.loaded_python3_provider = nil; vim.env.PATH = '/nonexistent'; "
+                  "vim.fn.has('python3')")
+    assert nvim.eval("g:loaded_python3_provider") == 0  # the probe failed, as it does before the plugin loads
+    text = checkhealth(nvim)
+    assert "ERROR" not in text and "disabled" not in text, text
+    assert "python3 host: " + str(ROOT / ".venv" / "bin" / "python") in text
+    assert nvim.eval("g:loaded_python3_provider") == 2
 
 
 def test_health_against_an_openai_compatible_server_never_says_ollama_pull(nvim, double):
