@@ -28,7 +28,7 @@ function M.build(opts)
     return true
   end
   for i, step in ipairs(steps) do
-    H.say(H.progress(step, i, #steps))
+    H.say(H.step_line(step, i, #steps))
     local res = H.run(step.cmd, step.timeout)
     if not res.ok then return H.fail(step.what .. ' failed: ' .. res.err) end
   end
@@ -71,25 +71,24 @@ function H.plan(opts)
   end
   local steps = {}
   if vim.fn.executable(M.venv_python()) == 0 then
-    table.insert(steps, { say = 'creating ' .. root .. '/.venv with ' .. python, what = 'python -m venv',
-      short = 'making the plugin\'s Python environment',
+    table.insert(steps, { what = 'python -m venv', short = 'making the plugin\'s Python environment',
       cmd = { python, '-m', 'venv', '--system-site-packages', root .. '/.venv' } })
   end
-  table.insert(steps, { say = 'installing pynvim and ai_host\'s dependencies (a minute or two)', what = 'pip install',
-    short = 'installing pynvim and ai_host\'s dependencies',
+  table.insert(steps, { what = 'pip install', short = 'installing pynvim and ai_host\'s dependencies',
     cmd = { M.venv_python(), '-m', 'pip', 'install', '--quiet', '--upgrade', 'pynvim', root }, timeout = H.pip_timeout_ms })
   return steps
 end
 
-function H.progress(step, i, n)
-  return n > 1 and string.format('%s (step %d of %d)', step.say, i, n) or step.say
+-- One short line a step, the same whether the build blocks or not (a longer one would stop the
+-- editor at a hit-enter prompt).
+function H.step_line(step, i, n)
+  return string.format('install %d/%d: %s…', i, n, step.short)
 end
 
 function H.next_step(steps, i)
   if i > #steps then return H.finish() end
   local step = steps[i]
-  -- one short line each (a longer one would stop the editor at a hit-enter prompt)
-  H.say(string.format('install %d/%d: %s…', i, #steps, step.short))
+  H.say(H.step_line(step, i, #steps))
   local ok, err = pcall(vim.system, step.cmd, { text = true, timeout = step.timeout or 30000 }, function(res)
     vim.schedule(function()
       if res.code ~= 0 then return H.fail(step.what .. ' failed: ' .. H.output(res)) end
