@@ -178,14 +178,19 @@ def nvim(nvim_build, double, tmp_path, monkeypatch, extra_env):
     n.exec_lua("vim.o.columns = 120; vim.o.lines = 40")
     pid = n.call("getpid")
     yield n
+    stop_nvim(n, pid, f"Neovim {nvim_build['version']}")
+
+
+def stop_nvim(n: pynvim.Nvim, pid: int, label: str) -> None:
+    """Stop a test's Neovim: its jobs cancelled, its python host, then Neovim itself; never hang."""
     host = None
     try:
-        n.exec_lua("require('ai_host').cancel_all()")
+        n.exec_lua("local ai = package.loaded['ai_host']; if ai then ai.cancel_all() end")
         # Stop the python host before Neovim exits. After many synchronous requests of this client that
         # Neovim passed on to the host, Neovim 0.11 and 0.12 can wait forever on exit for the host, which
         # it never stops (the host's stdin stays open; a SIGTERM to it lets Neovim exit). A user's typed
         # commands never did this in our tries; see docs/architecture.md, "Known Neovim behaviour".
-        host = n.exec_lua("return require('ai_host.host').pid()")
+        host = n.exec_lua("local h = package.loaded['ai_host.host']; return h and h.pid() or nil")
         if host:
             _end(host, signal.SIGTERM)
             if not _exited(host, EXIT_WAIT_S):
@@ -197,7 +202,7 @@ def nvim(nvim_build, double, tmp_path, monkeypatch, extra_env):
         # Never hang the suite on it, and say so. This is the harness's exit, not a behaviour of the test:
         # the warnings summary counts how often it happens (see docs/architecture.md).
         _end(pid, signal.SIGKILL)
-        warnings.warn(f"Neovim {nvim_build['version']} did not exit within {EXIT_WAIT_S} s of :qa! "
+        warnings.warn(f"{label} did not exit within {EXIT_WAIT_S} s of :qa! "
                       f"(python host {host}: {'gone' if host is None or _exited(host, 0) else 'still running'}); "
                       "killed it")
     try:

@@ -3,9 +3,7 @@ remote plugin is registered, and a plain setup() then works, with no manual pip 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 from unittest import mock
@@ -13,7 +11,7 @@ from unittest import mock
 import pynvim
 import pytest
 
-from tests.conftest import DEFAULT_MODEL, NVIMS, copy_checkout, wait_until
+from tests.conftest import DEFAULT_MODEL, NVIMS, copy_checkout, stop_nvim, wait_until
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble
 
 BUILD_TIMEOUT_S = 600
@@ -37,6 +35,7 @@ def installed(tmp_path_factory):
     double.start_in_thread()
     with mock.patch.dict(os.environ, {**env, "OLLAMA_HOST": double.url}):
         n = pynvim.attach("child", argv=[str(NVIMS["0.12"]), "--embed", "--headless", "-u", str(init), "-i", "NONE"])
+    pid = n.call("getpid")
     try:
         n.exec_lua("_G.notes = {}; local notify = vim.notify; "
                    "vim.notify = function(m, l, o) table.insert(_G.notes, m); return notify(m, l, o) end")
@@ -52,12 +51,7 @@ def installed(tmp_path_factory):
         wait_until(lambda: n.exec_lua("return require('ai_host.explain').info().status") == "done", timeout=30)
         same_session = n.exec_lua("return require('ai_host.explain').info().text")
     finally:
-        with contextlib.suppress(Exception):
-            host = n.exec_lua("return require('ai_host.host').pid()")
-            if host:
-                os.kill(host, signal.SIGTERM)
-            n.command("qa!", async_=True)
-            n.close()
+        stop_nvim(n, pid, "Neovim 0.12 (:AIInstall)")
         double.stop_thread()
     return {"base": base, "plugin": plugin, "env": env, "init": init, "same_session": same_session}
 

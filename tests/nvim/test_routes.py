@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 
 import pynvim
 import pytest
 
-from tests.conftest import EXIT_WAIT_S, INIT, NVIMS, ROOT, _end, _exited, copy_checkout, wait_until
+from tests.conftest import INIT, NVIMS, ROOT, copy_checkout, stop_nvim, wait_until
 
 pytestmark = [pytest.mark.nvim, pytest.mark.slow]  # a build each: start them first
 
@@ -77,15 +76,7 @@ def editor(argv: list[str], env: dict[str, str], monkeypatch):
     try:
         yield n
     finally:
-        with contextlib.suppress(Exception):
-            host = n.exec_lua("local ok, h = pcall(require, 'ai_host.host'); return ok and h.pid() or nil")
-            if host:
-                _end(host, signal.SIGTERM)
-            n.command("qa!", async_=True)
-        if not _exited(pid, EXIT_WAIT_S):
-            _end(pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            n.close()
+        stop_nvim(n, pid, "Neovim 0.12")
 
 
 def loaded(n) -> bool:
