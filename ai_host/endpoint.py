@@ -66,8 +66,8 @@ def resolve_url(configured: str | None, env: dict[str, str] | None = None) -> st
     """The backend URL: the configured one, else $OLLAMA_HOST, else the Ollama default."""
     if configured:
         return configured.rstrip("/")
-    env = os.environ if env is None else env
-    return ollama_host_url(env.get("OLLAMA_HOST"))
+    host = (os.environ if env is None else env).get("OLLAMA_HOST")
+    return ollama_host_url(host)
 
 
 def is_loopback_name(host: str) -> bool:

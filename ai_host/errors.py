@@ -11,6 +11,17 @@
     │   ├── DeniedContent            the text is a file of secrets (dotenv, private key...) whatever its name
     │   └── DeniedTerminal           a terminal buffer (what `cat .env` printed there)
     ├── QueueFull, RateLimited       (scheduler.py) too much asked at once
+    ├── BadMessage                   the editor sent a message the engine cannot read (Lua and Python differ)
+    ├── GitLabError                  talking to GitLab failed (ai_host.gitlab.client)
+    │   ├── GitLabUnreachable        nothing answers at the GitLab URL (connection refused, DNS, reset)
+    │   │   └── GitLabCertificateError  GitLab's TLS certificate could not be verified (the message names why)
+    │   ├── GitLabAuthFailed         401/403: the token is missing, wrong, expired, or lacks a scope or role
+    │   │   └── GitLabTokenCannotWrite  a CI job token or a read-only token where the API needs an `api` token
+    │   ├── GitLabRejected           another 4xx: GitLab refused what we sent (e.g. a diff position)
+    │   │   └── GitLabNotFound       404: no such project, merge request, note, or feature
+    │   ├── GitLabRateLimited        429 still, after the bounded waits
+    │   ├── GitLabFailed             5xx, or an answer that is not GitLab's JSON
+    │   └── GitLabNotReady           the merge request's diff_refs stayed empty (GitLab still computing)
     └── BackendError                 talking to the model server failed
         ├── EndpointUnavailable      this server cannot serve now: routing tries the next endpoint
         │   ├── ServerUnreachable    nothing answers at the URL (connection refused, DNS, reset before reply)
@@ -53,6 +64,18 @@ class AiHostError(Exception):
 
 class ConfigError(AiHostError):
     """The configuration is invalid or refused."""
+
+
+class BadMessage(AiHostError):
+    """A message from the editor that does not parse (ai_host.protocol); `job_id` names its job, if any."""
+
+    def __init__(self, detail: str, job_id: str = ""):
+        super().__init__(detail)
+        self.job_id = job_id
+
+    def user_message(self) -> str:
+        return (f"ai_host: {self}: the editor sent what the Python host cannot read. Update the plugin and "
+                "restart Neovim, so that its Lua and Python parts match.")
 
 
 class Dropped(AiHostError):
@@ -268,3 +291,67 @@ class UnsuitableModel(ModelUnavailable):
             f"ai_host: model '{self.model}' {self}. Set `models.completion` to a code model with "
             "fill-in-the-middle (e.g. qwen2.5-coder:7b), or `completion.fim_template` to its family."
         )
+
+
+class GitLabError(AiHostError):
+    """Talking to GitLab failed. `status` is the HTTP status when there was one; the message never
+    holds the token, and GitLab's own text in it is one bounded line (`untrusted.one_line`)."""
+
+    def __init__(self, message: str = "", *, url: str = "", status: int | None = None):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class GitLabUnreachable(GitLabError):
+    def user_message(self) -> str:
+        return (f"ai_host: cannot reach GitLab at {self.url} ({self}). Check --gitlab-url / $CI_API_V4_URL "
+                "and that this machine can reach the server.")
+
+
+class GitLabCertificateError(GitLabUnreachable):
+    def user_message(self) -> str:
+        return (f"ai_host: the TLS certificate of {self.url} could not be verified ({self}); nothing was sent. "
+                "If the server uses a private CA, pass its certificate with --ca-file or $CI_SERVER_TLS_CA_FILE.")
+
+
+class GitLabAuthFailed(GitLabError):
+    token_env = "AI_HOST_GITLAB_TOKEN"  # the variable the token came from (the client sets it)
+
+    def user_message(self) -> str:
+        return (f"ai_host: GitLab refused the token ({self}). Check ${self.token_env}: a project access "
+                "token with `api` scope and role Reporter or above, not expired.")
+
+
+class GitLabTokenCannotWrite(GitLabAuthFailed):
+    """The message (set by the client) names the token kind and the variable to set."""
+
+    def user_message(self) -> str:
+        return f"ai_host: {self}"
+
+
+class GitLabRejected(GitLabError):
+    def user_message(self) -> str:
+        return f"ai_host: GitLab refused the request: {self}. Check the project, merge request and token."
+
+
+class GitLabNotFound(GitLabRejected):
+    def user_message(self) -> str:
+        return (f"ai_host: GitLab says {self}. Check --project and --mr, and that the token's user can see "
+                "the project.")
+
+
+class GitLabRateLimited(GitLabError):
+    def user_message(self) -> str:
+        return f"ai_host: GitLab kept rate-limiting the review ({self}). Try again in a minute."
+
+
+class GitLabFailed(GitLabError):
+    def user_message(self) -> str:
+        return f"ai_host: GitLab failed: {self}. Try again; if it persists, check the GitLab server's health."
+
+
+class GitLabNotReady(GitLabError):
+    def user_message(self) -> str:
+        return (f"ai_host: GitLab has not finished preparing the merge request ({self}). Run the review "
+                "again in a minute.")

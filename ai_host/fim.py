@@ -92,7 +92,7 @@ def window(prefix: str, suffix: str, budget_chars: int, prefix_ratio: float,
 _FILE_SEPARATORS = {"qwen": "<|file_sep|>", "starcoder": "<file_sep>", "codegemma": "<|file_separator|>"}
 
 
-def with_extra(prefix: str, extra: list[dict], family: str | None, filename: str, comment: str, budget: int) -> str:
+def with_extra(prefix: str, extra: list[dict[str, str]], family: str | None, filename: str, comment: str, budget: int) -> str:
     """Put chunks of other files the user recently worked in before the prefix, deduplicated,
     within `budget` characters, in the form the model family was trained on (file separators),
     else as line comments of the current file's language ('commentstring')."""

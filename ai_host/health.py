@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections import deque
 from statistics import median
 from typing import Any
 
 from . import fim
 from .endpoint import is_loopback, resolve_url
 from .errors import AiHostError, ConfigError, ModelNotFound
+from .admission import Admission
+from .jobs import JobTable
 from .routing import pin_for
+from .servers import Servers
+from .suggestion import SuggestionCache
 
 # How long a thread-safe query (status) may wait for the engine loop before giving up.
 QUERY_TIMEOUT_S = 0.2
@@ -20,6 +25,22 @@ HEALTH_TIMEOUT_S = 3.0
 
 
 class HealthChecks:
+    """A part of the engine: declares what of it the checks read."""
+    _loop: asyncio.AbstractEventLoop | None
+    _env: dict[str, str] | None
+    config: dict[str, Any]
+    jobs: JobTable
+    admission: Admission
+    servers: Servers
+    cache: SuggestionCache
+    figures: dict[str, dict[str, deque[float]]]
+    dropped: dict[str, int]
+    stats: dict[str, int]
+    events_emitted: int
+
+    def start(self) -> None:
+        raise NotImplementedError
+
     def status(self) -> dict[str, Any]:
         """A snapshot for :AIStatus and tests; waits briefly on the engine loop."""
         loop = self._loop
@@ -46,7 +67,8 @@ class HealthChecks:
             return [{"level": "warn", "msg": f"the checks took longer than {timeout_s:g} s", "advice": "Run :checkhealth ai_host again."}]
 
     def _status(self) -> dict[str, Any]:
-        connector = self._session.connector if self._session else None
+        session = self.servers.session
+        connector = session.connector if session else None
         open_conns = 0
         if connector is not None:
             # acquired (in use) connections; idle keep-alive ones are not "in flight"
@@ -54,21 +76,21 @@ class HealthChecks:
         return {
             "running": True,
             "in_flight": sorted(self.jobs.ids()),
-            "max_in_flight": self.scheduler.max_in_flight,  # most jobs that held a slot at once, ever
+            "max_in_flight": self.admission.scheduler.max_in_flight,  # most jobs that held a slot at once, ever
             "open_connections": open_conns,
             "events_emitted": self.events_emitted,
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
-            "scheduler": self.scheduler.state(),
-            "lsp": self.lsp.state(),
-            "gpu": self.gpu.state() if self.config["gpu"]["enabled"] else {"state": "off", "reason": "gpu.enabled = false"},
+            "scheduler": self.admission.scheduler.state(),
+            "lsp": self.admission.lsp.state() if self.admission.lsp else {},
+            "gpu": self.admission.gpu.state() if self.config["gpu"]["enabled"] else {"state": "off", "reason": "gpu.enabled = false"},
             "dropped": dict(self.dropped),
             "models": {
                 m: {k: round(median(v), 1) for k, v in f.items() if v} for m, f in self.figures.items()
             },
             "endpoint": resolve_url(self.config["backend"]["url"], self._env),
-            "endpoints": self.router.state() if self.router else [],
-            "loaded": {url: models for url, (_, models) in self._ps.items() if models is not None},
+            "endpoints": self.servers.router.state() if self.servers.router else [],
+            "loaded": {url: models for url, (_, models) in self.servers.ps.items() if models is not None},
             **self.stats,
         }
 
@@ -79,7 +101,7 @@ class HealthChecks:
             out.append({"level": level, "msg": msg, "advice": advice})
 
         try:
-            router = self._get_router()
+            router = self.servers.get_router()
         except ConfigError as e:
             add("error", e.user_message())
             return out
@@ -88,7 +110,7 @@ class HealthChecks:
             add("info", f"endpoint {ep.name}: {ep.kind} at {ep.url}, {where}, for {', '.join(ep.tasks) or 'all tasks'}")
         per_check = max(0.2, timeout_s / max(1, 1 + len(router.endpoints) * 3))
         for ep in router.endpoints:
-            backend = self._make_backend(ep)
+            backend = self.servers.backend(ep)
             try:
                 async with asyncio.timeout(per_check):
                     about = await backend.probe()
@@ -115,7 +137,7 @@ class HealthChecks:
                     continue
                 if not info["found"]:
                     missing = ModelNotFound(url=ep.url, model=model)
-                    await self._name_the_models(missing, ep, backend)
+                    await self.servers.name_the_models(missing, ep, backend)
                     add("error", f"{task}: model '{model}' is not on {ep.name}",
                         missing.user_message().removeprefix(f"ai_host: model '{model}' is not available on {ep.url}. "))
                     continue
@@ -135,7 +157,7 @@ class HealthChecks:
                 if pin_for(self.config["security"]["pins"], model) is not None:
                     try:
                         async with asyncio.timeout(per_check):
-                            await self._verify_pin(backend, model)
+                            await self.servers.verify_pin(backend, model)
                         extra.append("digest matches security.pins")
                     except (AiHostError, TimeoutError) as e:
                         msg = e.user_message() if isinstance(e, AiHostError) else "no answer in time"
@@ -145,16 +167,16 @@ class HealthChecks:
         if not self.config["gpu"]["enabled"]:
             add("info", "GPU gate: off (gpu.enabled = false)")
         else:
-            reading = await self.gpu.reading()
-            if reading is None and _no_gpu_here(self.gpu.off_reason or ""):
-                add("info", f"GPU gate: off, no NVIDIA GPU here ({self.gpu.off_reason})")
+            reading = await self.admission.gpu.reading()
+            if reading is None and _no_gpu_here(self.admission.gpu.off_reason or ""):
+                add("info", f"GPU gate: off, no NVIDIA GPU here ({self.admission.gpu.off_reason})")
             elif reading is None:
-                add("warn", f"no GPU reading ({self.gpu.off_reason}): the GPU gate is off",
+                add("warn", f"no GPU reading ({self.admission.gpu.off_reason}): the GPU gate is off",
                     "With an NVIDIA GPU, install or repair its driver (NVML comes with it); "
                     "without one, set `gpu.enabled = false`.")
             else:
                 add("ok", f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
-                          f"({reading.fraction:.0%}; ghost text pauses above {self.gpu.threshold:.0%})")
+                          f"({reading.fraction:.0%}; ghost text pauses above {self.admission.gpu.threshold:.0%})")
         return out
 
 

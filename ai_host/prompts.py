@@ -6,10 +6,12 @@ import re
 from typing import Any
 
 from .backends import Message
+from .protocol import Diagnostic, RangeRequest, RefactorRequest
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
 _TRUNCATED = "\n… (truncated to fit the context budget)"
+MAX_DIAGNOSTICS = 20  # the most diagnostics a prompt lists
 
 
 def fill(template: str, values: dict[str, Any]) -> str:
@@ -34,7 +36,7 @@ def fit_lines(text: str, budget: int, keep: str) -> str:
     return "\n".join(kept if keep == "head" else reversed(kept))
 
 
-def explain_messages(req: dict[str, Any], cfg: dict[str, Any]) -> list[Message]:
+def explain_messages(req: RangeRequest, cfg: dict[str, Any]) -> list[Message]:
     """The chat for :AIExplain: the code first, then as much surrounding context as the budget allows."""
     values = range_values(req, int(cfg["explain"]["max_chars"]))
     prompts = cfg["prompts"]
@@ -44,41 +46,41 @@ def explain_messages(req: dict[str, Any], cfg: dict[str, Any]) -> list[Message]:
     ]
 
 
-def refactor_messages(req: dict[str, Any], cfg: dict[str, Any]) -> list[Message]:
+def refactor_messages(req: RefactorRequest, cfg: dict[str, Any]) -> list[Message]:
     """The chat for :AIRefactor (a range to rewrite) or generate-from-prompt (no range: insert)."""
     values = range_values(req, int(cfg["refactor"]["max_chars"]))
-    values["instruction"] = str(req.get("instruction") or cfg["refactor"]["default_instruction"])
+    values["instruction"] = req.instruction or str(cfg["refactor"]["default_instruction"])
     prompts = cfg["prompts"]
-    user = prompts["generate_user"] if req.get("insert") else prompts["refactor_user"]
+    user = prompts["generate_user"] if req.insert else prompts["refactor_user"]
     return [Message("system", fill(prompts["refactor_system"], values)), Message("user", fill(user, values))]
 
 
-def range_values(req: dict[str, Any], budget: int) -> dict[str, Any]:
+def range_values(req: RangeRequest, budget: int) -> dict[str, Any]:
     """Template values for a range: the code whole (or cut with a note), context within what is left."""
-    code = str(req.get("code", ""))
+    code = req.code
     if len(code) > budget:
         code = fit_lines(code, budget - len(_TRUNCATED), "head") + _TRUNCATED
     left = max(0, budget - len(code))
-    before = fit_lines(str(req.get("before", "")), left // 2, "tail")
-    after = fit_lines(str(req.get("after", "")), left - len(before), "head")
+    before = fit_lines(req.before, left // 2, "tail")
+    after = fit_lines(req.after, left - len(before), "head")
     values = {
-        "filetype": req.get("filetype") or "text",
-        "filename": req.get("filename") or "[No Name]",
-        "start_line": req.get("start_line", 1),
-        "end_line": req.get("end_line", 1),
+        "filetype": req.source.filetype or "text",
+        "filename": req.source.filename or "[No Name]",
+        "start_line": req.start_line,
+        "end_line": req.end_line,
         "code": code,
         "before": before,
         "after": after,
-        "diagnostics": format_diagnostics(req.get("diagnostics") or []),
+        "diagnostics": format_diagnostics(req.diagnostics),
     }
     return values
 
 
-def format_diagnostics(diags: list[dict[str, Any]]) -> str:
+def format_diagnostics(diags: tuple[Diagnostic, ...]) -> str:
     if not diags:
         return ""
     lines = ["Diagnostics reported on these lines:"]
-    for d in diags[:20]:
-        sev = _SEVERITY.get(d.get("severity"), "note")
-        lines.append(f"- line {d.get('lnum', '?')}: {sev}: {d.get('message', '')}")
+    for d in diags[:MAX_DIAGNOSTICS]:
+        sev = _SEVERITY.get(d.severity or 0, "note")
+        lines.append(f"- line {'?' if d.lnum is None else d.lnum}: {sev}: {d.message}")
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ real secret with a placeholder, and the secret itself never leaves.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -57,7 +58,7 @@ class Redactor:
     def redact(self, text: str) -> str:
         for kind, pattern, group, hints in _PATTERNS:
             if not hints or any(h in text for h in hints):
-                text = pattern.sub(lambda m, k=kind, g=group: self._replace(m, k, g), text)
+                text = pattern.sub(functools.partial(self._replace, kind=kind, group=group), text)
         if "data:" in text or "binaryData:" in text:
             text = _K8S_DATA.sub(lambda m: _K8S_VALUE.sub(self._k8s_value, m.group(0)), text)
         lines = [self._redact_line(line) for line in text.split("\n")]

@@ -182,7 +182,7 @@ class SuggestionCache:
     """
 
     def __init__(self, size: int = 256, back_scan: int = 64):
-        self._lru = LRU(size)
+        self._lru: LRU[tuple[bytes, str, bytes], str] = LRU(size)
         self._back_scan = back_scan
         self.hits = 0
         self.misses = 0

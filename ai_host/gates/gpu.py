@@ -6,6 +6,7 @@ No NVML library, no driver, no GPU: the gate is off, with the reason, and never 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import time
@@ -59,9 +60,7 @@ class NvmlProbe:
         nvml = self._nvml
         try:
             if nvml is None:
-                import pynvml as nvml  # nvidia-ml-py
-
-                self._nvml = nvml
+                nvml = self._nvml = importlib.import_module("pynvml")  # nvidia-ml-py (no type stubs)
             if self._handle is None:
                 nvml.nvmlInit()
                 count = nvml.nvmlDeviceGetCount()
@@ -123,8 +122,7 @@ class FileProbe:
 
 
 def make_probe(device: int, env: dict[str, str] | None = None) -> Probe:
-    env = os.environ if env is None else env
-    path = env.get(FAKE_NVML_ENV)
+    path = (os.environ if env is None else env).get(FAKE_NVML_ENV)
     return FileProbe(path, device) if path else NvmlProbe(device)
 
 

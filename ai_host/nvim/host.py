@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import memory
+from .. import memory, protocol
 from ..engine import Engine
+from ..errors import BadMessage
 from ..log import logger
 
 _DISPATCH = "require('ai_host.host')._dispatch(...)"
@@ -26,29 +27,31 @@ class Host:
     # -- from Lua (pynvim thread) ----------------------------------------------------------
 
     def on_notify(self, args: list[Any]) -> None:
-        """AiHostNotify(event, payload): config, explain, complete, cancel, cancel_all, lsp, forget_buf,
-        set_model."""
+        """AiHostNotify(name, payload): a message of ai_host.protocol, parsed here, once."""
         if not args or not isinstance(args[0], str):
             logger.error("AiHostNotify called without an event name")
             return
-        event = args[0]
-        payload = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
-        if event == "config":
-            self.engine.configure(payload)
-        elif event in ("explain", "complete", "refactor", "models"):
-            self.engine.submit(event, payload)
-        elif event == "cancel":
-            self.engine.cancel(str(payload.get("id", "")))
-        elif event == "cancel_all":
-            self.engine.cancel_all()
-        elif event == "set_model":
-            self.engine.set_model(str(payload.get("task", "")), str(payload.get("model", "")))
-        elif event == "lsp":
-            self.engine.report_lsp(payload.get("buf"), int(payload.get("pending") or 0))
-        elif event == "forget_buf":
-            self.engine.forget_buffer(payload.get("buf"))
-        else:
-            logger.error("unknown event %r", event)
+        try:
+            message = protocol.parse(args[0], args[1] if len(args) > 1 else None)
+        except BadMessage as e:
+            self.engine.refuse(e)
+            return
+        engine = self.engine
+        match message:
+            case protocol.Configure(options):
+                engine.configure(options)
+            case protocol.Cancel(job_id):
+                engine.cancel(job_id)
+            case protocol.CancelAll():
+                engine.cancel_all()
+            case protocol.SetModel(task, model):
+                engine.set_model(task, model)
+            case protocol.LspLoad(buf, pending):
+                engine.report_lsp(buf, pending)
+            case protocol.ForgetBuffer(buf):
+                engine.forget_buffer(buf)
+            case _:
+                engine.submit(message)
 
     def on_request(self, args: list[Any]) -> Any:
         """AiHostRequest(what, ...): cheap synchronous getters only (status, memory)."""
@@ -59,6 +62,8 @@ class Host:
             return memory.report(str(args[1]) if len(args) > 1 and args[1] else "")
         if what == "ping":
             return "pong"
+        if what == "protocol":  # the version of the messages this host reads (ai_host.protocol)
+            return protocol.VERSION
         if what == "health":
             return self.engine.health()
         return None

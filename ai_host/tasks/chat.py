@@ -4,51 +4,75 @@ editor (a part of ai_host.engine.Engine)."""
 from __future__ import annotations
 
 import asyncio
-import time
-from contextlib import aclosing
 from typing import Any
 
 from .. import fim
 from ..backends import Backend, ChatRequest
-from ..coalesce import Coalescer
 from ..errors import AiHostError, UnusableReply
-from ..filters import ThinkFilter
+from ..jobs import Job
 from ..limits import ReplyGuard
 from ..log import logger
 from ..prompts import explain_messages, refactor_messages
+from ..protocol import Chunk, Done, ExplainRequest, ModelsRequest, Proposal, RefactorRequest
 from ..refactor import CodeExtractor, NoCode
+from ..relay import relay
 from ..routing import tagged
+from ..scheduler import INTERACTIVE
 from ..security import Redactor
+from .base import TaskBase
 
 # The model picker: how long an endpoint may take to list its models, and how many are described.
 MODELS_TIMEOUT_S = 5.0
 MODELS_SHOWN = 50
 
 
-class ChatTasks:
-    async def _run_explain(self, job_id: str, request: dict[str, Any]) -> None:
-        cfg = self.config
-        ecfg = cfg["explain"]
-        messages = explain_messages(request, cfg)
+class _Append:
+    """Explain's view of the stream: every piece of visible text is appended."""
+    stopped = False
+
+    def feed(self, text: str) -> str | None:
+        return text or None
+
+
+class _Code:
+    """Refactor's view: the code found in the reply so far (fences, prose and <think> left out)."""
+    stopped = False
+
+    def __init__(self, extractor: CodeExtractor):
+        self.extractor = extractor
+
+    def feed(self, text: str) -> str | None:
+        return self.extractor.feed(text)
+
+
+class ChatTasks(TaskBase):
+    async def _run_explain(self, job: Job, request: ExplainRequest, redactor: Redactor) -> None:
+        ecfg = self.config["explain"]
+        messages = explain_messages(request, self.config)
         options = {"num_ctx": ecfg["num_ctx"], "num_predict": ecfg["num_predict"], "temperature": ecfg["temperature"]}
 
         async def attempt(backend: Backend, model: str) -> None:
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
-            logger.info("job %s: explain %d chars with %s", job_id, sum(len(m.content) for m in messages), model)
-            async with self._admitted(job_id, "explain", request, backend, model):
-                await self._stream_text(job_id, backend.chat(req), model,
-                                        ReplyGuard(ecfg["num_predict"], "explain.num_predict"))
+            logger.info("job %s: explain %d chars with %s", job.id, sum(len(m.content) for m in messages), model)
+            async with self._admitted(job, INTERACTIVE, backend, model):
+                out = await relay(backend.chat(req), _Append(), lambda text: self._emit(job.id, Chunk(text)),
+                                  self._frame_s(), ReplyGuard(ecfg["num_predict"], "explain.num_predict"),
+                                  latest_only=False, show_rest=True, show_on_error=True, job_id=job.id)
+            figures = out.figures(model)
+            self._record(model, figures["ttft_ms"], figures["tokens_per_s"])  # type: ignore[arg-type]
+            logger.info("job %s done: %d pieces, ttft %s", job.id, out.pieces, figures["ttft_ms"])
+            self._emit(job.id, Done(figures))
 
-        await self._routed(job_id, "explain", request, attempt)
+        await self.servers.routed(job, "explain", request.model, attempt, self._say(job))
 
-    async def _run_models(self, job_id: str, request: dict[str, Any]) -> None:
+    async def _run_models(self, job: Job, request: ModelsRequest, redactor: Redactor) -> None:
         """For the model picker: every endpoint's models, with size, quantization, whether it can fill
         in the middle, and whether it is loaded now. An endpoint that does not answer is listed as such."""
-        router = self._get_router()
+        router = self.servers.get_router()
         models: list[dict[str, Any]] = []
         problems: list[str] = []
         for ep in router.endpoints:
-            backend = self._make_backend(ep)
+            backend = self.servers.backend(ep)
             try:
                 async with asyncio.timeout(MODELS_TIMEOUT_S):
                     listed = await backend.list_models()
@@ -62,9 +86,9 @@ class ChatTasks:
                 caps = info.get("capabilities") if isinstance(info, dict) else None
                 models.append({**m, "endpoint": ep.name, "loaded": tagged(m["name"]) in loaded,
                                "fim": None if caps is None else ("insert" in caps or bool(fim.family_of(m["name"])))})
-        self._emit(job_id, "done", {"models": models, "problems": problems, "current": dict(router.models)})
+        self._emit(job.id, Done(models=models, problems=problems, current=dict(router.models)))
 
-    async def _run_refactor(self, job_id: str, request: dict[str, Any]) -> None:
+    async def _run_refactor(self, job: Job, request: RefactorRequest, redactor: Redactor) -> None:
         """:AIRefactor and generate-from-prompt: stream the proposed code ("proposal" {text}, the whole
         so far, latest per frame), then "done" with the final code, or an error quoting the reply."""
         rcfg = self.config["refactor"]
@@ -72,92 +96,18 @@ class ChatTasks:
         options = {"num_ctx": rcfg["num_ctx"], "num_predict": rcfg["num_predict"], "temperature": rcfg["temperature"]}
 
         async def attempt(backend: Backend, model: str) -> None:
-            extractor = CodeExtractor(str(request.get("code", "")), bool(request.get("use_tabs")),
-                                      int(request.get("shiftwidth") or 4))
-            think = ThinkFilter()
-            redactor: Redactor = request.get("_redactor") or Redactor()
-            coalescer = Coalescer(lambda text: self._emit(job_id, "proposal", {"text": redactor.restore(text)}),
-                                  self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
+            view = _Code(CodeExtractor(request.code, request.use_tabs, request.shiftwidth))
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=rcfg["keep_alive"])
-            sent, first, final = time.monotonic(), None, None
-            guard = ReplyGuard(rcfg["num_predict"], "refactor.num_predict")
+            async with self._admitted(job, INTERACTIVE, backend, model):
+                out = await relay(backend.chat(req), view,
+                                  lambda text: self._emit(job.id, Proposal(redactor.restore(text))),
+                                  self._frame_s(), ReplyGuard(rcfg["num_predict"], "refactor.num_predict"),
+                                  latest_only=True, job_id=job.id)
             try:
-                async with self._admitted(job_id, "refactor", request, backend, model), aclosing(backend.chat(req)) as stream:
-                    async for chunk in stream:
-                        if chunk.done:
-                            final = chunk
-                            break
-                        guard.check(chunk.text)
-                        if chunk.text and first is None:
-                            first = time.monotonic()
-                        code = extractor.feed(think.feed(chunk.text))
-                        if code is not None:
-                            coalescer.push(code)
-                extractor.feed(think.flush())
-            finally:  # cancelled, failed or done: no frame timer may fire after this job's last event
-                coalescer.discard()
-            try:
-                code = extractor.finish()
+                code = view.extractor.finish()
             except NoCode as e:
                 raise UnusableReply(str(e)) from e
-            figures = _figures(final, sent, first, time.monotonic(), 1, model) if final else {"model": model}
             text = redactor.restore(code)  # a placeholder the model moved stays one, and is named
-            self._emit(job_id, "done", {**figures, "text": text, "unrestored": redactor.unrestored})
+            self._emit(job.id, Done(out.figures(model), text=text, unrestored=redactor.unrestored))
 
-        await self._routed(job_id, "refactor", request, attempt)
-
-    async def _stream_text(self, job_id: str, stream: Any, model: str, guard: ReplyGuard) -> None:
-        """Forward a stream's visible text to the editor in per-frame batches, then its figures."""
-        loop = asyncio.get_running_loop()
-        coalescer = Coalescer(
-            lambda text: self._emit(job_id, "chunk", {"text": text}),
-            self.config["ui"]["frame_ms"] / 1000,
-            loop,
-        )
-        think = ThinkFilter()
-        sent = time.monotonic()
-        first: float | None = None
-        pieces = 0
-        try:
-            async with aclosing(stream):
-                async for chunk in stream:
-                    if chunk.done:
-                        coalescer.push(think.flush())
-                        coalescer.flush()
-                        figures = _figures(chunk, sent, first, time.monotonic(), pieces, model)
-                        self._record(model, figures["ttft_ms"], figures["tokens_per_s"])
-                        self._emit(job_id, "done", figures)
-                        logger.info("job %s done: %d pieces, ttft %s", job_id, pieces,
-                                    first and round((first - sent) * 1000))
-                        return
-                    guard.check(chunk.text)
-                    text = think.feed(chunk.text)
-                    if chunk.text and first is None:
-                        first = time.monotonic()
-                    if chunk.text:
-                        pieces += 1
-                    coalescer.push(text)
-            coalescer.flush()  # the stream ended without its final chunk: what came is shown now
-        except asyncio.CancelledError:
-            coalescer.discard()  # nobody will see it
-            raise
-        except BaseException:
-            coalescer.flush()  # show what arrived before the failure
-            raise
-
-
-def _figures(chunk: Any, sent: float, first: float | None, end: float, pieces: int, model: str) -> dict[str, Any]:
-    ttft_ms = round((first - sent) * 1000, 1) if first is not None else None
-    if chunk.eval_count and chunk.eval_duration_ns:
-        tps = chunk.eval_count / (chunk.eval_duration_ns / 1e9)
-    elif first is not None and end > first and pieces > 1:
-        tps = (pieces - 1) / (end - first)
-    else:
-        tps = None
-    return {
-        "ttft_ms": ttft_ms,
-        "tokens_per_s": round(tps, 1) if tps else None,
-        "eval_count": chunk.eval_count or pieces,
-        "done_reason": chunk.done_reason,
-        "model": model,
-    }
+        await self.servers.routed(job, "refactor", request.model, attempt, self._say(job))

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 from .. import fim
 from ..backends import Backend, GenerateRequest
-from ..coalesce import Coalescer
-from ..errors import ReplyTooLong, UnsuitableModel
-from ..filters import ThinkFilter
+from ..errors import UnsuitableModel
+from ..jobs import Job
 from ..limits import ReplyGuard
-from ..log import logger
+from ..protocol import CompleteRequest, Done, Suggestion
+from ..relay import relay
+from ..scheduler import COMPLETION, PREFETCH
 from ..security import Redactor
 from ..suggestion import SuggestionFilter
+from .base import TaskBase
 
 # Alternatives are sampled at least this warm, so that they differ from the first suggestion.
 ALTERNATIVE_TEMPERATURE = 0.7
@@ -28,103 +29,98 @@ EXTRA_CONTEXT_SHARE = 0.25
 KEEP_WINDOW = os.environ.get("AI_HOST_KEEP_WINDOW", "1") != "0"
 
 
-class CompletionTask:
-    async def _run_complete(self, job_id: str, request: dict[str, Any]) -> None:
-        """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion.
+class _Suggestion:
+    """Ghost text's view of the stream: the filtered suggestion so far, which may end it early."""
 
-        request["variant"] > 0 asks for an alternative (sampled, not cached); request["prefetch"]
-        computes a suggestion into the cache only (what would follow accepting the one shown).
-        """
+    def __init__(self, filt: SuggestionFilter):
+        self.filt = filt
+        self.stopped = False
+
+    def feed(self, text: str) -> str | None:
+        before = self.filt.visible
+        if self.filt.feed(text):
+            self.stopped = True  # leaving the stream closes the response: the server stops
+            return None
+        if self.filt.visible != before and self.filt.shown().strip():
+            return self.filt.shown()
+        return None
+
+
+class CompletionTask(TaskBase):
+    _prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[Any], str]]
+    _window_starts: dict[Any, int]
+
+    def _windowed(self, request: CompleteRequest) -> CompleteRequest:
+        """The request with its prefix and suffix cut to what the model is sent (the one cut: the
+        editor sends up to the whole budget each side). The window's start stays where the buffer's
+        last one started while it can, so the server's prompt cache keeps matching."""
         ccfg = self.config["completion"]
-        variant = int(request.get("variant") or 0)
-        prefetch = bool(request.get("prefetch"))
-        buf = request.get("buf")
-        row = request.get("prefix_row")
-        row = row if isinstance(row, int) and not isinstance(row, bool) and row >= 0 else None
-        prefix, suffix, start = fim.window(str(request.get("prefix", "")), str(request.get("suffix", "")),
-                                           int(ccfg["context_chars"]), float(ccfg["prefix_ratio"]),
-                                           row, self._window_starts.get(buf) if KEEP_WINDOW else None)
-        if start is not None and not prefetch:
-            self._window_starts[buf] = start  # the next request of the buffer starts there too, if it can
-        if prefetch:
-            self._prefetches[buf] = ((prefix, suffix), asyncio.current_task(), job_id)  # type: ignore[assignment]
+        keep = self._window_starts.get(request.buf) if KEEP_WINDOW else None
+        prefix, suffix, start = fim.window(request.prefix, request.suffix, int(ccfg["context_chars"]),
+                                           float(ccfg["prefix_ratio"]), request.prefix_row, keep)
+        if start is not None and not request.prefetch:
+            self._window_starts[request.buf] = start  # the next request of the buffer starts there too
+        return replace(request, prefix=prefix, suffix=suffix)
+
+    async def _run_complete(self, job: Job, request: CompleteRequest, redactor: Redactor) -> None:
+        """Ghost text: fill in the middle at the cursor, streaming the filtered suggestion (the window
+        was cut and redacted already). `variant` > 0 asks for an alternative (sampled, not cached);
+        `prefetch` computes a suggestion into the cache only (what would follow accepting the one shown)."""
+        buf, key = request.buf, (request.prefix, request.suffix)
+        task = asyncio.current_task()
+        if request.prefetch and task is not None:
+            self._prefetches[buf] = (key, task, job.id)
         else:
-            await self._settle_prefetch(buf, (prefix, suffix))
-        if variant == 0:
-            cached = self.cache.get(prefix, suffix)
+            await self._settle_prefetch(buf, key)
+        if request.variant == 0:
+            cached = self.cache.get(*key)
             if cached is not None:
-                if not prefetch:
-                    self._emit(job_id, "suggestion", {"text": cached})  # kept restored: it never leaves
-                self._emit(job_id, "done", {"cached": True, "ttft_ms": 0})
+                if not request.prefetch:
+                    self._emit(job.id, Suggestion(cached))  # kept restored: it never leaves
+                self._emit(job.id, Done({"ttft_ms": 0}, cached=True))
                 return
-        if prefetch and any(job.kind != "complete" for job in self.jobs):
-            self._emit(job_id, "done", {"skipped": True})  # only when nothing else wants the model
+        if request.prefetch and any(j.kind != "complete" for j in self.jobs):
+            self._emit(job.id, Done(skipped=True))  # only when nothing else wants the model
             return
         try:
-            await self._routed(job_id, "completion", request,
-                               lambda backend, model: self._suggest(job_id, request, backend, model, prefix, suffix))
+            await self.servers.routed(job, "completion", request.model,
+                                      lambda backend, model: self._suggest(job, request, redactor, backend, model),
+                                      self._say(job))
         finally:
-            if prefetch and self._prefetches.get(buf, (None, None, None))[2] == job_id:
+            if request.prefetch and self._prefetches.get(buf, (None, None, None))[2] == job.id:
                 del self._prefetches[buf]
 
-    async def _suggest(self, job_id: str, request: dict[str, Any], backend: Backend, model: str,
-                       prefix: str, suffix: str) -> None:
+    async def _suggest(self, job: Job, request: CompleteRequest, redactor: Redactor, backend: Backend,
+                       model: str) -> None:
         """One attempt at a suggestion on one endpoint with one model."""
         ccfg = self.config["completion"]
-        variant = int(request.get("variant") or 0)
-        prefetch = bool(request.get("prefetch"))
-        gen = await self._fim_request(backend, model, prefix, suffix, request, variant)
+        prefix, suffix = request.prefix, request.suffix
+        gen = await self._fim_request(backend, model, request)
         line_suffix, _, rest = suffix.partition("\n")
         line_prefix = prefix.rpartition("\n")[2]  # a secret is restored only on its own line
         next_line = next((line for line in rest.split("\n") if line.strip()), "")
-        filt = SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]), prefix.rpartition("\n")[2])
-        think = ThinkFilter()
+        view = _Suggestion(SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]), line_prefix))
         last_sent = ""
-
-        redactor: Redactor = request.get("_redactor") or Redactor()
 
         def send(text: str) -> None:
             nonlocal last_sent
             last_sent = text
-            if not prefetch:
-                self._emit(job_id, "suggestion", {"text": redactor.restore(text, line_prefix, line_suffix)})
+            if not request.prefetch:
+                self._emit(job.id, Suggestion(redactor.restore(text, line_prefix, line_suffix)))
 
-        coalescer = Coalescer(send, self.config["ui"]["frame_ms"] / 1000, asyncio.get_running_loop(), latest_only=True)
-        sent = time.monotonic()
-        first: float | None = None
-        stopped_early = False
-        guard = ReplyGuard(int(ccfg["num_predict"]), "completion.num_predict")
-        try:
-            async with self._admitted(job_id, "complete", request, backend, model), aclosing(backend.generate(gen)) as stream:
-                async for chunk in stream:
-                    if chunk.done:
-                        break
-                    try:
-                        guard.check(chunk.text)
-                    except ReplyTooLong as e:  # keep what is shown; the server is told to stop
-                        logger.warning("job %s: %s", job_id, e)
-                        stopped_early = True
-                        break
-                    if chunk.text and first is None:
-                        first = time.monotonic()
-                    before = filt.visible
-                    if filt.feed(think.feed(chunk.text)):
-                        stopped_early = True  # leaving the loop closes the response: the server stops
-                        break
-                    if filt.visible != before and filt.shown().strip():
-                        coalescer.push(filt.shown())
-            if not stopped_early:
-                filt.feed(think.flush())
-        finally:  # cancelled, failed or done: no frame timer may fire after this job's last event
-            coalescer.discard()
-        text = filt.finish()
+        async with self._admitted(job, PREFETCH if request.prefetch else COMPLETION, backend, model):
+            out = await relay(backend.generate(gen), view, send, self._frame_s(),
+                              ReplyGuard(int(ccfg["num_predict"]), "completion.num_predict"),
+                              latest_only=True, cut_long=True, job_id=job.id)
+        text = view.filt.finish()
         if text != last_sent:
             send(text)
-        if variant == 0:
+        if request.variant == 0:
             self.cache.put(prefix, suffix, redactor.restore(text, line_prefix, line_suffix))
-        ttft = round((first - sent) * 1000, 1) if first is not None else None
-        self._record(model, ttft, None)
-        self._emit(job_id, "done", {"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": stopped_early})
+        ttft = out.figures(model)["ttft_ms"]
+        self._record(model, ttft, None)  # type: ignore[arg-type]
+        self._emit(job.id, Done({"cached": False, "ttft_ms": ttft, "model": model,
+                                 "stopped_early": out.stopped_early}))
 
     async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
         """A prefetch for exactly this place is awaited (its answer lands in the cache); any other
@@ -142,28 +138,27 @@ class CompletionTask:
             # let it close its response first: never two ghost-text streams of a buffer at once
             await asyncio.wait([entry[1]])
 
-    async def _fim_request(self, backend: Backend, model: str, prefix: str, suffix: str,
-                           request: dict[str, Any], variant: int) -> GenerateRequest:
+    async def _fim_request(self, backend: Backend, model: str, request: CompleteRequest) -> GenerateRequest:
         ccfg = self.config["completion"]
+        prefix, suffix = request.prefix, request.suffix
         options: dict[str, Any] = {
             "num_predict": ccfg["num_predict"],
             "temperature": ccfg["temperature"],
             "num_ctx": ccfg["num_ctx"],
         }
-        if variant:
+        if request.variant:
             options["temperature"] = max(float(ccfg["temperature"]), ALTERNATIVE_TEMPERATURE)
-            options["seed"] = variant
+            options["seed"] = request.variant
         family = ccfg["fim_template"] or None
         use_suffix = False
         if family is None:
-            caps = await self._model_capabilities(backend, model)
+            caps = await self.servers.capabilities(backend, model)
             use_suffix = caps is not None and "insert" in caps
             family = fim.family_of(model)
-        extra = request.get("extra") or []
-        if extra:
+        if request.extra:
             budget = int(int(ccfg["context_chars"]) * EXTRA_CONTEXT_SHARE)
-            prefix = fim.with_extra(prefix, extra, family, str(request.get("filename", "")),
-                                    str(request.get("commentstring", "")), budget)
+            prefix = fim.with_extra(prefix, [{"filename": c.filename, "text": c.text} for c in request.extra],
+                                    family, request.source.filename, request.commentstring, budget)
         if use_suffix:
             return GenerateRequest(model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"])
         template = fim.TEMPLATES.get(family or "")
@@ -173,13 +168,6 @@ class CompletionTask:
         options["stop"] = list(template.stop)
         return GenerateRequest(model=model, prompt=template.render(prefix, suffix), raw=True, options=options,
                                keep_alive=ccfg["keep_alive"])
-
-    async def _model_capabilities(self, backend: Backend, model: str) -> set[str] | None:
-        """Asked once per server and model, then remembered."""
-        key = (backend.url, model)
-        if key not in self._capabilities:
-            self._capabilities[key] = await backend.capabilities(model)
-        return self._capabilities[key]
 
 
 def group_of(prefetch: bool, buf: Any) -> str:

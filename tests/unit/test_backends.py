@@ -8,6 +8,8 @@ import gc
 import threading
 import warnings
 
+from ai_host.protocol import parse_request
+
 import aiohttp
 import pytest
 
@@ -267,7 +269,7 @@ def test_a_job_cancelled_before_it_ever_ran_leaves_nothing_behind(engine):
         done = concurrent.futures.Future()
 
         def submit_and_cancel():  # one engine-loop callback: the task is cancelled before its first step
-            eng._submit("complete", req)
+            eng._submit(parse_request("complete", req))
             eng._cancel("complete-1")
             done.set_result(None)
 

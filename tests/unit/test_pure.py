@@ -5,6 +5,7 @@ import tracemalloc
 import pytest
 from hypothesis import given, strategies as st
 
+from ai_host.protocol import parse_request
 from ai_host import config, prompts
 from ai_host.backends.framing import LineSplitter, LineTooLong, SSEDecoder
 from ai_host.endpoint import check_policy, is_loopback, ollama_host_url, resolve_url
@@ -141,7 +142,7 @@ def test_prompt_keeps_code_and_trims_context_at_line_boundaries():
     req = {"code": "x = 1\ny = 2", "before": "\n".join(f"b{i}" for i in range(100)),
            "after": "\n".join(f"a{i}" for i in range(100)), "filetype": "python", "filename": "m.py",
            "start_line": 101, "end_line": 102, "diagnostics": [{"lnum": 101, "severity": 1, "message": "bad"}]}
-    system, user = prompts.explain_messages(req, cfg)
+    system, user = prompts.explain_messages(parse_request("explain", {"id": "e", **req}), cfg)
     assert system.role == "system" and user.role == "user"
     assert "x = 1\ny = 2" in user.content
     assert "b99" in user.content and "b0\n" not in user.content  # nearest lines kept
@@ -152,7 +153,7 @@ def test_prompt_keeps_code_and_trims_context_at_line_boundaries():
 
 def test_prompt_template_placeholders_with_braces_in_code():
     cfg = config.merge({"prompts": {"explain_user": "[{{code}}] {{unknown}}"}})
-    _, user = prompts.explain_messages({"code": "f = {'a': {b}}"}, cfg)
+    _, user = prompts.explain_messages(parse_request("explain", {"id": "e", "code": "f = {'a': {b}}"}), cfg)
     assert user.content == "[f = {'a': {b}}] {{unknown}}"
 
 

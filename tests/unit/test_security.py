@@ -131,9 +131,9 @@ def test_plain_http_to_another_machine_warns_once_per_endpoint():
     eng = Engine(lambda *e: events.append(e))
     remote = Endpoint("team", "ollama", "http://gpu.example.org:11434")
     for job in ("j1", "j2"):
-        eng._warn_plain_http(job, remote)
-        eng._warn_plain_http(job, Endpoint("local", "ollama", "http://127.0.0.1:11434"))
-        eng._warn_plain_http(job, Endpoint("tls", "openai", "https://gpu.example.org"))
+        eng.servers._warn_plain_http(remote, lambda status: eng._emit(job, status))
+        eng.servers._warn_plain_http(Endpoint("local", "ollama", "http://127.0.0.1:11434"), lambda status: eng._emit(job, status))
+        eng.servers._warn_plain_http(Endpoint("tls", "openai", "https://gpu.example.org"), lambda status: eng._emit(job, status))
     assert len(events) == 1
     job, event, data = events[0]
     assert event == "status" and data["warning"] and "unencrypted to http://gpu.example.org:11434" in data["text"]
@@ -166,14 +166,14 @@ async def test_a_pin_changed_while_its_check_runs_is_checked_anew():
             return [{"name": "m:latest", "digest": digest}]
 
     eng = Engine(lambda *e: None, {"security": {"pins": {"m": "a" * 12}}})
-    check = asyncio.ensure_future(eng._verify_pin(Backend(), "m"))
+    check = asyncio.ensure_future(eng.servers.verify_pin(Backend(), "m"))
     await asyncio.sleep(0)
     eng.config["security"]["pins"] = {"m": "b" * 12}  # the user changes the pin meanwhile
-    eng._pins_ok.clear()
+    eng.servers._pins_ok.clear()
     gate.set()
     await check  # the old pin matched, and its success is kept for the old pin only
     with pytest.raises(PinMismatch):
-        await eng._verify_pin(Backend(), "m")
+        await eng.servers.verify_pin(Backend(), "m")
 
 
 # Item 4 of issue #14: one made-up credential per family a scanner's corpus holds (text, secret),
