@@ -15,7 +15,8 @@ import sys
 import time
 from typing import Any
 
-from . import __version__
+from . import __version__, config
+from .errors import ConfigError
 from .untrusted import for_terminal
 
 # The longest message a command prints about a failure (a server's 3 MB error is not printed whole).
@@ -49,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     pull = sub.add_parser("pull", help="pull MODEL into Ollama, with a progress bar")
     pull.add_argument("model")
     args = ap.parse_args(argv)
-    cfg: dict[str, Any] = {"backend": {"kind": args.kind, "url": args.url, "allow_remote": args.allow_remote},
-                           "log": {"file": "", "level": "warning"}}
+    try:  # checked against ai_host/config_schema.json, as setup() and the engine check theirs
+        cfg = config.merge({"backend": {"kind": args.kind, "url": args.url, "allow_remote": args.allow_remote},
+                            "log": {"file": "", "level": "warning"}})
+    except ConfigError as e:
+        print(_message(e.user_message()), file=sys.stderr)
+        return 2
     try:
         return {"doctor": _doctor, "models": _models, "explain": _explain, "pull": _pull}[args.command](args, cfg)
     except KeyboardInterrupt:
@@ -84,7 +89,7 @@ class _Session:
 
 def _doctor(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     if args.model:
-        cfg = {**cfg, "models": {task: args.model for task in ("completion", "explain", "refactor")}}
+        cfg = config.merge({**cfg, "models": {task: args.model for task in config.tasks()}})
     s = _Session(cfg)
     try:
         checks = s.engine.health(timeout_s=max(1.0, args.timeout))

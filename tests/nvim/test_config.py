@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from ai_host import config
+from ai_host.errors import ConfigError
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.nvim
@@ -113,12 +117,47 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{endpoints = {{url = 'http://h:1', port = 1}}}", "ai_host: `endpoints` [1].port is not an option"),
         ("{endpoints = {{url = 'http://h:1', kind = 'vllm'}}}", "ai_host: `endpoints` [1].kind should be one of 'ollama', 'openai', not 'vllm'"),
         ("{endpoints = {{url = 'http://h:1', tasks = {'chat'}}}}",
-         "ai_host: `endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', not 'chat'"),
+         "ai_host: `endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', 'review', not 'chat'"),
         ("{endpoints = {{url = 'http://h:1', allow_remote = 'yes'}}}", "ai_host: `endpoints` [1].allow_remote should be boolean, not string"),
     ],
 )
 def test_every_mistake_gets_a_dotted_path_message(nvim, opts, message):
     assert setup_error(nvim, opts) == message
+
+
+# The engine (ai_host/config.py) checks the same schema: the same options, the same sentence.
+# (security.pins alone is worded `security.pins['m']` there, `security.pins` ['m'] here.)
+@pytest.mark.parametrize("opts", [
+    {"nope": 1}, {"explain": {"nope": 1}}, {"explain": 3}, {"explain": {"context_lines": "3"}},
+    {"explain": {"context_lines": -1}}, {"explain": {"max_chars": 0}}, {"explain": {"num_ctx": 1.5}},
+    {"completion": {"prefix_ratio": 1.5}}, {"gpu": {"threshold": 80}}, {"backend": {"kind": "vllm"}},
+    {"backend": {"allow_remote": "yes"}}, {"models": {"review": ""}}, {"ui": {"border": 1}},
+    {"completion": {"disabled_filetypes": "help"}}, {"completion": {"disabled_filetypes": {"a": 1}}},
+    {"security": {"deny": ["x", 2]}}, {"fallbacks": {"chat": []}}, {"endpoints": ["x"]}, {"endpoints": [{}]},
+    {"endpoints": [{"url": "http://h:1", "port": 1}]}, {"endpoints": [{"url": "http://h:1", "kind": "vllm"}]},
+    {"endpoints": [{"url": "http://h:1", "tasks": ["chat"]}]}, {"review": {"max_inline": -1}},
+    {"review": {"min_severity": "nit"}}, {"scheduler": {"avoid_model_swap": 1}},
+])
+def test_lua_and_the_engine_refuse_alike(nvim, opts):
+    lua = nvim.exec_lua("local ok, err = pcall(require('ai_host').setup, vim.json.decode(...)); return ok and '' or err",
+                        json.dumps(opts))
+    with pytest.raises(ConfigError) as e:
+        config.merge(opts)
+    assert lua == e.value.user_message()
+
+
+def test_lua_and_the_engine_have_the_same_defaults_and_tasks(nvim):
+    assert nvim.exec_lua("return require('ai_host.config').defaults()") == config.defaults()
+    assert nvim.exec_lua("return require('ai_host.config').tasks()") == config.tasks()
+
+
+def test_the_review_options_are_taken(nvim):
+    assert setup_error(nvim, "{models = {review = 'm'}, fallbacks = {review = {'n'}}, "
+                             "review = {max_inline = 0, min_severity = 'major', keep_alive = '1m'}, "
+                             "endpoints = {{url = 'http://h:1', tasks = {'review'}}}}") == ""
+    cfg = nvim.exec_lua("return require('ai_host').get_config()")
+    assert cfg["models"]["review"] == "m" and cfg["review"]["max_inline"] == 0
+    assert cfg["review"]["min_severity"] == "major" and cfg["review"]["num_ctx"] == 8192
 
 
 def test_valid_options_are_merged_over_the_defaults(nvim):

@@ -14,10 +14,10 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.nvim
 
 
-def leaves(tree, prefix=""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from leaves(value, f"{prefix}{key}.")
+def leaves(node, prefix=""):
+    for key, spec in node["keys"].items():
+        if "keys" in spec:
+            yield from leaves(spec, f"{prefix}{key}.")
         else:
             yield prefix + key
 
@@ -37,6 +37,10 @@ def test_helptags_build_without_errors(nvim_build, tmp_path):
 
 def test_every_config_key_is_documented():
     text = (ROOT / "doc" / "ai_host.txt").read_text()
-    defaults = json.loads((ROOT / "ai_host" / "defaults.json").read_text())
-    missing = [key for key in leaves(defaults) if key not in text]
+    schema = json.loads((ROOT / "ai_host" / "config_schema.json").read_text())
+    keys = list(leaves(schema))
+    assert "scheduler.avoid_model_swap" in keys and "review.min_severity" in keys
+    missing = [key for key in keys if key not in text]
     assert missing == []
+    untagged = [key for key in keys if f"*ai_host-{key}*" not in text]  # :help ai_host-<key> finds each one
+    assert untagged == []

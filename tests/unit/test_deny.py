@@ -4,17 +4,16 @@ file of secrets whatever it is called."""
 from __future__ import annotations
 
 import base64
-import json
 import random
 import sysconfig
 from pathlib import Path
 
 import pytest
 
-from ai_host import errors
+from ai_host import config, errors
 from ai_host.deny import denied, refusal, sniff
 
-DEFAULTS = json.loads((Path(__file__).resolve().parents[2] / "ai_host" / "defaults.json").read_text())["security"]["deny"]
+DEFAULTS = config.defaults()["security"]["deny"]
 
 
 @pytest.mark.parametrize("name", [".ENV", "deploy/server.PEM", "~/.ssh/ID_RSA", "config/Secrets.yaml", ".Env.Local",
