@@ -83,10 +83,15 @@ class GenerateRequest:
 
 @dataclass
 class ChatRequest:
+    """A chat. `schema`, when set, is a JSON Schema the reply must follow (constrained decoding:
+    Ollama's `format`, an OpenAI-compatible server's `response_format`); `schema_name` names it."""
+
     model: str
     messages: list[Message]
     options: dict[str, Any] = field(default_factory=dict)
     keep_alive: str | int | None = None
+    schema: dict[str, Any] | None = None
+    schema_name: str = "reply"
 
 
 class Backend:

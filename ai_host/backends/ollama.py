@@ -23,6 +23,8 @@ class OllamaBackend(Backend):
             "messages": [{"role": m.role, "content": m.content} for m in req.messages],
             "stream": True,
         }
+        if req.schema is not None:
+            body["format"] = req.schema
         _common(body, req.options, req.keep_alive)
         async with aclosing(self._chunks("/api/chat", body, req.model, _chat_text)) as chunks:
             async for chunk in chunks:

@@ -23,10 +23,16 @@ _OPTION_FIELDS = {
 }
 # Most characters of a finish reason kept.
 MAX_REASON_CHARS = 64
+# The two ways to ask for output that follows a JSON Schema: OpenAI's own, and the older
+# `json_object` with a `schema` beside it, which llama-cpp-python 0.3.x constrains (it answers 500
+# to `json_schema`).
+JSON_SCHEMA, JSON_OBJECT = "json_schema", "json_object"
 
 
 class OpenAIBackend(Backend):
     kind = "openai"
+    # Per server URL, the response_format kind it took (shared by every backend of that server).
+    schema_formats: dict[str, str] = {}
 
     async def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
         body: dict[str, Any] = {
@@ -36,9 +42,34 @@ class OpenAIBackend(Backend):
             "stream_options": {"include_usage": True},
         }
         body.update(_options(req.options))
-        async with aclosing(self._chunks("/v1/chat/completions", body, req.model, _chat_delta)) as chunks:
+        if req.schema is None:
+            async with aclosing(self._chunks("/v1/chat/completions", body, req.model, _chat_delta)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        async with aclosing(self._constrained(body, req)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    async def _constrained(self, body: dict[str, Any], req: ChatRequest) -> AsyncIterator[Chunk]:
+        """The chat with a schema: `json_schema` first, and once more with `json_object` if the
+        server refuses that (4xx/5xx before any text); what worked is remembered for the server."""
+        known = self.schema_formats.get(self.url)
+        kinds = [known] if known else [JSON_SCHEMA, JSON_OBJECT]
+        for i, kind in enumerate(kinds):
+            body["response_format"] = _response_format(kind, req.schema or {}, req.schema_name)
+            started = False
+            try:
+                async with aclosing(self._chunks("/v1/chat/completions", body, req.model, _chat_delta)) as chunks:
+                    async for chunk in chunks:
+                        if not started:
+                            started = True
+                            self.schema_formats[self.url] = kind
+                        yield chunk
+                return
+            except (errors.RequestRejected, errors.ServerFailed):
+                if started or i == len(kinds) - 1:
+                    raise
 
     async def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
         body: dict[str, Any] = {
@@ -112,6 +143,12 @@ class OpenAIBackend(Backend):
         if finish_reason is None and not (data and data.strip() == "[DONE]"):
             raise errors.ProtocolError("the stream ended before the model finished", **ctx)
         yield Chunk(done=True, done_reason=finish_reason, eval_count=completion_tokens)
+
+
+def _response_format(kind: str, schema: dict[str, Any], name: str) -> dict[str, Any]:
+    if kind == JSON_SCHEMA:
+        return {"type": JSON_SCHEMA, "json_schema": {"name": name, "schema": schema, "strict": True}}
+    return {"type": JSON_OBJECT, "schema": schema}
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:
