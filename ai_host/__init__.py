@@ -4,9 +4,10 @@ Public surface: Engine (asyncio, no Neovim), the error family. Imports are lazy 
 remote-plugin shim, imported by every python3 host start, costs next to nothing.
 """
 
+from pathlib import Path
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = (Path(__file__).with_name("VERSION")).read_text(encoding="ascii").strip()  # the one source
 __all__ = ["Engine", "AiHostError", "BackendError", "ConfigError", "__version__"]
 
 

@@ -69,8 +69,8 @@ def say(text: Any, stream: Any = None, end: str = "\n") -> None:
 
 def _message(text: Any) -> str:
     """A failure's message, made safe and bounded, for stderr."""
-    text = for_terminal(str(text))
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+    shown = for_terminal(str(text))
+    return shown if len(shown) <= MAX_MESSAGE_CHARS else shown[:MAX_MESSAGE_CHARS] + "…"
 
 
 class _Session:

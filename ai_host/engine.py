@@ -19,19 +19,17 @@ import concurrent.futures
 import functools
 import threading
 from collections import deque
-from dataclasses import replace
 from typing import Any, Callable, Coroutine
 
 from . import config as config_mod
 from . import log as log_mod
+from . import outbound
 from .admission import Admission
-from .deny import refusal
 from .errors import AiHostError, BadMessage, ConfigError, DeadlineExceeded, Dropped
 from .health import HealthChecks
 from .jobs import Job, JobTable
 from .log import logger
-from .protocol import (OUTPUT_EVENTS, CompleteRequest, Done, Error, Event, RangeRequest, RefactorRequest,
-                       Request, Source, parse_request)
+from .protocol import OUTPUT_EVENTS, CompleteRequest, Done, Error, Event, Request, parse_request
 from .security import Redactor
 from .servers import Servers
 from .suggestion import SuggestionCache
@@ -225,31 +223,10 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         self.stats["jobs_started"] += 1
 
     async def _secured(self, request: Request, runner: Runner) -> None:
-        """Before anything is sent: refuse denied files, cut ghost text's window, drop denied chunks
-        of the extra context, and redact credentials from every text that goes into a prompt."""
+        """Run the job on what may leave the machine (ai_host/outbound.py), nothing else."""
         job = self.jobs.get(request.id)  # in the table: a job cancelled before its first step never gets here
         assert job is not None
-        sec = self.config["security"]
-        refused = refusal(_deny_view(request.source, _text_of(request)), sec["deny"])
-        if refused is not None:  # on every request: a buffer's name and text change
-            if isinstance(request, CompleteRequest):
-                raise Dropped(refused.dropped)
-            raise refused
-        redactor = Redactor()
-        redact: Callable[[str], str] = redactor.redact if sec["redact"] else (lambda text: text)
-        if isinstance(request, CompleteRequest):
-            request = self._windowed(request)
-            extra = tuple(replace(c, text=redact(c.text)) for c in request.extra
-                          if refusal(_deny_view(Source(c.filename, c.path), c.text), sec["deny"]) is None)
-            request = replace(request, prefix=redact(request.prefix), suffix=redact(request.suffix), extra=extra)
-        elif isinstance(request, RangeRequest):
-            request = replace(request, code=redact(request.code), before=redact(request.before),
-                              after=redact(request.after),
-                              diagnostics=tuple(replace(d, message=redact(d.message)) for d in request.diagnostics))
-            if isinstance(request, RefactorRequest):
-                request = replace(request, instruction=redact(request.instruction))
-        if redactor.secrets:
-            logger.info("job %s: %d secrets redacted", request.id, len(redactor.secrets))
+        request, redactor = outbound.prepare(request, self.config["security"], self._windowed)
         await runner(job, request, redactor)
 
     def _cancel(self, job_id: str) -> None:
@@ -308,15 +285,3 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
         if tps:
             f["tokens_per_s"].append(tps)
 
-
-def _text_of(request: Request) -> str:
-    """The text a request would send, whole lines joined as in the buffer (the cursor's line too)."""
-    if isinstance(request, CompleteRequest):
-        return request.prefix + request.suffix
-    if isinstance(request, RangeRequest):
-        return "\n".join(p for p in (request.before, request.code, request.after) if p)
-    return ""
-
-
-def _deny_view(source: Source, text: str) -> dict[str, Any]:
-    return {"filename": source.filename, "path": source.path, "buftype": source.buftype, "text": text}

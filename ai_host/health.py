@@ -7,16 +7,19 @@ import asyncio
 import concurrent.futures
 from collections import deque
 from statistics import median
-from typing import Any
+from typing import Any, Callable
 
 from . import fim
 from .endpoint import is_loopback, resolve_url
 from .errors import AiHostError, ConfigError, ModelNotFound
 from .admission import Admission
+from .backends import Backend
 from .jobs import JobTable
-from .routing import pin_for
+from .routing import Endpoint, pin_for
 from .servers import Servers
 from .suggestion import SuggestionCache
+
+Add = Callable[..., None]  # add(level, msg, advice="")
 
 # How long a thread-safe query (status) may wait for the engine loop before giving up.
 QUERY_TIMEOUT_S = 0.2
@@ -111,73 +114,85 @@ class HealthChecks:
         per_check = max(0.2, timeout_s / max(1, 1 + len(router.endpoints) * 3))
         for ep in router.endpoints:
             backend = self.servers.backend(ep)
+            if await self._check_endpoint(ep, backend, per_check, timeout_s, add):
+                for task in ("completion", "explain", "refactor"):
+                    if ep.serves(task):
+                        await self._check_model(task, router.models[task], ep, backend, per_check, add)
+        await self._check_gpu(add)
+        return out
+
+    async def _check_endpoint(self, ep: Endpoint, backend: Backend, per_check: float, timeout_s: float,
+                              add: Add) -> bool:
+        """Whether the endpoint answers (said either way)."""
+        try:
+            async with asyncio.timeout(per_check):
+                about = await backend.probe()
+        except TimeoutError:  # it took the connection: there, but slow (a server busy generating)
+            add("warn", f"endpoint {ep.name} ({ep.url}) did not answer within {per_check:.1f} s",
+                "It may be busy generating; try again when it is idle"
+                + (" (or `ai-host doctor --timeout 30`)." if timeout_s > HEALTH_TIMEOUT_S else "."))
+            return False
+        except AiHostError as e:
+            start = "Start it (`ollama serve`)" if ep.kind == "ollama" else "Start the server"
+            add("error", f"endpoint {ep.name} ({ep.url}) is not reachable: {e.user_message()}",
+                f"{start}, or fix `backend.url`" + (" / $OLLAMA_HOST." if ep.kind == "ollama" else "."))
+            return False
+        add("ok", f"endpoint {ep.name} answers: {about}")
+        return True
+
+    async def _check_model(self, task: str, model: str, ep: Endpoint, backend: Backend, per_check: float,
+                           add: Add) -> None:
+        """The task's model on the endpoint: there, its context, whether it can fill in the middle, its pin."""
+        try:
+            async with asyncio.timeout(per_check):
+                info = await backend.model_info(model)
+        except (AiHostError, TimeoutError):
+            add("warn", f"{task}: could not ask {ep.name} about model '{model}'")
+            return
+        if not info["found"]:
+            missing = ModelNotFound(url=ep.url, model=model)
+            await self.servers.name_the_models(missing, ep, backend)
+            add("error", f"{task}: model '{model}' is not on {ep.name}",
+                missing.user_message().removeprefix(f"ai_host: model '{model}' is not available on {ep.url}. "))
+            return
+        extra = []
+        if info["context_length"]:
+            extra.append(f"context {info['context_length']} tokens")
+        caps = info["capabilities"]
+        if task == "completion" and caps is not None:
+            if "insert" in caps:
+                extra.append("fill-in-the-middle: yes")
+            elif fim.family_of(model):
+                extra.append(f"fill-in-the-middle: through the {fim.family_of(model)} raw template")
+            else:
+                add("warn", f"completion: model '{model}' cannot fill in the middle",
+                    "Choose a code model such as qwen2.5-coder:7b for `models.completion`.")
+                return
+        if pin_for(self.config["security"]["pins"], model) is not None:
             try:
                 async with asyncio.timeout(per_check):
-                    about = await backend.probe()
-            except TimeoutError:  # it took the connection: there, but slow (a server busy generating)
-                add("warn", f"endpoint {ep.name} ({ep.url}) did not answer within {per_check:.1f} s",
-                    "It may be busy generating; try again when it is idle"
-                    + (" (or `ai-host doctor --timeout 30`)." if timeout_s > HEALTH_TIMEOUT_S else "."))
-                continue
-            except AiHostError as e:
-                start = "Start it (`ollama serve`)" if ep.kind == "ollama" else "Start the server"
-                add("error", f"endpoint {ep.name} ({ep.url}) is not reachable: {e.user_message()}",
-                    f"{start}, or fix `backend.url`" + (" / $OLLAMA_HOST." if ep.kind == "ollama" else "."))
-                continue
-            add("ok", f"endpoint {ep.name} answers: {about}")
-            for task in ("completion", "explain", "refactor"):
-                if not ep.serves(task):
-                    continue
-                model = router.models[task]
-                try:
-                    async with asyncio.timeout(per_check):
-                        info = await backend.model_info(model)
-                except (AiHostError, TimeoutError):
-                    add("warn", f"{task}: could not ask {ep.name} about model '{model}'")
-                    continue
-                if not info["found"]:
-                    missing = ModelNotFound(url=ep.url, model=model)
-                    await self.servers.name_the_models(missing, ep, backend)
-                    add("error", f"{task}: model '{model}' is not on {ep.name}",
-                        missing.user_message().removeprefix(f"ai_host: model '{model}' is not available on {ep.url}. "))
-                    continue
-                extra = []
-                if info["context_length"]:
-                    extra.append(f"context {info['context_length']} tokens")
-                caps = info["capabilities"]
-                if task == "completion" and caps is not None:
-                    if "insert" in caps:
-                        extra.append("fill-in-the-middle: yes")
-                    elif fim.family_of(model):
-                        extra.append(f"fill-in-the-middle: through the {fim.family_of(model)} raw template")
-                    else:
-                        add("warn", f"completion: model '{model}' cannot fill in the middle",
-                            "Choose a code model such as qwen2.5-coder:7b for `models.completion`.")
-                        continue
-                if pin_for(self.config["security"]["pins"], model) is not None:
-                    try:
-                        async with asyncio.timeout(per_check):
-                            await self.servers.verify_pin(backend, model)
-                        extra.append("digest matches security.pins")
-                    except (AiHostError, TimeoutError) as e:
-                        msg = e.user_message() if isinstance(e, AiHostError) else "no answer in time"
-                        add("error", f"{task}: {msg}")
-                        continue
-                add("ok", f"{task}: model '{model}' on {ep.name}" + (f" ({', '.join(extra)})" if extra else ""))
+                    await self.servers.verify_pin(backend, model)
+                extra.append("digest matches security.pins")
+            except (AiHostError, TimeoutError) as e:
+                add("error", f"{task}: {e.user_message() if isinstance(e, AiHostError) else 'no answer in time'}")
+                return
+        add("ok", f"{task}: model '{model}' on {ep.name}" + (f" ({', '.join(extra)})" if extra else ""))
+
+    async def _check_gpu(self, add: Add) -> None:
+        gpu = self.admission.gpu
         if not self.config["gpu"]["enabled"]:
             add("info", "GPU gate: off (gpu.enabled = false)")
+            return
+        reading = await gpu.reading()
+        if reading is None and _no_gpu_here(gpu.off_reason or ""):
+            add("info", f"GPU gate: off, no NVIDIA GPU here ({gpu.off_reason})")
+        elif reading is None:
+            add("warn", f"no GPU reading ({gpu.off_reason}): the GPU gate is off",
+                "With an NVIDIA GPU, install or repair its driver (NVML comes with it); "
+                "without one, set `gpu.enabled = false`.")
         else:
-            reading = await self.admission.gpu.reading()
-            if reading is None and _no_gpu_here(self.admission.gpu.off_reason or ""):
-                add("info", f"GPU gate: off, no NVIDIA GPU here ({self.admission.gpu.off_reason})")
-            elif reading is None:
-                add("warn", f"no GPU reading ({self.admission.gpu.off_reason}): the GPU gate is off",
-                    "With an NVIDIA GPU, install or repair its driver (NVML comes with it); "
-                    "without one, set `gpu.enabled = false`.")
-            else:
-                add("ok", f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
-                          f"({reading.fraction:.0%}; ghost text pauses above {self.admission.gpu.threshold:.0%})")
-        return out
+            add("ok", f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
+                      f"({reading.fraction:.0%}; ghost text pauses above {gpu.threshold:.0%})")
 
 
 def _no_gpu_here(reason: str) -> bool:

@@ -8,7 +8,7 @@ import os
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, Callable, TypedDict
 
 import aiohttp
 import yarl
@@ -16,6 +16,16 @@ import yarl
 from .. import errors, memory
 from ..untrusted import one_line
 from .framing import LineSplitter, LineTooLong
+
+
+class Where(TypedDict):
+    """What an error names: the server and the model."""
+    url: str
+    model: str
+
+
+# A backend's reader of one streamed object: (visible text, thinking text).
+TextOf = Callable[[dict[str, Any]], tuple[str, str]]
 
 # How much of an error body we read: enough for any real error sentence, never a whole stream.
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -109,10 +119,10 @@ class Backend:
         self.timeouts = timeouts
         self.api_key = api_key
 
-    def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
+    def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
         raise NotImplementedError
 
-    def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
+    def generate(self, req: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         raise NotImplementedError
 
     async def capabilities(self, model: str) -> set[str] | None:
@@ -149,7 +159,7 @@ class Backend:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    async def _open(self, path: str, body: dict[str, Any] | None, ctx: dict[str, str]) -> aiohttp.ClientResponse:
+    async def _open(self, path: str, body: dict[str, Any] | None, ctx: Where) -> aiohttp.ClientResponse:
         """Send the request and wait for the reply's headers, mapping every failure to BackendError.
 
         A redirect is never followed, to any host: the request carries the prompt, and a server must
@@ -173,7 +183,7 @@ class Backend:
         return resp
 
     @asynccontextmanager
-    async def _reply(self, path: str, body: dict[str, Any] | None, ctx: dict[str, str]) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def _reply(self, path: str, body: dict[str, Any] | None, ctx: Where) -> AsyncGenerator[aiohttp.ClientResponse, None]:
         """The response of one request with a good status, for the block; a failed status, a cut
         connection and every way out are handled here: a reply read to its end gives its connection
         back to the pool, any other end closes it (so the server sees the disconnect and stops)."""
@@ -193,14 +203,14 @@ class Backend:
                 resp.close()
 
     async def _stream_lines(self, path: str, body: dict[str, Any] | None, model: str,
-                            progress: Progress) -> AsyncIterator[str]:
+                            progress: Progress) -> AsyncGenerator[str, None]:
         """POST `body` and yield the reply's lines as they arrive, mapping every failure to BackendError.
 
         The caller parses the lines and calls `progress.made()` for each that carries the model's
         progress; the stream fails with IdleTimeout once there was none for `timeouts.idle_s` (the
         idle limit counts from the model's last token, not from the last byte or line)."""
         t = self.timeouts
-        ctx = dict(url=self.url, model=model)
+        ctx = Where(url=self.url, model=model)
         too_long = False
         try:
             async with self._reply(path, body, ctx) as resp:
@@ -235,7 +245,7 @@ class Backend:
         """A small non-streamed request (POST /api/show; GET /api/ps when body is None): one JSON
         object of at most MAX_JSON_BYTES (after decompression), whole within the idle limit."""
         t = self.timeouts
-        ctx = dict(url=self.url, model=model)
+        ctx = Where(url=self.url, model=model)
         parts: list[bytes] = []
         async with self._reply(path, body, ctx) as resp:
             size = 0
@@ -281,7 +291,7 @@ class Backend:
         raise AssertionError("unreachable")
 
 
-async def drain(lines: AsyncIterator[str]) -> None:
+async def drain(lines: AsyncGenerator[str, None]) -> None:
     """Read a finished stream to its end (briefly), so its keep-alive connection goes back to the pool."""
     try:
         async with asyncio.timeout(DRAIN_S):
@@ -291,7 +301,7 @@ async def drain(lines: AsyncIterator[str]) -> None:
         pass
 
 
-async def _status_error(resp: aiohttp.ClientResponse, idle_s: float, ctx: dict[str, str]) -> errors.BackendError:
+async def _status_error(resp: aiohttp.ClientResponse, idle_s: float, ctx: Where) -> errors.BackendError:
     try:
         async with asyncio.timeout(idle_s):
             raw = await resp.content.read(MAX_ERROR_BODY_BYTES)
@@ -353,7 +363,7 @@ def figure(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_FIGURE else None
 
 
-def checked_text(value: Any, ctx: dict[str, str]) -> str:
+def checked_text(value: Any, ctx: Where) -> str:
     """A piece of the model's text. A lone UTF-16 surrogate (`\\ud800` in the JSON) is no character
     at all: Neovim and terminals refuse it, so the text would vanish without a word. Refuse it here."""
     text = value if isinstance(value, str) else str(value or "")

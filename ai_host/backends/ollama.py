@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 from .. import errors
 from ..untrusted import one_line
-from .base import Backend, ChatRequest, Chunk, GenerateRequest, Progress, checked_text, drain, figure
+from .base import (Backend, ChatRequest, Chunk, GenerateRequest, Progress, TextOf, Where, checked_text, drain,
+                   figure)
 from .framing import parse_json_line
 
 # Most characters of a name, a size or a digest a server lists that we keep (shown in the picker).
@@ -17,7 +18,7 @@ MAX_LISTED_CHARS = 200
 class OllamaBackend(Backend):
     kind = "ollama"
 
-    async def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
+    async def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
         body: dict[str, Any] = {
             "model": req.model,
             "messages": [{"role": m.role, "content": m.content} for m in req.messages],
@@ -30,7 +31,7 @@ class OllamaBackend(Backend):
             async for chunk in chunks:
                 yield chunk
 
-    async def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
+    async def generate(self, req: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         body: dict[str, Any] = {"model": req.model, "prompt": req.prompt, "stream": True}
         if req.suffix is not None:
             body["suffix"] = req.suffix
@@ -46,7 +47,7 @@ class OllamaBackend(Backend):
         caps = info.get("capabilities")
         return {str(c) for c in caps} if isinstance(caps, list) else None
 
-    async def pull(self, model: str) -> AsyncIterator[dict[str, Any]]:
+    async def pull(self, model: str) -> AsyncGenerator[dict[str, Any], None]:
         """Pull a model: Ollama's progress lines ({status, digest?, total?, completed?}) as they come."""
         progress = Progress(self.timeouts.idle_s)
         last: tuple[Any, Any] | None = None
@@ -107,8 +108,8 @@ class OllamaBackend(Backend):
                  "size_vram": figure(m.get("size_vram")) or 0}
                 for m in models if isinstance(m, dict)]
 
-    async def _chunks(self, path: str, body: dict[str, Any], model: str, text_of) -> AsyncIterator[Chunk]:
-        ctx = dict(url=self.url, model=model)
+    async def _chunks(self, path: str, body: dict[str, Any], model: str, text_of: TextOf) -> AsyncGenerator[Chunk, None]:
+        ctx = Where(url=self.url, model=model)
         progress = Progress(self.timeouts.idle_s)
         async with aclosing(self._stream_lines(path, body, model, progress)) as lines:
             async for line in lines:
@@ -125,7 +126,7 @@ class OllamaBackend(Backend):
         raise errors.ProtocolError("the stream ended before the model finished", **ctx)
 
 
-def _parse_line(line: str, text_of, ctx: dict[str, str]) -> Chunk | None:
+def _parse_line(line: str, text_of: TextOf, ctx: Where) -> Chunk | None:
     if not line.strip():
         return None
     try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 from .. import errors
 from ..untrusted import one_line
-from .base import Backend, ChatRequest, Chunk, GenerateRequest, Progress, checked_text, drain, figure
+from .base import (Backend, ChatRequest, Chunk, GenerateRequest, Progress, TextOf, Where, checked_text, drain,
+                   figure)
 from .framing import SSEDecoder
 
 # Our neutral option names (Ollama's) mapped to the OpenAI request fields that mean the same.
@@ -34,7 +35,7 @@ class OpenAIBackend(Backend):
     # Per server URL, the response_format kind it took (shared by every backend of that server).
     schema_formats: dict[str, str] = {}
 
-    async def chat(self, req: ChatRequest) -> AsyncIterator[Chunk]:
+    async def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
         body: dict[str, Any] = {
             "model": req.model,
             "messages": [{"role": m.role, "content": m.content} for m in req.messages],
@@ -51,7 +52,7 @@ class OpenAIBackend(Backend):
             async for chunk in chunks:
                 yield chunk
 
-    async def _constrained(self, body: dict[str, Any], req: ChatRequest) -> AsyncIterator[Chunk]:
+    async def _constrained(self, body: dict[str, Any], req: ChatRequest) -> AsyncGenerator[Chunk, None]:
         """The chat with a schema: `json_schema` first, and once more with `json_object` if the
         server refuses that (4xx/5xx before any text); what worked is remembered for the server."""
         known = self.schema_formats.get(self.url)
@@ -71,7 +72,7 @@ class OpenAIBackend(Backend):
                 if started or i == len(kinds) - 1:
                     raise
 
-    async def generate(self, req: GenerateRequest) -> AsyncIterator[Chunk]:
+    async def generate(self, req: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         body: dict[str, Any] = {
             "model": req.model,
             "prompt": req.prompt,
@@ -85,8 +86,8 @@ class OpenAIBackend(Backend):
             async for chunk in chunks:
                 yield chunk
 
-    async def _chunks(self, path: str, body: dict[str, Any], model: str, delta_of) -> AsyncIterator[Chunk]:
-        ctx = dict(url=self.url, model=model)
+    async def _chunks(self, path: str, body: dict[str, Any], model: str, delta_of: TextOf) -> AsyncGenerator[Chunk, None]:
+        ctx = Where(url=self.url, model=model)
         progress = Progress(self.timeouts.idle_s)
         sse = SSEDecoder()
         finish_reason: str | None = None

@@ -22,10 +22,9 @@ import time
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import AsyncGenerator, cast
 
 from .. import deny
-from ..backends import Backend, ChatRequest, Chunk, Message
+from ..backends import Backend, ChatRequest, Message
 from ..gitlab.diffmap import ADDED, FileDiff, snap_anchor
 from ..security import Redactor
 from . import prompts
@@ -165,7 +164,7 @@ async def _ask(backend: Backend, req: ChatRequest, review: FileReview) -> str:
     parts: list[str] = []
     size = 0
     try:
-        async with aclosing(cast(AsyncGenerator[Chunk, None], backend.chat(req))) as stream:
+        async with aclosing(backend.chat(req)) as stream:
             async for chunk in stream:
                 parts.append(chunk.text)
                 size += len(chunk.text)
