@@ -43,6 +43,11 @@ def tasks() -> list[str]:
     return list(_SCHEMA["tasks"])
 
 
+def inherits() -> dict[str, str]:
+    """Tasks whose empty model means another task's model and fallbacks (chat -> explain)."""
+    return dict(_SCHEMA.get("inherits", {}))
+
+
 def leaves(node: dict[str, Any] | None = None, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     """Every option as (dotted path, its schema entry), in the schema's order."""
     for key, spec in (node or _SCHEMA)["keys"].items():

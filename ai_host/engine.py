@@ -210,7 +210,8 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
 
     def _submit(self, request: Request) -> None:
         runners: dict[str, Runner] = {"explain": self._run_explain, "complete": self._run_complete,
-                                      "refactor": self._run_refactor, "models": self._run_models}
+                                      "refactor": self._run_refactor, "chat": self._run_chat,
+                                      "models": self._run_models}
         self._cancel(request.id)
         group = group_of(request.prefetch, request.buf) if isinstance(request, CompleteRequest) else None
         work = self._secured(request, runners[request.kind])

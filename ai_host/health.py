@@ -9,6 +9,7 @@ from collections import deque
 from statistics import median
 from typing import Any, Callable
 
+from . import config as config_mod
 from . import fim
 from .endpoint import is_loopback, resolve_url
 from .errors import AiHostError, ConfigError, ModelNotFound
@@ -115,8 +116,8 @@ class HealthChecks:
         for ep in router.endpoints:
             backend = self.servers.backend(ep)
             if await self._check_endpoint(ep, backend, per_check, timeout_s, add):
-                for task in ("completion", "explain", "refactor"):
-                    if ep.serves(task):
+                for task in config_mod.tasks():  # each model once: a task that inherits one has none of its own
+                    if ep.serves(task) and router.models.get(task):
                         await self._check_model(task, router.models[task], ep, backend, per_check, add)
         await self._check_gpu(add)
         return out

@@ -6,12 +6,29 @@ import re
 from typing import Any
 
 from .backends import Message
-from .protocol import Diagnostic, RangeRequest, RefactorRequest
+from .protocol import ConversationRequest, Diagnostic, RangeRequest, RefactorRequest, Turn
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
 _TRUNCATED = "\n… (truncated to fit the context budget)"
 MAX_DIAGNOSTICS = 20  # the most diagnostics a prompt lists
+MAX_ACTIONS = 10  # the most code-action titles a fix prompt lists
+# How a conversation's history is budgeted: characters per token of the model's context, counted low.
+CHARS_PER_TOKEN = 3
+# The answer that follows the code a conversation is about, so that turns alternate.
+CONTEXT_ACK = "I have read the code. What would you like to know?"
+# The doc-comment convention of a filetype (:AIDoc).
+DOC_CONVENTIONS = {
+    "python": "a docstring (PEP 257) as the first statement of the body",
+    "lua": "LuaCATS annotations (---@param, ---@return) in --- comments above the function",
+    "javascript": "a JSDoc /** ... */ block above", "typescript": "a TSDoc /** ... */ block above",
+    "typescriptreact": "a TSDoc /** ... */ block above", "javascriptreact": "a JSDoc /** ... */ block above",
+    "rust": "rustdoc /// comments above", "go": "a Go doc comment above, starting with the name",
+    "c": "a Doxygen /** ... */ block above", "cpp": "a Doxygen /** ... */ block above",
+    "java": "a Javadoc /** ... */ block above", "sh": "# comments above", "bash": "# comments above",
+    "ruby": "YARD # comments above", "php": "a PHPDoc /** ... */ block above",
+}
+DOC_CONVENTION_OTHER = "the language's usual documentation comment"
 
 
 def fill(template: str, values: dict[str, Any]) -> str:
@@ -40,9 +57,10 @@ def explain_messages(req: RangeRequest, cfg: dict[str, Any]) -> list[Message]:
     """The chat for :AIExplain: the code first, then as much surrounding context as the budget allows."""
     values = range_values(req, int(cfg["explain"]["max_chars"]))
     prompts = cfg["prompts"]
+    user = prompts["diagnostics_user"] if req.diagnostics else prompts["explain_user"]  # then it is about them
     return [
         Message("system", fill(prompts["explain_system"], values)),
-        Message("user", fill(prompts["explain_user"], values)),
+        Message("user", fill(user, values)),
     ]
 
 
@@ -50,9 +68,46 @@ def refactor_messages(req: RefactorRequest, cfg: dict[str, Any]) -> list[Message
     """The chat for :AIRefactor (a range to rewrite) or generate-from-prompt (no range: insert)."""
     values = range_values(req, int(cfg["refactor"]["max_chars"]))
     values["instruction"] = req.instruction or str(cfg["refactor"]["default_instruction"])
+    values["actions"] = _actions(req.actions)
+    values["convention"] = DOC_CONVENTIONS.get(req.source.filetype, DOC_CONVENTION_OTHER)
     prompts = cfg["prompts"]
-    user = prompts["generate_user"] if req.insert else prompts["refactor_user"]
+    if req.insert:
+        user = prompts["generate_user"]
+    else:
+        user = prompts[{"fix": "fix_user", "doc": "doc_user"}.get(req.purpose, "refactor_user")]
     return [Message("system", fill(prompts["refactor_system"], values)), Message("user", fill(user, values))]
+
+
+def chat_messages(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
+    """The chat for the next turn of a conversation: the code it is about, as many of the latest
+    turns as fit the model's context (the oldest leave first, in whole exchanges), the new message.
+    Returns the messages and how many earlier turns were left out."""
+    ecfg = cfg["explain"]
+    values = range_values(req, int(ecfg["max_chars"]))
+    system = fill(cfg["prompts"]["chat_system"], values)
+    context = fill(cfg["prompts"]["chat_context"], values)
+    budget = (int(ecfg["num_ctx"]) - int(ecfg["num_predict"])) * CHARS_PER_TOKEN
+    left = budget - len(system) - len(context) - len(req.message)
+    kept: list[Turn] = []
+    for turn in reversed(req.history):
+        left -= len(turn.text)
+        if left < 0:
+            break
+        kept.append(turn)
+    kept.reverse()
+    if kept and kept[0].role == "assistant":  # an answer without its question reads wrong: start at a question
+        kept = kept[1:]
+    dropped = len(req.history) - len(kept)
+    messages = [Message("system", system), Message("user", context), Message("assistant", CONTEXT_ACK)]
+    messages += [Message(t.role, t.text) for t in kept]
+    messages.append(Message("user", req.message))
+    return messages, dropped
+
+
+def _actions(titles: tuple[str, ...]) -> str:
+    if not titles:
+        return ""
+    return "The language server offers these code actions: " + "; ".join(titles[:MAX_ACTIONS]) + "\n"
 
 
 def range_values(req: RangeRequest, budget: int) -> dict[str, Any]:

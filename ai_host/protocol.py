@@ -72,13 +72,35 @@ class ExplainRequest(RangeRequest):
     kind: ClassVar[str] = "explain"
 
 
+PURPOSES = ("refactor", "fix", "doc")  # what a refactor request asks of the code
+
+
 @dataclass(frozen=True)
 class RefactorRequest(RangeRequest):
+    """New code for a range, shown as a diff: rewritten (refactor), its diagnostics fixed (fix), or
+    documented (doc); or code generated at a line (insert)."""
     kind: ClassVar[str] = "refactor"
     instruction: str = ""
     insert: bool = False      # generate at a line: nothing is replaced
     use_tabs: bool = False
     shiftwidth: int = 4
+    purpose: str = "refactor"
+    actions: tuple[str, ...] = ()  # fix: the titles of the code actions the language server offers
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str   # "user" or "assistant"
+    text: str
+
+
+@dataclass(frozen=True)
+class ConversationRequest(RangeRequest):
+    """The next turn of a conversation about a range: the earlier turns (the editor keeps them, in
+    memory only) and the new message."""
+    kind: ClassVar[str] = "chat"
+    history: tuple[Turn, ...] = ()
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,9 +121,9 @@ class ModelsRequest(JobRequest):
     kind: ClassVar[str] = "models"
 
 
-Request = Union[ExplainRequest, RefactorRequest, CompleteRequest, ModelsRequest]
-REQUESTS: dict[str, type[JobRequest]] = {r.kind: r for r in (ExplainRequest, RefactorRequest, CompleteRequest,
-                                                              ModelsRequest)}
+Request = Union[ExplainRequest, RefactorRequest, ConversationRequest, CompleteRequest, ModelsRequest]
+REQUESTS: dict[str, type[JobRequest]] = {r.kind: r for r in (ExplainRequest, RefactorRequest, ConversationRequest,
+                                                              CompleteRequest, ModelsRequest)}
 
 
 # -- notices: no job, no answer ---------------------------------------------------------------------
@@ -260,8 +282,20 @@ def _build(cls: type[JobRequest], t: dict[str, Any], kind: str) -> JobRequest:
             diagnostics=tuple(Diagnostic(_opt_int(d, "lnum", kind), _opt_int(d, "severity", kind),
                                          _str(d, "message", kind)) for d in _tables(t, "diagnostics", kind)))
     if cls is RefactorRequest:
+        purpose = _str(t, "purpose", kind) or "refactor"
+        if purpose not in PURPOSES:
+            raise BadMessage(f"'{kind}'.purpose should be one of {', '.join(PURPOSES)}, not {purpose!r:.40}")
         common.update(instruction=_str(t, "instruction", kind), insert=_bool(t, "insert", kind),
-                      use_tabs=_bool(t, "use_tabs", kind), shiftwidth=_int(t, "shiftwidth", kind, 4) or 4)
+                      use_tabs=_bool(t, "use_tabs", kind), shiftwidth=_int(t, "shiftwidth", kind, 4) or 4,
+                      purpose=purpose, actions=tuple(_strs(t, "actions", kind)))
+    if cls is ConversationRequest:
+        turns = []
+        for turn in _tables(t, "history", kind):
+            role = _str(turn, "role", kind)
+            if role not in ("user", "assistant"):
+                raise BadMessage(f"'{kind}'.history roles should be 'user' or 'assistant', not {role!r:.40}")
+            turns.append(Turn(role, _str(turn, "text", kind)))
+        common.update(history=tuple(turns), message=_str(t, "message", kind))
     if cls is CompleteRequest:
         row = _int(t, "prefix_row", kind, -1)
         common.update(
@@ -287,6 +321,15 @@ def _tables(t: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
         return []
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise BadMessage(f"'{what}'.{key} should be a list of tables")
+    return value
+
+
+def _strs(t: dict[str, Any], key: str, what: str) -> list[str]:
+    value = t.get(key)
+    if value is None or value == {}:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadMessage(f"'{what}'.{key} should be a list of strings")
     return value
 
 

@@ -55,15 +55,21 @@ def endpoints_from_config(cfg: dict[str, Any], env: dict[str, str] | None) -> li
 
 class Router:
     def __init__(self, endpoints: list[Endpoint], models: dict[str, str], fallbacks: dict[str, list[str]],
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, inherits: dict[str, str] | None = None):
         self.endpoints = endpoints
         self.models = dict(models)
         self.fallbacks = {k: list(v) for k, v in fallbacks.items()}
         self.clock = clock
+        self.inherits = inherits or {}  # task -> the task whose models it uses while its own is ''
+
+    def model_of(self, task: str) -> str:
+        """The task's model: its own, or (left empty) the model of the task it inherits from."""
+        return self.models.get(task) or self.models[self.inherits.get(task, task)]
 
     def candidates(self, task: str, model: str | None = None) -> list[tuple[Endpoint, str]]:
         """(endpoint, model) pairs to try in order: healthy endpoints first, each with its models."""
-        wanted = [model] if model else [self.models[task], *self.fallbacks.get(task, [])]
+        source = task if self.models.get(task) else self.inherits.get(task, task)
+        wanted = [model] if model else [self.models[source], *self.fallbacks.get(source, [])]
         now = self.clock()
         serving = [e for e in self.endpoints if e.serves(task)]
         ordered = [e for e in serving if e.up(now)] + [e for e in serving if not e.up(now)]

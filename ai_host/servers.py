@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
+from . import config as config_mod
 from .backends import Backend, Timeouts, make_backend
 from .endpoint import is_loopback, loopback_connector
 from .errors import AiHostError, ConfigError, EndpointUnavailable, ModelNotFound, ModelUnavailable, PinMismatch
@@ -53,7 +54,7 @@ class Servers:
     def get_router(self) -> Router:
         if self.router is None:
             self.router = Router(endpoints_from_config(self.config, self._env), self.config["models"],
-                                 self.config["fallbacks"])
+                                 self.config["fallbacks"], inherits=config_mod.inherits())
         return self.router
 
     async def close(self) -> None:
@@ -78,7 +79,7 @@ class Servers:
         router = self.get_router()
         pairs = router.candidates(task, model or None)
         if not pairs:  # everything is marked missing: ask the first again, so the user hears why
-            pairs = [(router.endpoints[0], model or router.models[task])]
+            pairs = [(router.endpoints[0], model or router.model_of(task))]
         last: AiHostError | None = None
         for endpoint, name in pairs:
             backend = self.backend(endpoint)

@@ -7,13 +7,13 @@ import asyncio
 from typing import Any
 
 from .. import fim
-from ..backends import Backend, ChatRequest
+from ..backends import Backend, ChatRequest, Message
 from ..errors import AiHostError, UnusableReply
 from ..jobs import Job
 from ..limits import ReplyGuard
 from ..log import logger
-from ..prompts import explain_messages, refactor_messages
-from ..protocol import Chunk, Done, ExplainRequest, ModelsRequest, Proposal, RefactorRequest
+from ..prompts import chat_messages, explain_messages, refactor_messages
+from ..protocol import Chunk, ConversationRequest, Done, ExplainRequest, ModelsRequest, Proposal, RefactorRequest
 from ..refactor import CodeExtractor, NoCode
 from ..relay import relay
 from ..routing import tagged
@@ -47,13 +47,16 @@ class _Code:
 
 class ChatTasks(TaskBase):
     async def _run_explain(self, job: Job, request: ExplainRequest, redactor: Redactor) -> None:
+        await self._answer(job, "explain", request.model, explain_messages(request, self.config), {})
+
+    async def _answer(self, job: Job, task: str, model: str, messages: list[Message], done: dict[str, Any]) -> None:
+        """Stream a chat's answer as text to append (explain, chat), then its figures and `done`."""
         ecfg = self.config["explain"]
-        messages = explain_messages(request, self.config)
         options = {"num_ctx": ecfg["num_ctx"], "num_predict": ecfg["num_predict"], "temperature": ecfg["temperature"]}
 
         async def attempt(backend: Backend, model: str) -> None:
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
-            logger.info("job %s: explain %d chars with %s", job.id, sum(len(m.content) for m in messages), model)
+            logger.info("job %s: %s %d chars with %s", job.id, task, sum(len(m.content) for m in messages), model)
             async with self._admitted(job, INTERACTIVE, backend, model):
                 out = await relay(backend.chat(req), _Append(), lambda text: self._emit(job.id, Chunk(text)),
                                   self._frame_s(), ReplyGuard(ecfg["num_predict"], "explain.num_predict"),
@@ -61,9 +64,9 @@ class ChatTasks(TaskBase):
             figures = out.figures(model)
             self._record(model, figures["ttft_ms"], figures["tokens_per_s"])  # type: ignore[arg-type]
             logger.info("job %s done: %d pieces, ttft %s", job.id, out.pieces, figures["ttft_ms"])
-            self._emit(job.id, Done(figures))
+            self._emit(job.id, Done({**figures, **done}))
 
-        await self.servers.routed(job, "explain", request.model, attempt, self._say(job))
+        await self.servers.routed(job, task, model, attempt, self._say(job))
 
     async def _run_models(self, job: Job, request: ModelsRequest, redactor: Redactor) -> None:
         """For the model picker: every endpoint's models, with size, quantization, whether it can fill
@@ -110,4 +113,11 @@ class ChatTasks(TaskBase):
             text = redactor.restore(code)  # a placeholder the model moved stays one, and is named
             self._emit(job.id, Done(out.figures(model), text=text, unrestored=redactor.unrestored))
 
-        await self.servers.routed(job, "refactor", request.model, attempt, self._say(job))
+        task = "doc" if request.purpose == "doc" else "refactor"
+        await self.servers.routed(job, task, request.model, attempt, self._say(job))
+
+    async def _run_chat(self, job: Job, request: ConversationRequest, redactor: Redactor) -> None:
+        """The next turn of a conversation (:AIChat, the explain float's follow-ups): streamed like an
+        explanation; "done" says how many earlier turns did not fit the model's context."""
+        messages, dropped = chat_messages(request, self.config)
+        await self._answer(job, "chat", request.model, messages, {"history_dropped": dropped})

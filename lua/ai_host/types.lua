@@ -40,12 +40,16 @@
 ---@field completion string Model for ghost text; one with fill-in-the-middle (a base/coder model).
 ---@field refactor string Model for :AIRefactor and generate.
 ---@field review string Model for merge-request review.
+---@field chat string Model for :AIChat and explain follow-ups; '' = models.explain (and its fallbacks).
+---@field doc string Model for :AIDoc; '' = models.refactor (and its fallbacks).
 
 ---@class ai_host.FallbacksConfig Models tried in turn when a task's model is not on a server.
 ---@field explain string[] Models tried in turn when `models.explain` is not on a server; a missing model is remembered for 60 s.
 ---@field completion string[] Models tried in turn when `models.completion` is not on a server (or cannot fill in the middle); a missing model is remembered for 60 s.
 ---@field refactor string[] Models tried in turn when `models.refactor` is not on a server; a missing model is remembered for 60 s.
 ---@field review string[] Models tried in turn when `models.review` is not on a server; a missing model is remembered for 60 s.
+---@field chat string[] Models tried in turn when `models.chat` is not on a server; a missing model is remembered for 60 s.
+---@field doc string[] Models tried in turn when `models.doc` is not on a server; a missing model is remembered for 60 s.
 
 ---@class ai_host.Timeouts Separate network limits (a cold model load is silent for a while).
 ---@field connect_ms integer TCP connect limit (ms).
@@ -136,6 +140,11 @@
 ---@field refactor_system string System message for :AIRefactor and generate.
 ---@field refactor_user string User message for :AIRefactor; also {{instruction}}.
 ---@field generate_user string User message for generate-from-prompt.
+---@field diagnostics_user string User message for :AIExplain on lines that have diagnostics.
+---@field fix_user string User message for :AIFix; also {{actions}} (the language server's code actions).
+---@field doc_user string User message for :AIDoc; also {{convention}}.
+---@field chat_system string System message for :AIChat and follow-ups.
+---@field chat_context string The first message of a conversation: the code it is about.
 
 ---@class ai_host.KeymapsConfig Default maps; '' disables one.
 ---@field explain string Explain (normal and visual mode).

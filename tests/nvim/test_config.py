@@ -111,13 +111,13 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{fallbacks = {explain = 'x'}}", "ai_host: `fallbacks.explain` should be table, not string"),
         ("{fallbacks = {completion = {1}}}", "ai_host: `fallbacks.completion` [1] should be string, not number"),
         ("{fallbacks = {refactor = {a = 'b'}}}", "ai_host: `fallbacks.refactor` should be a list of model names"),
-        ("{fallbacks = {chat = {}}}", "ai_host: `fallbacks.chat` is not an option (see :help ai_host-config)"),
+        ("{fallbacks = {dance = {}}}", "ai_host: `fallbacks.dance` is not an option (see :help ai_host-config)"),
         ("{endpoints = {{}}}", "ai_host: `endpoints` [1].url should be an http(s) URL such as http://gpu-server:11434"),
         ("{endpoints = {'x'}}", "ai_host: `endpoints` [1] should be table, not string"),
         ("{endpoints = {{url = 'http://h:1', port = 1}}}", "ai_host: `endpoints` [1].port is not an option"),
         ("{endpoints = {{url = 'http://h:1', kind = 'vllm'}}}", "ai_host: `endpoints` [1].kind should be one of 'ollama', 'openai', not 'vllm'"),
-        ("{endpoints = {{url = 'http://h:1', tasks = {'chat'}}}}",
-         "ai_host: `endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', 'review', not 'chat'"),
+        ("{endpoints = {{url = 'http://h:1', tasks = {'dance'}}}}",
+         "ai_host: `endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', 'review', 'chat', 'doc', not 'dance'"),
         ("{endpoints = {{url = 'http://h:1', allow_remote = 'yes'}}}", "ai_host: `endpoints` [1].allow_remote should be boolean, not string"),
     ],
 )
@@ -133,9 +133,9 @@ def test_every_mistake_gets_a_dotted_path_message(nvim, opts, message):
     {"completion": {"prefix_ratio": 1.5}}, {"gpu": {"threshold": 80}}, {"backend": {"kind": "vllm"}},
     {"backend": {"allow_remote": "yes"}}, {"models": {"review": ""}}, {"ui": {"border": 1}},
     {"completion": {"disabled_filetypes": "help"}}, {"completion": {"disabled_filetypes": {"a": 1}}},
-    {"security": {"deny": ["x", 2]}}, {"fallbacks": {"chat": []}}, {"endpoints": ["x"]}, {"endpoints": [{}]},
+    {"security": {"deny": ["x", 2]}}, {"fallbacks": {"dance": []}}, {"endpoints": ["x"]}, {"endpoints": [{}]},
     {"endpoints": [{"url": "http://h:1", "port": 1}]}, {"endpoints": [{"url": "http://h:1", "kind": "vllm"}]},
-    {"endpoints": [{"url": "http://h:1", "tasks": ["chat"]}]}, {"review": {"max_inline": -1}},
+    {"endpoints": [{"url": "http://h:1", "tasks": ["dance"]}]}, {"review": {"max_inline": -1}},
     {"review": {"min_severity": "nit"}}, {"scheduler": {"avoid_model_swap": 1}},
 ])
 def test_lua_and_the_engine_refuse_alike(nvim, opts):

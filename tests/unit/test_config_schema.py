@@ -89,7 +89,7 @@ def test_every_option_has_a_known_type_a_one_line_doc_and_a_valid_default():
 
 def test_the_task_list_is_the_schema_s():
     tasks = config.tasks()
-    assert tasks == ["explain", "completion", "refactor", "review"]
+    assert tasks == ["explain", "completion", "refactor", "review", "chat", "doc"]
     cfg = config.defaults()
     assert list(cfg["models"]) == tasks and list(cfg["fallbacks"]) == tasks
 
@@ -165,8 +165,8 @@ def test_the_schema_file_is_what_config_reads():
             "`endpoints` [1].kind should be one of 'ollama', 'openai', not 'vllm'",
         ),
         (
-            {"endpoints": [{"url": "http://h:1", "tasks": ["chat"]}]},
-            "`endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', 'review', not 'chat'",
+            {"endpoints": [{"url": "http://h:1", "tasks": ["dance"]}]},
+            "`endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', 'review', 'chat', 'doc', not 'dance'",
         ),
     ],
 )
@@ -212,3 +212,16 @@ def test_the_cli_checks_its_config_through_the_schema(monkeypatch, capsys):
     assert cli.main(["models"]) == 2
     assert seen and seen[0]["backend"]["kind"] == "ollama"
     assert capsys.readouterr().err.strip() == "ai_host: `backend.url` should be string, not number"
+
+
+def test_a_task_left_without_a_model_uses_the_model_it_inherits():
+    from ai_host.routing import Endpoint, Router
+
+    cfg = config.merge({"models": {"explain": "e:1", "refactor": "r:1", "doc": ""},
+                        "fallbacks": {"explain": ["e:2"], "chat": ["never"]}})
+    router = Router([Endpoint("default", "ollama", "http://127.0.0.1:11434")], cfg["models"], cfg["fallbacks"],
+                    inherits=config.inherits())
+    assert [m for _, m in router.candidates("chat")] == ["e:1", "e:2"]  # explain's model and fallbacks
+    assert router.model_of("doc") == "r:1"
+    router.set_model("chat", "c:1")  # once set, its own
+    assert [m for _, m in router.candidates("chat")] == ["c:1", "never"]
