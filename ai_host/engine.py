@@ -35,6 +35,7 @@ from .servers import Servers
 from .suggestion import SuggestionCache
 from .tasks.chat import ChatTasks
 from .tasks.complete import CompletionTask, group_of
+from .tasks.review import ReviewTask
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 Runner = Callable[[Job, Any, Redactor], Coroutine[Any, Any, None]]
@@ -48,7 +49,7 @@ STOP_WAIT_S = 5.0
 INTERNAL_ERROR = "ai_host: internal error; details are in the log (:AI log). Please report it."
 
 
-class Engine(HealthChecks, ChatTasks, CompletionTask):
+class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
     def __init__(self, emit: Emit, cfg: dict[str, Any] | None = None, env: dict[str, str] | None = None):
         self._emit_out = emit
         self._env = env
@@ -211,7 +212,7 @@ class Engine(HealthChecks, ChatTasks, CompletionTask):
     def _submit(self, request: Request) -> None:
         runners: dict[str, Runner] = {"explain": self._run_explain, "complete": self._run_complete,
                                       "refactor": self._run_refactor, "chat": self._run_chat,
-                                      "models": self._run_models}
+                                      "review": self._run_review, "models": self._run_models}
         self._cancel(request.id)
         group = group_of(request.prefetch, request.buf) if isinstance(request, CompleteRequest) else None
         work = self._secured(request, runners[request.kind])

@@ -117,13 +117,21 @@ class CompleteRequest(JobRequest):
 
 
 @dataclass(frozen=True)
+class ReviewRequest(JobRequest):
+    """:AIReview: the working tree's changes against `ref`, in the repository holding `cwd`."""
+    kind: ClassVar[str] = "review"
+    cwd: str = ""
+    ref: str = "HEAD"
+
+
+@dataclass(frozen=True)
 class ModelsRequest(JobRequest):
     kind: ClassVar[str] = "models"
 
 
-Request = Union[ExplainRequest, RefactorRequest, ConversationRequest, CompleteRequest, ModelsRequest]
+Request = Union[ExplainRequest, RefactorRequest, ConversationRequest, CompleteRequest, ReviewRequest, ModelsRequest]
 REQUESTS: dict[str, type[JobRequest]] = {r.kind: r for r in (ExplainRequest, RefactorRequest, ConversationRequest,
-                                                              CompleteRequest, ModelsRequest)}
+                                                              CompleteRequest, ReviewRequest, ModelsRequest)}
 
 
 # -- notices: no job, no answer ---------------------------------------------------------------------
@@ -194,6 +202,16 @@ class Proposal(Event):
 
 
 @dataclass(frozen=True)
+class Findings(Event):
+    """:AIReview: what the review found in one file (`path` absolute), each {lnum (1-based, or None
+    when it could not be placed), severity, category, message, suggestion}; or why it was not reviewed."""
+    name: ClassVar[str] = "findings"
+    path: str
+    items: list[dict[str, Any]]
+    not_reviewed: str | None = None
+
+
+@dataclass(frozen=True)
 class Status(Event):
     name: ClassVar[str] = "status"
     text: str
@@ -227,7 +245,7 @@ class Done(Event):
         return out
 
 
-OUTPUT_EVENTS = (Chunk, Suggestion, Proposal)  # the user saw something: no fail-over after these
+OUTPUT_EVENTS = (Chunk, Suggestion, Proposal)  # not Findings: each file of a review is its own attempt  # the user saw something: no fail-over after these
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -288,6 +306,8 @@ def _build(cls: type[JobRequest], t: dict[str, Any], kind: str) -> JobRequest:
         common.update(instruction=_str(t, "instruction", kind), insert=_bool(t, "insert", kind),
                       use_tabs=_bool(t, "use_tabs", kind), shiftwidth=_int(t, "shiftwidth", kind, 4) or 4,
                       purpose=purpose, actions=tuple(_strs(t, "actions", kind)))
+    if cls is ReviewRequest:
+        common.update(cwd=_str(t, "cwd", kind), ref=_str(t, "ref", kind) or "HEAD")
     if cls is ConversationRequest:
         turns = []
         for turn in _tables(t, "history", kind):

@@ -18,9 +18,9 @@ from typing import Any, AsyncIterator, Callable
 
 from .errors import AiHostError
 
-INTERACTIVE, COMPLETION, PREFETCH = 0, 1, 2
+INTERACTIVE, COMPLETION, PREFETCH, REVIEW = 0, 1, 2, 3  # REVIEW: MR reviews, behind all editor work
 PRIORITY = {"explain": INTERACTIVE, "refactor": INTERACTIVE, "generate": INTERACTIVE, "complete": COMPLETION,
-            "prefetch": PREFETCH}
+            "prefetch": PREFETCH, "review": REVIEW}
 
 
 class QueueFull(AiHostError):
