@@ -1,12 +1,17 @@
 # The two commands of the README: `make try` and `make test` (each sets up what it needs).
 .PHONY: setup test try try-check bench
 # set up only when something is missing (`make setup` always runs it again)
-READY = [ -x .venv/bin/nvim ] && [ -f .venv/rplugin.vim ] && .venv/bin/python -c 'import ai_host, pynvim, llama_cpp.server, xdist, ruff' 2>/dev/null
+READY = [ -x .venv/bin/nvim ] && [ -f .venv/rplugin.vim ] && .venv/bin/python -c 'import ai_host, pynvim, llama_cpp.server, xdist, ruff' 2>/dev/null \
+	&& { [ -x $(STYLUA) ] || ! command -v npm >/dev/null 2>&1; }
+# stylua from npm (scripts/setup.sh installs it where npm is there)
+STYLUA = .venv/stylua/node_modules/.bin/stylua
 setup:
 	./scripts/setup.sh
 test:
 	@$(READY) || ./scripts/setup.sh
 	.venv/bin/python -m ruff check --quiet ai_host tests bench rplugin scripts
+	@if [ -x $(STYLUA) ]; then $(STYLUA) --check lua/ plugin/; \
+	else echo 'ai_host: stylua is not installed (it needs npm): the Lua format check was skipped'; fi
 	@# one worker more than cores: the tests wait on Neovim and servers about half the time
 	.venv/bin/python -m pytest -q -n $$(( $$(nproc) + 1 )) --dist worksteal
 # Neovim with a real local model (Qwen2.5-Coder-0.5B from PyPI, served by llama.cpp on 127.0.0.1)

@@ -26,43 +26,91 @@ local function safe(fn)
   end
 end
 
-vim.api.nvim_create_user_command('AIExplain', safe(function(o)
-  require('ai_host').explain({ line1 = o.line1, line2 = o.line2, range = o.range })
-end), { range = true, desc = 'ai_host: explain the range (or the function around the cursor) in a float' })
+vim.api.nvim_create_user_command(
+  'AIExplain',
+  safe(function(o) require('ai_host').explain({ line1 = o.line1, line2 = o.line2, range = o.range }) end),
+  { range = true, desc = 'ai_host: explain the range (or the function around the cursor) in a float' }
+)
 
-vim.keymap.set('n', '<Plug>(ai-host-explain)', safe(function() require('ai_host').explain({}) end),
-  { desc = 'AI: explain code' })
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-explain)',
+  safe(function() require('ai_host').explain({}) end),
+  { desc = 'AI: explain code' }
+)
 vim.keymap.set('x', '<Plug>(ai-host-explain)', ':AIExplain<CR>', { silent = true, desc = 'AI: explain selection' })
-vim.keymap.set('n', '<Plug>(ai-host-toggle)', safe(function() require('ai_host.ghost').toggle() end),
-  { desc = 'AI: toggle ghost text' })
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-toggle)',
+  safe(function() require('ai_host.ghost').toggle() end),
+  { desc = 'AI: toggle ghost text' }
+)
 
-vim.api.nvim_create_user_command('AIStatus', safe(function() require('ai_host.status').show() end),
-  { desc = 'ai_host: queue, jobs, LSP and GPU gates, figures' })
-vim.api.nvim_create_user_command('AICancel', safe(function() require('ai_host').cancel_all() end),
-  { desc = 'ai_host: cancel every request in flight' })
-vim.keymap.set('n', '<Plug>(ai-host-status)', safe(function() require('ai_host.status').show() end),
-  { desc = 'AI: status' })
-vim.keymap.set('n', '<Plug>(ai-host-cancel-all)', safe(function() require('ai_host').cancel_all() end),
-  { desc = 'AI: cancel all' })
+vim.api.nvim_create_user_command(
+  'AIStatus',
+  safe(function() require('ai_host.status').show() end),
+  { desc = 'ai_host: queue, jobs, LSP and GPU gates, figures' }
+)
+vim.api.nvim_create_user_command(
+  'AICancel',
+  safe(function() require('ai_host').cancel_all() end),
+  { desc = 'ai_host: cancel every request in flight' }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-status)',
+  safe(function() require('ai_host.status').show() end),
+  { desc = 'AI: status' }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-cancel-all)',
+  safe(function() require('ai_host').cancel_all() end),
+  { desc = 'AI: cancel all' }
+)
 
-vim.api.nvim_create_user_command('AIRefactor', safe(function(o)
-  require('ai_host').refactor({ line1 = o.line1, line2 = o.line2, range = o.range, instruction = o.args })
-end), { range = true, nargs = '*', desc = 'ai_host: propose a rewrite of the range (or the function around the cursor)' })
-vim.keymap.set('n', '<Plug>(ai-host-refactor)', safe(function() require('ai_host').refactor({}) end),
-  { desc = 'AI: refactor code' })
+vim.api.nvim_create_user_command(
+  'AIRefactor',
+  safe(
+    function(o) require('ai_host').refactor({ line1 = o.line1, line2 = o.line2, range = o.range, instruction = o.args }) end
+  ),
+  { range = true, nargs = '*', desc = 'ai_host: propose a rewrite of the range (or the function around the cursor)' }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-refactor)',
+  safe(function() require('ai_host').refactor({}) end),
+  { desc = 'AI: refactor code' }
+)
 vim.keymap.set('x', '<Plug>(ai-host-refactor)', ':AIRefactor<CR>', { silent = true, desc = 'AI: refactor selection' })
-vim.keymap.set('n', '<Plug>(ai-host-generate)', safe(function() require('ai_host').generate({}) end),
-  { desc = 'AI: generate code here from a prompt' })
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-generate)',
+  safe(function() require('ai_host').generate({}) end),
+  { desc = 'AI: generate code here from a prompt' }
+)
 
-vim.api.nvim_create_user_command('AIInstall', safe(function() require('ai_host.install').build({ async = true }) end),
-  { desc = 'ai_host: (re)install the private Python environment and register the remote plugin' })
+vim.api.nvim_create_user_command(
+  'AIInstall',
+  safe(function() require('ai_host.install').build({ async = true }) end),
+  { desc = 'ai_host: (re)install the private Python environment and register the remote plugin' }
+)
 
-vim.api.nvim_create_user_command('AIModels', safe(function(o)
-  require('ai_host.picker').pick(o.args ~= '' and o.args or nil)
-end), { nargs = '?', complete = function() return { 'completion', 'explain', 'refactor' } end,
-  desc = 'ai_host: choose the model of a task' })
-vim.keymap.set('n', '<Plug>(ai-host-models)', safe(function() require('ai_host.picker').pick() end),
-  { desc = 'AI: choose models' })
+vim.api.nvim_create_user_command(
+  'AIModels',
+  safe(function(o) require('ai_host.picker').pick(o.args ~= '' and o.args or nil) end),
+  {
+    nargs = '?',
+    complete = function() return { 'completion', 'explain', 'refactor' } end,
+    desc = 'ai_host: choose the model of a task',
+  }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-models)',
+  safe(function() require('ai_host.picker').pick() end),
+  { desc = 'AI: choose models' }
+)
 
 -- One command with subcommands, for everything (the :AIExplain-style names stay: users ask for them).
 local subcommands = {
@@ -79,26 +127,33 @@ local subcommands = {
   log = function() vim.cmd('split ' .. vim.fn.fnameescape(require('ai_host').wire_config().log.file)) end,
   health = function() vim.cmd('checkhealth ai_host') end,
 }
-vim.api.nvim_create_user_command('AI', safe(function(o)
-  local name, rest = (o.args or ''):match('^(%S*)%s*(.-)$')
-  local fn = subcommands[name]
-  if fn == nil then
-    local names = vim.tbl_keys(subcommands)
-    table.sort(names)
-    error('ai_host: unknown subcommand "' .. name .. '"; use one of: ' .. table.concat(names, ', '), 0)
-  end
-  fn(o, rest)
-end), {
-  nargs = '+',
-  range = true,
-  desc = 'ai_host: :AI explain|refactor|generate|status|cancel|models|toggle|install|log|health',
-  complete = function(arglead, cmdline)
-    if cmdline:match('^%S*AI%s+models%s+%S*$') then
-      return vim.tbl_filter(function(n) return n:find(arglead, 1, true) == 1 end, { 'completion', 'explain', 'refactor' })
+vim.api.nvim_create_user_command(
+  'AI',
+  safe(function(o)
+    local name, rest = (o.args or ''):match('^(%S*)%s*(.-)$')
+    local fn = subcommands[name]
+    if fn == nil then
+      local names = vim.tbl_keys(subcommands)
+      table.sort(names)
+      error('ai_host: unknown subcommand "' .. name .. '"; use one of: ' .. table.concat(names, ', '), 0)
     end
-    if cmdline:match('^%S*AI%s+%S+%s') then return {} end
-    local names = vim.tbl_keys(subcommands)
-    table.sort(names)
-    return vim.tbl_filter(function(n) return n:find(arglead, 1, true) == 1 end, names)
-  end,
-})
+    fn(o, rest)
+  end),
+  {
+    nargs = '+',
+    range = true,
+    desc = 'ai_host: :AI explain|refactor|generate|status|cancel|models|toggle|install|log|health',
+    complete = function(arglead, cmdline)
+      if cmdline:match('^%S*AI%s+models%s+%S*$') then
+        return vim.tbl_filter(
+          function(n) return n:find(arglead, 1, true) == 1 end,
+          { 'completion', 'explain', 'refactor' }
+        )
+      end
+      if cmdline:match('^%S*AI%s+%S+%s') then return {} end
+      local names = vim.tbl_keys(subcommands)
+      table.sort(names)
+      return vim.tbl_filter(function(n) return n:find(arglead, 1, true) == 1 end, names)
+    end,
+  }
+)

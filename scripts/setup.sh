@@ -33,6 +33,18 @@ if ! command -v nix-instantiate >/dev/null 2>&1; then
   fi
 fi
 
+# stylua, for the Lua format check of `make test` (npm's @johnnymorganz/stylua-bin, into .venv/stylua).
+STYLUA_VERSION=2.5.2
+if [ ! -x .venv/stylua/node_modules/.bin/stylua ]; then
+  if command -v npm >/dev/null 2>&1; then
+    npm install --prefix .venv/stylua --no-audit --no-fund --silent "@johnnymorganz/stylua-bin@$STYLUA_VERSION" >/dev/null \
+      || echo "ai_host: could not install stylua from npm; make test skips the Lua format check"
+  else
+    echo "ai_host: npm is missing, so stylua is not installed and make test skips the Lua format check" \
+      "(install it, e.g. 'sudo apt-get install npm', then run make setup)"
+  fi
+fi
+
 # Register the remote plugin for scripts/minimal_init.lua.
 NVIM_RPLUGIN_MANIFEST="$PWD/.venv/rplugin.vim" .venv/bin/nvim --headless -u scripts/minimal_init.lua -i NONE \
   +UpdateRemotePlugins +qa >/dev/null 2>&1

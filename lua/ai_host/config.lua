@@ -32,9 +32,7 @@ end
 
 --- The tasks that have a model (models.*, fallbacks.*, an endpoint's `tasks`), in the schema's order.
 ---@return string[]
-function M.tasks()
-  return vim.deepcopy(M.schema().tasks)
-end
+function M.tasks() return vim.deepcopy(M.schema().tasks) end
 
 --- A fresh deep copy of the defaults.
 ---@return ai_host.Config
@@ -124,9 +122,7 @@ function H.problem(spec, value)
   return nil
 end
 
-function H.quoted(items)
-  return "'" .. table.concat(items, "', '") .. "'"
-end
+function H.quoted(items) return "'" .. table.concat(items, "', '") .. "'" end
 
 function H.range_problem(spec, v)
   local low_ok = (spec.above == nil or v > spec.above) and (spec.min == nil or v >= spec.min)

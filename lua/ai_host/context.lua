@@ -45,7 +45,6 @@ function M.range_request(buf, line1, line2, context_lines)
     end_line = line2,
     diagnostics = diagnostics,
     buf = buf,
-    lsp_pending = M.lsp_pending(buf),
   }
 end
 
@@ -86,9 +85,7 @@ end
 
 function H.paragraph(buf, row)
   local count = vim.api.nvim_buf_line_count(buf)
-  local blank = function(r)
-    return vim.api.nvim_buf_get_lines(buf, r - 1, r, false)[1]:match('^%s*$') ~= nil
-  end
+  local blank = function(r) return vim.api.nvim_buf_get_lines(buf, r - 1, r, false)[1]:match('^%s*$') ~= nil end
   local l1, l2 = row, row
   while l1 > 1 and not blank(l1 - 1) do
     l1 = l1 - 1

@@ -36,7 +36,10 @@ function M.open(line1, line2)
   vim.bo[buf].modifiable = false
 
   local label = (req.filename ~= '' and vim.fn.fnamemodify(req.filename, ':t') or '[No Name]')
-    .. ':' .. req.start_line .. '-' .. req.end_line
+    .. ':'
+    .. req.start_line
+    .. '-'
+    .. req.end_line
   local win = vim.api.nvim_open_win(buf, true, H.win_config(config, label, model))
   vim.wo[win].wrap = true
   vim.wo[win].linebreak = true
@@ -69,7 +72,10 @@ function M.open(line1, line2)
   })
   state.id = id
   if not id then H.fail(state, msg) end
-  vim.api.nvim_exec_autocmds('User', { pattern = 'AiHostExplainOpen', modeline = false, data = { buf = buf, win = win } })
+  vim.api.nvim_exec_autocmds(
+    'User',
+    { pattern = 'AiHostExplainOpen', modeline = false, data = { buf = buf, win = win } }
+  )
   return buf, win
 end
 
@@ -134,7 +140,10 @@ end
 
 function H.set_footer(state, text, hl)
   if not vim.api.nvim_win_is_valid(state.win) then return end
-  vim.api.nvim_win_set_config(state.win, { footer = { { ' ' .. text .. ' ', hl or 'AiHostFooter' } }, footer_pos = 'right' })
+  vim.api.nvim_win_set_config(
+    state.win,
+    { footer = { { ' ' .. text .. ' ', hl or 'AiHostFooter' } }, footer_pos = 'right' }
+  )
 end
 
 --- A model's name as the title shows it: a file path (llama.cpp serves models by path) by its name.
@@ -213,14 +222,22 @@ function H.wrap(text, width)
     local line = ''
     for word in para:gmatch('%S+') do
       while vim.fn.strdisplaywidth(word) > width do -- a word longer than a line (a path, a URL)
-        if line ~= '' then table.insert(out, line); line = '' end
+        if line ~= '' then
+          table.insert(out, line)
+          line = ''
+        end
         local cut = vim.fn.strcharpart(word, 0, width)
         table.insert(out, cut)
         word = word:sub(#cut + 1)
       end
-      if line == '' then line = word
-      elseif vim.fn.strdisplaywidth(line .. ' ' .. word) <= width then line = line .. ' ' .. word
-      else table.insert(out, line); line = word end
+      if line == '' then
+        line = word
+      elseif vim.fn.strdisplaywidth(line .. ' ' .. word) <= width then
+        line = line .. ' ' .. word
+      else
+        table.insert(out, line)
+        line = word
+      end
     end
     table.insert(out, line)
   end
@@ -243,7 +260,9 @@ function H.finish(state, data)
   H.stop_timer(state)
   H.set_mark(state, nil)
   local parts = {}
-  if data.ttft_ms ~= nil and data.ttft_ms ~= vim.NIL then table.insert(parts, string.format('first token %d ms', data.ttft_ms)) end
+  if data.ttft_ms ~= nil and data.ttft_ms ~= vim.NIL then
+    table.insert(parts, string.format('first token %d ms', data.ttft_ms))
+  end
   if data.tokens_per_s ~= nil and data.tokens_per_s ~= vim.NIL then
     table.insert(parts, string.format('%.1f tok/s', data.tokens_per_s))
   end
@@ -252,8 +271,11 @@ function H.finish(state, data)
     table.insert(parts, 'answered by ' .. H.model_label(data.model))
   end
   H.set_footer(state, #parts > 0 and table.concat(parts, ' · ') or 'done')
-  if vim.api.nvim_buf_is_valid(state.buf) and vim.api.nvim_buf_line_count(state.buf) == 1
-    and vim.api.nvim_buf_get_lines(state.buf, 0, 1, false)[1] == '' then
+  if
+    vim.api.nvim_buf_is_valid(state.buf)
+    and vim.api.nvim_buf_line_count(state.buf) == 1
+    and vim.api.nvim_buf_get_lines(state.buf, 0, 1, false)[1] == ''
+  then
     H.set_mark(state, 'Comment', '(the model returned nothing)')
   end
 end

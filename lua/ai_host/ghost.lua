@@ -4,6 +4,7 @@
 --- around the cursor. The suggestion is drawn as it streams: the rest of the cursor's line inline,
 --- further lines as virtual lines. Typing the suggestion's next characters shrinks it (no new
 --- request); any other keystroke cancels the request at once and hides the stale text.
+--- Its insert-mode keys fall through by ai_host.keys; the text of other buffers comes from ai_host.ring.
 
 local M = {}
 local H = {}
@@ -20,20 +21,13 @@ H.timer = nil -- the debounce timer
 H.fired = 0 -- debounce timer callbacks fired and not yet run on the main loop
 H.enabled = true -- the <leader>at toggle
 H.shown_errors = {} -- each distinct error is notified once per session
-H.fallbacks = {} -- lhs -> the insert-mode mapping that existed before ours (for fall-through)
-H.fallback_list = {} -- the same, by number (a key name inside <Cmd> would be replaced as a key)
 H.pending = nil -- the text an accept is about to insert
--- H.ring: chunks of other buffers recently edited, yanked from or left: { {buf, filename, path, text}, ... }
-H.ring = {}
-H.ring_size = 6
-H.chunk_lines = 40 -- lines kept around the cursor of a buffer left or edited
-H.yank_chars = 2000 -- most characters kept of a yank
 -- H.samples: { sent, shown } hrtimes of a request leaving and its first text on screen (bench/)
 H.samples = {}
 H.max_samples = 1000
 H.ns = vim.api.nvim_create_namespace('ai_host_ghost')
 
---- Start listening to typing (called by setup()).
+--- Start listening to typing, and remembering other buffers for the context ring (called by setup()).
 function M.attach()
   local group = vim.api.nvim_create_augroup('ai_host_ghost', { clear = true })
   local au = function(events, callback, pattern)
@@ -50,10 +44,7 @@ function M.attach()
   -- blink.cmp's menu opens after the keystroke that may have kept a suggestion on screen (nvim-cmp's
   -- is hooked by ai_host.sources.cmp.register())
   au('User', hide_with_menu, 'BlinkCmpMenuOpen')
-  au('BufLeave', function(ev) H.remember_around_cursor(ev.buf) end)
-  au('InsertLeave', function(ev) H.remember_around_cursor(ev.buf) end)
-  au('TextYankPost', function(ev) H.remember_yank(ev.buf) end)
-  au('BufWipeout', function(ev) H.forget(ev.buf) end)
+  require('ai_host.ring').attach()
 end
 
 --- The buffer changed in insert mode: keep the suggestion if the user typed into it, else start over.
@@ -82,9 +73,7 @@ function M.clear(keep_prefetch)
 end
 
 --- Whether a pause is still being timed (a request may yet leave from it).
-function M.debouncing()
-  return H.fired > 0 or (H.timer ~= nil and H.timer:is_active())
-end
+function M.debouncing() return H.fired > 0 or (H.timer ~= nil and H.timer:is_active()) end
 
 --- Turn ghost text on or off everywhere.
 function M.toggle()
@@ -100,11 +89,14 @@ end
 function M.accept(kind, lhs)
   local state = H.state
   local rest = state and H.still_valid(state) and state.text:sub(#state.typed + 1) or ''
-  if rest == '' or vim.fn.reg_executing() ~= '' then return H.fallback(lhs) end
+  if rest == '' or vim.fn.reg_executing() ~= '' then return H.fall_through(lhs) end
   local part = rest
   if kind == 'word' then
-    part = rest:match('^\n[ \t]*') or rest:match('^[ \t]*[%w_\128-\255]+') or rest:match('^[ \t]*[^%w_\128-\255%s]+')
-      or rest:match('^[ \t]+') or rest
+    part = rest:match('^\n[ \t]*')
+      or rest:match('^[ \t]*[%w_\128-\255]+')
+      or rest:match('^[ \t]*[^%w_\128-\255%s]+')
+      or rest:match('^[ \t]+')
+      or rest
   elseif kind == 'line' then
     part = rest:match('^\n?[^\n]*')
   end
@@ -126,7 +118,7 @@ end
 --- only when asked for, one per press, for the place the first suggestion was made.
 function M.cycle(dir, lhs)
   local state = H.state
-  if state == nil or not H.still_valid(state) or state.text == '' then return H.fallback(lhs) end
+  if state == nil or not H.still_valid(state) or state.text == '' then return H.fall_through(lhs) end
   vim.schedule(function() H.cycle(state, dir) end)
   return ''
 end
@@ -134,33 +126,9 @@ end
 --- Dismiss the suggestion (or fall through when there is none).
 function M.dismiss(lhs)
   local state = H.state
-  if state == nil or #state.text <= #state.typed then return H.fallback(lhs) end
+  if state == nil or #state.text <= #state.typed then return H.fall_through(lhs) end
   M.clear()
   return ''
-end
-
---- Run a fall-through callback where text may change (not inside our <expr> map).
-function M._run_fallback(n)
-  local prior = H.fallback_list[n]
-  if prior and prior.callback then prior.callback() end
-end
-
---- Remember the mapping `lhs` had before ours, so that our map can fall through to it.
-function M.remember_fallback(lhs)
-  local prior = H.global_insert_map(lhs)
-  if prior ~= nil and not (prior.desc or ''):find('^AI: ') and not H.menu_maps[prior.desc or ''] then
-    H.fallbacks[lhs] = prior
-    table.insert(H.fallback_list, prior)
-    prior.index = #H.fallback_list
-  end
-end
-
---- Put back the insert-mode mapping `lhs` had before ours (our map of it was taken away).
-function M.restore_fallback(lhs)
-  local prior = H.fallbacks[lhs]
-  if prior == nil then return end
-  H.fallbacks[lhs] = nil
-  vim.fn.mapset('i', false, prior)
 end
 
 --- Define the highlight groups of ghost text and of the AI item in completion menus, `default` so
@@ -235,22 +203,22 @@ function M.fetch(buf, on_done)
 end
 
 --- The bounded window of text around the cursor that a request carries (for tests).
-function M._window(buf, row, before, after, budget)
-  return H.window(buf, row, before, after, budget)
-end
+function M._window(buf, row, before, after, budget) return H.window(buf, row, before, after, budget) end
 
 --- The chunks of other buffers that go with the next request (for tests).
 function M.extra_context()
-  return H.extra(vim.api.nvim_get_current_buf())
+  local context_chars = require('ai_host').get_config().completion.context_chars
+  return require('ai_host.ring').extra(vim.api.nvim_get_current_buf(), context_chars)
 end
 
 -- Helpers --------------------------------------------------------------------------------------
 
+-- No suggestion to act on: the key does what it did before ours.
+function H.fall_through(lhs) return require('ai_host.keys').fall_through(lhs) end
+
 -- The suggestion no longer fits: clear it. If all of it is in (accepted or typed), its prefetch is
 -- exactly what comes next and keeps running; otherwise the prefetch is stale and is cancelled too.
-function H.drop(state)
-  M.clear(state ~= nil and state.done and state.typed == state.text)
-end
+function H.drop(state) M.clear(state ~= nil and state.done and state.typed == state.text) end
 
 function H.allowed(buf)
   local config = require('ai_host').get_config().completion
@@ -306,20 +274,25 @@ function H.request(opts)
     alts = opts.alts,
     index = opts.alts and #opts.alts + 1 or 1,
   }
-  state.prefix, state.suffix, state.prefix_row = H.window(buf, row, state.line_before, state.line_after,
-    config.context_chars)
+  state.prefix, state.suffix, state.prefix_row =
+    H.window(buf, row, state.line_before, state.line_after, config.context_chars)
   H.state = state
-  local id, msg = require('ai_host.host').start('complete', H.payload(buf, state.prefix, state.suffix, {
-    variant = state.index - 1, prefix_row = state.prefix_row,
-  }), {
-    on_suggestion = function(data) H.on_suggestion(state, data.text) end,
-    on_done = function() H.on_done(state) end,
-    on_superseded = function() H.on_superseded(state) end,
-    on_error = function(data) H.on_error(state, data.message) end,
-    on_status = function(data)
-      if data.warning then H.on_error(nil, 'ai_host: ' .. data.text) end
-    end,
-  })
+  local id, msg = require('ai_host.host').start(
+    'complete',
+    H.payload(buf, state.prefix, state.suffix, {
+      variant = state.index - 1,
+      prefix_row = state.prefix_row,
+    }),
+    {
+      on_suggestion = function(data) H.on_suggestion(state, data.text) end,
+      on_done = function() H.on_done(state) end,
+      on_superseded = function() H.on_superseded(state) end,
+      on_error = function(data) H.on_error(state, data.message) end,
+      on_status = function(data)
+        if data.warning then H.on_error(nil, 'ai_host: ' .. data.text) end
+      end,
+    }
+  )
   state.id = id
   if not id then H.on_error(state, msg) end
 end
@@ -335,8 +308,8 @@ function H.payload(buf, prefix, suffix, extra_fields)
     path = name ~= '' and vim.fn.fnamemodify(name, ':p') or '', -- the engine resolves links on it (deny list)
     buftype = vim.bo[buf].buftype,
     commentstring = vim.bo[buf].commentstring,
-    extra = H.extra(buf),
-    lsp_pending = require('ai_host.context').lsp_pending(buf),
+    -- what the engine can use of the ring (the language server's load goes as an `lsp` event)
+    extra = require('ai_host.ring').extra(buf, require('ai_host').get_config().completion.context_chars, prefix),
   }
   return vim.tbl_extend('force', payload, extra_fields or {})
 end
@@ -511,101 +484,20 @@ function H.note(message)
   if not vim.api.nvim_get_mode().mode:find('^i') then return end
   local buf, row = vim.api.nvim_get_current_buf(), vim.api.nvim_win_get_cursor(0)[1] - 1
   vim.api.nvim_buf_clear_namespace(buf, H.note_ns, 0, -1)
-  vim.api.nvim_buf_set_extmark(buf, H.note_ns, row, 0, { virt_text = { { message, 'WarningMsg' } }, virt_text_pos = 'eol' })
+  vim.api.nvim_buf_set_extmark(
+    buf,
+    H.note_ns,
+    row,
+    0,
+    { virt_text = { { message, 'WarningMsg' } }, virt_text_pos = 'eol' }
+  )
   vim.api.nvim_create_autocmd({ 'InsertLeave', 'TextChangedI', 'CursorMovedI' }, {
-    buffer = buf, once = true,
+    buffer = buf,
+    once = true,
     callback = function()
       if vim.api.nvim_buf_is_valid(buf) then vim.api.nvim_buf_clear_namespace(buf, H.note_ns, 0, -1) end
     end,
   })
-end
-
--- Only a global mapping can be ours to fall through to: a buffer-local one (blink.cmp maps <Tab> in
--- each buffer on InsertEnter) runs before ours and falls through to it, so remembering it would
--- make a loop. Neither is a completion menu's global wrapper of our own map (nvim-cmp replaces the
--- global map with one that falls through to ours, and wraps ours again on the next InsertEnter).
-H.menu_maps = { ['cmp.utils.keymap.set_map'] = true }
-
-function H.global_insert_map(lhs)
-  local key = vim.api.nvim_replace_termcodes(lhs, true, true, true)
-  for _, map in ipairs(vim.api.nvim_get_keymap('i')) do
-    if vim.api.nvim_replace_termcodes(map.lhs, true, true, true) == key then return map end
-  end
-  return nil
-end
-
-function H.fallback(lhs)
-  local prior = H.fallbacks[lhs]
-  if prior == nil then return lhs end
-  if prior.callback then
-    if prior.expr == 1 then
-      local keys = prior.callback() or ''
-      if prior.replace_keycodes ~= 1 then -- raw key codes: feed them as they are
-        vim.api.nvim_feedkeys(keys, prior.noremap == 1 and 'n' or 'm', false)
-        return ''
-      end
-      return keys
-    end
-    -- not an <expr> map: it may change text, which our <expr> map must not do itself
-    return '<Cmd>lua require("ai_host.ghost")._run_fallback(' .. prior.index .. ')<CR>'
-  end
-  local rhs = (prior.rhs or ''):gsub('<[Ss][Ii][Dd]>', '<SNR>' .. (prior.sid or 0) .. '_')
-  local keys = prior.expr == 1 and vim.api.nvim_eval(rhs) or vim.api.nvim_replace_termcodes(rhs, true, true, true)
-  vim.api.nvim_feedkeys(keys, prior.noremap == 1 and 'n' or 'm', false)
-  return ''
-end
-
--- Extra context: other buffers the user recently worked in ---------------------------------------
-
-function H.usable(buf)
-  return vim.api.nvim_buf_is_valid(buf) and vim.bo[buf].buftype == '' and vim.api.nvim_buf_get_name(buf) ~= ''
-end
-
-function H.remember(buf, text, key)
-  if not H.usable(buf) or not text:find('%S') then return end
-  for i = #H.ring, 1, -1 do -- the same place or the same text replaces the older chunk
-    if H.ring[i].key == key or H.ring[i].text == text then table.remove(H.ring, i) end
-  end
-  table.insert(H.ring, 1, {
-    buf = buf,
-    key = key,
-    filename = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ':~:.'),
-    path = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ':p'),
-    text = text,
-  })
-  while #H.ring > H.ring_size do
-    table.remove(H.ring)
-  end
-end
-
--- A wiped buffer leaves nothing behind: its chunks (yanks too) leave the ring, and the engine drops
--- what it keeps of the buffer.
-function H.forget(buf)
-  for i = #H.ring, 1, -1 do
-    if H.ring[i].buf == buf then table.remove(H.ring, i) end
-  end
-  require('ai_host.host').notify_if_running('forget_buf', { buf = buf })
-end
-
-function H.remember_around_cursor(buf)
-  if not H.usable(buf) or vim.api.nvim_get_current_buf() ~= buf then return end
-  local row = vim.api.nvim_win_get_cursor(0)[1]
-  local first = math.max(0, row - 1 - H.chunk_lines / 2)
-  local lines = vim.api.nvim_buf_get_lines(buf, first, first + H.chunk_lines, false)
-  H.remember(buf, table.concat(lines, '\n'), buf .. ':' .. math.floor(first / H.chunk_lines))
-end
-
-function H.remember_yank(buf)
-  local text = table.concat(vim.v.event.regcontents or {}, '\n'):sub(1, H.yank_chars)
-  H.remember(buf, text, 'yank:' .. text)
-end
-
-function H.extra(buf)
-  local out = {}
-  for _, chunk in ipairs(H.ring) do
-    if chunk.buf ~= buf then table.insert(out, { filename = chunk.filename, path = chunk.path, text = chunk.text }) end
-  end
-  return out
 end
 
 return M

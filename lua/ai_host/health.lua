@@ -4,8 +4,12 @@ local M = {}
 local H = {}
 
 H.modules = {
-  { 'pynvim', 'pynvim' }, { 'aiohttp', 'aiohttp' }, { 'msgpack', 'msgpack' }, { 'lru', 'lru-dict' },
-  { 'pynvml', 'nvidia-ml-py' }, { 'ai_host', 'ai_host (this plugin\'s Python package)' },
+  { 'pynvim', 'pynvim' },
+  { 'aiohttp', 'aiohttp' },
+  { 'msgpack', 'msgpack' },
+  { 'lru', 'lru-dict' },
+  { 'pynvml', 'nvidia-ml-py' },
+  { 'ai_host', "ai_host (this plugin's Python package)" },
 }
 H.python_timeout_ms = 5000
 
@@ -24,15 +28,18 @@ function M.check()
   require('ai_host.install').use_private_python()
   require('ai_host.install').reprobe_python3()
   if vim.g.loaded_python3_provider == 0 and vim.fn.exists('*provider#python3#Call') == 0 then
-    return health.error('the python3 provider is disabled (g:loaded_python3_provider = 0 in your config)',
-      { 'Remove that setting: ai_host runs in the python3 host.' })
+    return health.error(
+      'the python3 provider is disabled (g:loaded_python3_provider = 0 in your config)',
+      { 'Remove that setting: ai_host runs in the python3 host.' }
+    )
   end
   local ok_prog, prog = pcall(vim.fn['provider#python3#Prog'])
   prog = (ok_prog and prog ~= '') and prog or vim.g.python3_host_prog
   if prog == nil or prog == '' then
     return health.error('no python3 for the python3 host', {
-      'Run :AIInstall (it makes the plugin\'s own Python environment), or install Python 3.11+ with pynvim and '
-        .. 'set vim.g.python3_host_prog; :checkhealth vim.provider shows what Neovim found.' })
+      "Run :AIInstall (it makes the plugin's own Python environment), or install Python 3.11+ with pynvim and "
+        .. 'set vim.g.python3_host_prog; :checkhealth vim.provider shows what Neovim found.',
+    })
   end
   health.info('python3 host: ' .. prog)
   H.check_imports(health, prog)
@@ -40,13 +47,16 @@ function M.check()
   health.start('ai_host: remote plugin')
   local host = require('ai_host.host')
   local registered, why = host.ensure_registered()
-  if not registered then
-    return health.error('the remote plugin is not registered', { why })
-  end
+  if not registered then return health.error('the remote plugin is not registered', { why }) end
   if host.self_registered() then
     local clean = vim.tbl_contains(vim.v.argv, '--clean')
-    health.ok('registered by ai_host itself (AiHostNotify, AiHostRequest): '
-      .. (clean and 'Neovim skips every rplugin manifest under --clean' or 'no rplugin manifest has it yet; :AIInstall writes one'))
+    health.ok(
+      'registered by ai_host itself (AiHostNotify, AiHostRequest): '
+        .. (
+          clean and 'Neovim skips every rplugin manifest under --clean'
+          or 'no rplugin manifest has it yet; :AIInstall writes one'
+        )
+    )
   else
     health.ok('registered (AiHostNotify, AiHostRequest)')
   end
@@ -55,16 +65,23 @@ function M.check()
   host.warm_up()
   local ok, checks = pcall(vim.fn.AiHostRequest, 'health')
   if not ok or type(checks) ~= 'table' then
-    return health.error('the Python host did not answer: ' .. tostring(checks),
-      { 'See :checkhealth vim.provider, and the log: ' .. require('ai_host').wire_config().log.file })
+    return health.error(
+      'the Python host did not answer: ' .. tostring(checks),
+      { 'See :checkhealth vim.provider, and the log: ' .. require('ai_host').wire_config().log.file }
+    )
   end
   if checks.error then return health.error(checks.error) end
   for _, c in ipairs(checks) do
     local advice = (c.advice or '') ~= '' and { c.advice } or nil
-    if c.level == 'ok' then health.ok(c.msg)
-    elseif c.level == 'warn' then health.warn(c.msg, advice)
-    elseif c.level == 'error' then health.error(c.msg, advice)
-    else health.info(c.msg) end
+    if c.level == 'ok' then
+      health.ok(c.msg)
+    elseif c.level == 'warn' then
+      health.warn(c.msg, advice)
+    elseif c.level == 'error' then
+      health.error(c.msg, advice)
+    else
+      health.info(c.msg)
+    end
   end
 end
 
@@ -80,7 +97,9 @@ function H.check_imports(health, prog)
     '        out[name] = "MISSING: " + str(e)',
     'print(json.dumps(out))',
   }, '\n')
-  local ok, res = pcall(function() return vim.system({ prog, '-c', code }, { text = true }):wait(H.python_timeout_ms) end)
+  local ok, res = pcall(
+    function() return vim.system({ prog, '-c', code }, { text = true }):wait(H.python_timeout_ms) end
+  )
   if not ok or res.code ~= 0 then
     return health.error('could not run ' .. prog, { 'Check :checkhealth vim.provider, or run :AIInstall.' })
   end
@@ -90,8 +109,12 @@ function H.check_imports(health, prog)
     local status = found[m[1]] or 'MISSING'
     if status:find('^MISSING') then
       health.error(m[2] .. ' is not importable in the python3 host: ' .. status, {
-        'Install it into that Python: ' .. prog .. ' -m pip install ' .. (m[1] == 'ai_host' and '<path to this plugin>' or m[2]),
-        'Or run :AIInstall (the plugin\'s build step; see :help ai_host-setup).' })
+        'Install it into that Python: '
+          .. prog
+          .. ' -m pip install '
+          .. (m[1] == 'ai_host' and '<path to this plugin>' or m[2]),
+        "Or run :AIInstall (the plugin's build step; see :help ai_host-setup).",
+      })
     else
       health.ok(m[2] .. ' ' .. status)
     end

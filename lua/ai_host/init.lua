@@ -21,7 +21,7 @@ function M.setup(opts)
   require('ai_host.whichkey').setup()
   H.apply_highlights()
   require('ai_host.ghost').attach()
-  H.watch_lsp()
+  H.watch_buffers()
   H.warm_up()
 end
 
@@ -132,20 +132,22 @@ function H.apply_keymaps(keymaps)
   for _, m in ipairs(H.maps) do
     local lhs = keymaps[m[1]]
     if lhs ~= nil and lhs ~= '' then
-      for _, mode in ipairs(m[2]) do wanted[mode .. lhs] = true end
+      for _, mode in ipairs(m[2]) do
+        wanted[mode .. lhs] = true
+      end
     end
   end
   for _, a in ipairs(H.applied) do
     if not wanted[a[1] .. a[2]] and H.is_ours(a[1], a[2]) then
       vim.keymap.del(a[1], a[2])
-      if a[1] == 'i' then require('ai_host.ghost').restore_fallback(a[2]) end
+      if a[1] == 'i' then require('ai_host.keys').restore(a[2]) end
     end
   end
   H.applied = {}
   for _, m in ipairs(H.insert_maps) do
     local lhs = keymaps[m[1]]
     if lhs ~= nil and lhs ~= '' then
-      require('ai_host.ghost').remember_fallback(lhs)
+      require('ai_host.keys').remember(lhs)
       vim.keymap.set('i', lhs, function() return m[2](lhs) end, { expr = true, replace_keycodes = true, desc = m[3] })
       table.insert(H.applied, { 'i', lhs })
     end
@@ -169,14 +171,17 @@ function H.is_ours(mode, lhs)
   return not vim.tbl_isempty(existing) and (existing.desc or ''):find('^AI: ') ~= nil
 end
 
--- Tell the scheduler when a buffer's language server gets busy or catches up (only once the host
--- runs: this never starts it).
-function H.watch_lsp()
+-- Tell the scheduler when a buffer's language server gets busy or catches up, and when a buffer is
+-- wiped (only once the host runs: this never starts it).
+function H.watch_buffers()
+  local group = vim.api.nvim_create_augroup('ai_host_lsp', { clear = true })
   vim.api.nvim_create_autocmd('LspRequest', {
-    group = vim.api.nvim_create_augroup('ai_host_lsp', { clear = true }),
-    callback = function(ev)
-      require('ai_host.host').notify_if_running('lsp', { buf = ev.buf, pending = require('ai_host.context').lsp_pending(ev.buf) })
-    end,
+    group = group,
+    callback = function(ev) require('ai_host.host').report_lsp(ev.buf) end,
+  })
+  vim.api.nvim_create_autocmd('BufWipeout', {
+    group = group,
+    callback = function(ev) require('ai_host.host').forget_buf(ev.buf) end,
   })
 end
 

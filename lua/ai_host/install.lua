@@ -11,9 +11,7 @@ local H = {}
 H.pip_timeout_ms = 15 * 60 * 1000
 
 --- The private environment's python (it may not exist yet).
-function M.venv_python()
-  return require('ai_host.config').root .. '/.venv/bin/python'
-end
+function M.venv_python() return require('ai_host.config').root .. '/.venv/bin/python' end
 
 --- Make or update the private environment and register the remote plugin. Returns true, or false
 --- and what went wrong (also notified). Blocking unless `opts.async` (what :AIInstall uses: the
@@ -67,23 +65,29 @@ function H.plan(opts)
   if not version.ok then return nil, 'cannot run ' .. python .. ': ' .. version.err end
   local major, minor = version.out:match('(%d+)%.(%d+)')
   if tonumber(major) < 3 or (tonumber(major) == 3 and tonumber(minor) < 11) then
-    return nil, python .. ' is Python ' .. vim.trim(version.out) .. '; ai_host needs 3.11 or newer (set vim.g.ai_host_python)'
+    return nil,
+      python .. ' is Python ' .. vim.trim(version.out) .. '; ai_host needs 3.11 or newer (set vim.g.ai_host_python)'
   end
   local steps = {}
   if vim.fn.executable(M.venv_python()) == 0 then
-    table.insert(steps, { what = 'python -m venv', short = 'making the plugin\'s Python environment',
-      cmd = { python, '-m', 'venv', '--system-site-packages', root .. '/.venv' } })
+    table.insert(steps, {
+      what = 'python -m venv',
+      short = "making the plugin's Python environment",
+      cmd = { python, '-m', 'venv', '--system-site-packages', root .. '/.venv' },
+    })
   end
-  table.insert(steps, { what = 'pip install', short = 'installing pynvim and ai_host\'s dependencies',
-    cmd = { M.venv_python(), '-m', 'pip', 'install', '--quiet', '--upgrade', 'pynvim', root }, timeout = H.pip_timeout_ms })
+  table.insert(steps, {
+    what = 'pip install',
+    short = "installing pynvim and ai_host's dependencies",
+    cmd = { M.venv_python(), '-m', 'pip', 'install', '--quiet', '--upgrade', 'pynvim', root },
+    timeout = H.pip_timeout_ms,
+  })
   return steps
 end
 
 -- One short line a step, the same whether the build blocks or not (a longer one would stop the
 -- editor at a hit-enter prompt).
-function H.step_line(step, i, n)
-  return string.format('install %d/%d: %s…', i, n, step.short)
-end
+function H.step_line(step, i, n) return string.format('install %d/%d: %s…', i, n, step.short) end
 
 function H.next_step(steps, i)
   if i > #steps then return H.finish() end
@@ -105,7 +109,11 @@ function H.finish()
   M.use_private_python()
   local ok, err = pcall(vim.cmd, 'silent call remote#host#UpdateRemotePlugins()')
   if not ok then
-    H.say('the rplugin manifest was not written (' .. tostring(err):gsub('\n.*', '') .. '); ai_host registers itself instead.')
+    H.say(
+      'the rplugin manifest was not written ('
+        .. tostring(err):gsub('\n.*', '')
+        .. '); ai_host registers itself instead.'
+    )
   end
   if running then
     H.say('installed; restart Neovim to use it (:checkhealth ai_host)')
@@ -134,9 +142,7 @@ function H.output(res)
   return text:sub(-600)
 end
 
-function H.say(msg)
-  vim.notify('ai_host: ' .. msg, vim.log.levels.INFO)
-end
+function H.say(msg) vim.notify('ai_host: ' .. msg, vim.log.levels.INFO) end
 
 function H.fail(msg)
   vim.notify('ai_host: install: ' .. msg, vim.log.levels.ERROR)

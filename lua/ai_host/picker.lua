@@ -27,24 +27,19 @@ end
 --- Ask for a task with vim.ui.select, then call `on_task(task)` (not when cancelled).
 ---@param on_task fun(task: string)
 function M.ask_task(on_task)
-  vim.ui.select(M.tasks(), { prompt = 'ai_host: model for which task?', format_item = M.format_task },
-    function(choice)
-      if choice ~= nil then on_task(choice) end
-    end)
+  vim.ui.select(M.tasks(), { prompt = 'ai_host: model for which task?', format_item = M.format_task }, function(choice)
+    if choice ~= nil then on_task(choice) end
+  end)
 end
 
 --- The tasks that have a model, in the order the pickers list them.
 ---@return string[]
-function M.tasks()
-  return vim.deepcopy(H.tasks)
-end
+function M.tasks() return vim.deepcopy(H.tasks) end
 
 --- One line per task: its name and the model it uses now.
 ---@param task string
 ---@return string
-function M.format_task(task)
-  return task .. '  (now ' .. require('ai_host').get_config().models[task] .. ')'
-end
+function M.format_task(task) return task .. '  (now ' .. require('ai_host').get_config().models[task] .. ')' end
 
 --- Fetch every endpoint's models (a job on the Python host), then call `on_items(items, current)`
 --- with the models ordered for `task` (M.order) and the task's model now. Endpoints that did not
@@ -56,8 +51,10 @@ end
 ---@return boolean started
 function M.fetch(task, on_items)
   if type(task) ~= 'string' or require('ai_host').get_config().models[task] == nil then
-    vim.notify(string.format("ai_host: no task '%s'; tasks are %s", tostring(task), table.concat(H.tasks, ', ')),
-      vim.log.levels.ERROR)
+    vim.notify(
+      string.format("ai_host: no task '%s'; tasks are %s", tostring(task), table.concat(H.tasks, ', ')),
+      vim.log.levels.ERROR
+    )
     return false
   end
   local id, msg = require('ai_host.host').start('models', {}, {
@@ -76,7 +73,9 @@ end
 function M.order(items, task)
   if task ~= 'completion' then return items end
   local listed = {}
-  for i, item in ipairs(items) do listed[item] = i end
+  for i, item in ipairs(items) do
+    listed[item] = i
+  end
   table.sort(items, function(a, b)
     local a_fim, b_fim = a.fim == true, b.fim == true
     if a_fim ~= b_fim then return a_fim end
@@ -145,8 +144,10 @@ function H.on_models(task, data, on_items)
   end
   local items = M.order(data.models or {}, task)
   if #items == 0 then
-    return vim.notify('ai_host: no models found on the endpoints; pull one, e.g. `ollama pull qwen2.5-coder:7b`.',
-      vim.log.levels.WARN)
+    return vim.notify(
+      'ai_host: no models found on the endpoints; pull one, e.g. `ollama pull qwen2.5-coder:7b`.',
+      vim.log.levels.WARN
+    )
   end
   on_items(items, require('ai_host').get_config().models[task])
 end

@@ -186,12 +186,17 @@ function H.ready()
   local state = H.state
   if state == nil then return nil end
   if state.status == 'streaming' then
-    H.say('ai_host: the proposal is still coming; wait for it, or reject it with '
-      .. require('ai_host').get_config().refactor.keys.reject_all .. '.')
+    H.say(
+      'ai_host: the proposal is still coming; wait for it, or reject it with '
+        .. require('ai_host').get_config().refactor.keys.reject_all
+        .. '.'
+    )
     return nil
   end
   if state.status ~= 'done' then
-    H.say('ai_host: this proposal is incomplete (' .. state.status .. '), so it cannot be applied; reject it and ask again.')
+    H.say(
+      'ai_host: this proposal is incomplete (' .. state.status .. '), so it cannot be applied; reject it and ask again.'
+    )
     return nil
   end
   return state
@@ -232,9 +237,7 @@ end
 
 -- 0-based offset where a side of a vim.diff() hunk starts: (start, count) is 1-based, and for an
 -- empty side `start` is the line the hunk comes after.
-function H.offset(start, count)
-  return count == 0 and start or start - 1
-end
+function H.offset(start, count) return count == 0 and start or start - 1 end
 
 function H.after_hunk(state)
   if #H.hunks(state) == 0 then return H.finish(state, nil) end
@@ -243,11 +246,23 @@ end
 
 function H.hint_text(state)
   local k = require('ai_host').get_config().refactor.keys
-  local what = ({ streaming = 'streaming…', done = 'ready', cancelled = 'cancelled: nothing can be applied',
-    error = 'failed' })[state.status] or state.status
+  local what = ({
+    streaming = 'streaming…',
+    done = 'ready',
+    cancelled = 'cancelled: nothing can be applied',
+    error = 'failed',
+  })[state.status] or state.status
   if state.conflict then what = 'the lines changed since the request: accepting will not apply' end
-  return string.format('AI refactor (%s) %s accept all · %s reject all · %s/%s accept/reject change · %s %s move',
-    what, k.accept_all, k.reject_all, k.accept_hunk, k.reject_hunk, k.next_hunk, k.prev_hunk)
+  return string.format(
+    'AI refactor (%s) %s accept all · %s reject all · %s/%s accept/reject change · %s %s move',
+    what,
+    k.accept_all,
+    k.reject_all,
+    k.accept_hunk,
+    k.reject_hunk,
+    k.next_hunk,
+    k.prev_hunk
+  )
 end
 
 function H.render(state)
@@ -258,20 +273,31 @@ function H.render(state)
   local count = vim.api.nvim_buf_line_count(buf)
   local hint_row = state.insert and math.max(0, first - 1) or math.min(first, count - 1)
   vim.api.nvim_buf_set_extmark(buf, H.ns, hint_row, 0, {
-    virt_lines = { { { H.hint_text(state), state.conflict and 'WarningMsg' or 'AiHostHint' } },
-      state.unrestored and #state.unrestored > 0 and { { H.moved_text(state), 'WarningMsg' } } or nil },
+    virt_lines = {
+      { { H.hint_text(state), state.conflict and 'WarningMsg' or 'AiHostHint' } },
+      state.unrestored and #state.unrestored > 0 and { { H.moved_text(state), 'WarningMsg' } } or nil,
+    },
     virt_lines_above = not state.insert,
   })
   for _, h in ipairs(H.hunks(state)) do
     for i = 0, h[2] - 1 do
-      vim.api.nvim_buf_set_extmark(buf, H.ns, first + h[1] - 1 + i, 0, { line_hl_group = 'AiHostRemoved', sign_text = '-' })
+      vim.api.nvim_buf_set_extmark(
+        buf,
+        H.ns,
+        first + h[1] - 1 + i,
+        0,
+        { line_hl_group = 'AiHostRemoved', sign_text = '-' }
+      )
     end
     if h[4] > 0 then
       local virt = {}
       for _, line in ipairs(vim.list_slice(state.new, h[3], h[3] + h[4] - 1)) do
         local moved = state.unrestored and #state.unrestored > 0 and line:find('<redacted:', 1, true)
-        table.insert(virt, moved and { { line, 'WarningMsg' }, { '  ← a moved secret: not restored', 'WarningMsg' } }
-          or { { line, 'AiHostAdded' } })
+        table.insert(
+          virt,
+          moved and { { line, 'WarningMsg' }, { '  ← a moved secret: not restored', 'WarningMsg' } }
+            or { { line, 'AiHostAdded' } }
+        )
       end
       local anchor, above
       if h[2] > 0 then
@@ -281,7 +307,13 @@ function H.render(state)
       else
         anchor, above = 0, true
       end
-      vim.api.nvim_buf_set_extmark(buf, H.ns, math.min(anchor, count - 1), 0, { virt_lines = virt, virt_lines_above = above })
+      vim.api.nvim_buf_set_extmark(
+        buf,
+        H.ns,
+        math.min(anchor, count - 1),
+        0,
+        { virt_lines = virt, virt_lines_above = above }
+      )
     end
   end
 end
@@ -297,9 +329,7 @@ function H.on_done(state, data)
   state.status = 'done'
   state.new = vim.split(data.text or '', '\n', { plain = true })
   state.unrestored = type(data.unrestored) == 'table' and data.unrestored or nil
-  if #H.hunks(state) == 0 then
-    return H.finish(state, 'ai_host: the model proposed no change.')
-  end
+  if #H.hunks(state) == 0 then return H.finish(state, 'ai_host: the model proposed no change.') end
   H.render(state)
   H.redraw(state)
   if state.unrestored and #state.unrestored > 0 then H.say(H.moved_text(state), vim.log.levels.WARN) end
@@ -308,9 +338,12 @@ end
 --- A redacted secret the model put on a line where it was not stays a placeholder (it could be
 --- a leak: a URL, a log call); the user is told, to reject that change or write it by hand.
 function H.moved_text(state)
-  return string.format('ai_host: the proposal moves %s to a line where it was not; it stays a placeholder there '
-    .. '(reject that change with %s, or edit it after accepting).', table.concat(state.unrestored, ', '),
-    require('ai_host').get_config().refactor.keys.reject_hunk)
+  return string.format(
+    'ai_host: the proposal moves %s to a line where it was not; it stays a placeholder there '
+      .. '(reject that change with %s, or edit it after accepting).',
+    table.concat(state.unrestored, ', '),
+    require('ai_host').get_config().refactor.keys.reject_hunk
+  )
 end
 
 -- The hint's virtual line changes from "streaming…" to "ready" while nothing else on screen does;
@@ -345,8 +378,12 @@ function H.conflict(state)
   vim.api.nvim_buf_set_lines(pbuf, 0, -1, false, lines)
   vim.bo[pbuf].filetype = ft
   vim.bo[pbuf].bufhidden = 'wipe'
-  H.say('ai_host: the lines changed since the request, so nothing was applied. The proposal is in ' .. name
-    .. ' (below): yank what you need from it.', vim.log.levels.WARN)
+  H.say(
+    'ai_host: the lines changed since the request, so nothing was applied. The proposal is in '
+      .. name
+      .. ' (below): yank what you need from it.',
+    vim.log.levels.WARN
+  )
 end
 
 function H.next_id()
@@ -367,8 +404,12 @@ end
 -- a watch on the buffer (edits in the range, the buffer going away).
 function H.set_keys(state, keys)
   local actions = {
-    accept_all = M.accept_all, reject_all = M.reject_all, accept_hunk = M.accept_hunk,
-    reject_hunk = M.reject_hunk, next_hunk = function() M.jump(1) end, prev_hunk = function() M.jump(-1) end,
+    accept_all = M.accept_all,
+    reject_all = M.reject_all,
+    accept_hunk = M.accept_hunk,
+    reject_hunk = M.reject_hunk,
+    next_hunk = function() M.jump(1) end,
+    prev_hunk = function() M.jump(-1) end,
   }
   state.maps = {}
   for name, fn in pairs(actions) do

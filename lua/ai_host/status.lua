@@ -19,14 +19,27 @@ function M.lines(opts)
   local add = function(fmt, ...) table.insert(lines, string.format(fmt, ...)) end
   add('endpoint     %s', s.endpoint or '?')
   for _, e in ipairs(s.endpoints or {}) do
-    add('  %-10s %s %s (%s) for %s%s', e.name, e.kind, e.url, e.healthy and 'up' or 'down',
-      table.concat(e.tasks or {}, ', '), (e.last_error or '') ~= '' and (': ' .. e.last_error) or '')
+    add(
+      '  %-10s %s %s (%s) for %s%s',
+      e.name,
+      e.kind,
+      e.url,
+      e.healthy and 'up' or 'down',
+      table.concat(e.tasks or {}, ', '),
+      (e.last_error or '') ~= '' and (': ' .. e.last_error) or ''
+    )
   end
   for url, models in pairs(s.loaded or {}) do
     for _, m in ipairs(models) do
       local in_vram = m.size > 0 and m.size_vram / m.size or 1
-      add('loaded       %s on %s: %.1f GB, %d%% in GPU memory%s', m.name, url, m.size / 1e9, math.floor(in_vram * 100 + 0.5),
-        in_vram < 0.999 and ' (partial CPU offload: slower)' or '')
+      add(
+        'loaded       %s on %s: %.1f GB, %d%% in GPU memory%s',
+        m.name,
+        url,
+        m.size / 1e9,
+        math.floor(in_vram * 100 + 0.5),
+        in_vram < 0.999 and ' (partial CPU offload: slower)' or ''
+      )
     end
   end
   local sched = s.scheduler or {}
@@ -37,30 +50,57 @@ function M.lines(opts)
       table.insert(running, string.format('%s (%.1fs)', id, age))
     end
     table.sort(running)
-    add('  %s: running %s; queued %s', ep, #running > 0 and table.concat(running, ', ') or 'none',
-      #(e.queued or {}) > 0 and table.concat(e.queued, ', ') or 'none')
+    add(
+      '  %s: running %s; queued %s',
+      ep,
+      #running > 0 and table.concat(running, ', ') or 'none',
+      #(e.queued or {}) > 0 and table.concat(e.queued, ', ') or 'none'
+    )
   end
   local gpu = s.gpu or {}
   if gpu.state == 'off' then
     add('GPU gate     off: %s', gpu.reason or '?')
   else
-    add('GPU gate     %s: %s, %.1f / %.1f GiB (%d%%, threshold %d%%)%s', gpu.state, gpu.name or '?',
-      (gpu.used or 0) / 2 ^ 30, (gpu.total or 0) / 2 ^ 30, math.floor((gpu.fraction or 0) * 100 + 0.5),
+    add(
+      'GPU gate     %s: %s, %.1f / %.1f GiB (%d%%, threshold %d%%)%s',
+      gpu.state,
+      gpu.name or '?',
+      (gpu.used or 0) / 2 ^ 30,
+      (gpu.total or 0) / 2 ^ 30,
+      math.floor((gpu.fraction or 0) * 100 + 0.5),
       math.floor((gpu.threshold or 0) * 100 + 0.5),
       -- busy below the threshold: the gate waits for memory to fall a little under it (hysteresis)
-      (gpu.state == 'busy' and gpu.release_below and (gpu.fraction or 1) <= (gpu.threshold or 0)) and
-        string.format(', busy until %d%% or less', math.floor(gpu.release_below * 100 + 0.5)) or '')
+      (gpu.state == 'busy' and gpu.release_below and (gpu.fraction or 1) <= (gpu.threshold or 0))
+          and string.format(', busy until %d%% or less', math.floor(gpu.release_below * 100 + 0.5))
+        or ''
+    )
   end
   local lsp = s.lsp or {}
+  -- the load now, read here: the engine only hears of a buffer crossing the threshold
   local busy = {}
-  for buf, n in pairs(lsp.pending or {}) do
-    table.insert(busy, string.format('buffer %s: %d pending', buf, n))
+  for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+    local n = vim.api.nvim_buf_is_loaded(buf) and require('ai_host.context').lsp_pending(buf) or 0
+    if n > 0 then table.insert(busy, string.format('buffer %d: %d pending', buf, n)) end
   end
-  add('LSP gate     busy above %d pending; %s', lsp.busy_above or 0, #busy > 0 and table.concat(busy, ', ') or 'all quiet')
+  add(
+    'LSP gate     busy above %d pending; %s',
+    lsp.busy_above or 0,
+    #busy > 0 and table.concat(busy, ', ') or 'all quiet'
+  )
   local hits, misses = s.cache_hits or 0, s.cache_misses or 0
-  add('cache        %d hits, %d misses (%d%%)', hits, misses, hits + misses > 0 and math.floor(100 * hits / (hits + misses)) or 0)
-  add('jobs         %d started, %d done, %d failed, %d cancelled', s.jobs_started or 0, s.jobs_done or 0,
-    s.jobs_failed or 0, s.jobs_cancelled or 0)
+  add(
+    'cache        %d hits, %d misses (%d%%)',
+    hits,
+    misses,
+    hits + misses > 0 and math.floor(100 * hits / (hits + misses)) or 0
+  )
+  add(
+    'jobs         %d started, %d done, %d failed, %d cancelled',
+    s.jobs_started or 0,
+    s.jobs_done or 0,
+    s.jobs_failed or 0,
+    s.jobs_cancelled or 0
+  )
   for reason, n in pairs(s.dropped or {}) do
     add('dropped      %d (%s)', n, reason)
   end
@@ -83,9 +123,15 @@ function M.show()
   end
   width = math.min(width, vim.o.columns - 4)
   local win = vim.api.nvim_open_win(buf, true, {
-    relative = 'editor', style = 'minimal', border = require('ai_host').get_config().ui.border,
-    width = width, height = #lines, row = math.floor((vim.o.lines - #lines) / 2), col = math.floor((vim.o.columns - width) / 2),
-    title = ' ai_host ', title_pos = 'center',
+    relative = 'editor',
+    style = 'minimal',
+    border = require('ai_host').get_config().ui.border,
+    width = width,
+    height = #lines,
+    row = math.floor((vim.o.lines - #lines) / 2),
+    col = math.floor((vim.o.columns - width) / 2),
+    title = ' ai_host ',
+    title_pos = 'center',
   })
   for _, lhs in ipairs({ 'q', '<Esc>' }) do
     vim.keymap.set('n', lhs, function() pcall(vim.api.nvim_win_close, win, true) end, { buffer = buf, nowait = true })

@@ -320,6 +320,26 @@ def test_extra_context_from_other_buffers_goes_into_the_prompt(nvim, double, tmp
     assert prompt.endswith("def add(a, b):\n    return ")
 
 
+def test_only_what_the_engine_can_use_of_other_buffers_goes_with_a_request(nvim, double, tmp_path):
+    double.script.tokens = ["x"]
+    # the engine keeps a quarter of context_chars (400 characters) for other files: two chunks of
+    # 164 (their text, their name and 16 more) here
+    opts = "{completion = {debounce_ms = 10, prefetch = false, context_chars = 1600}}"
+    nvim.exec_lua(f"require('ai_host').setup({opts})")
+    nvim.command(f"cd {tmp_path}")
+    for i in range(6):
+        other = tmp_path / f"other{i}.py"
+        other.write_text("".join(f"other_{i}_{n} = {n}\n" for n in range(10)))
+        nvim.command(f"edit {other}")
+    start(nvim, opts=opts)  # leaving each file put the text around its cursor in the ring
+    shown(nvim, "x")
+    sent = nvim.exec_lua("return require('ai_host.ghost').extra_context()")
+    assert [c["filename"] for c in sent] == ["other5.py", "other4.py"]  # the newest first
+    prompt = generates(double)[0].json["prompt"]
+    assert all(c["text"] in prompt for c in sent)  # all of what was sent was used
+    assert "other_3_0" not in prompt and prompt.endswith("def add(a, b):\n    return ")
+
+
 def test_the_suggestion_after_an_accept_was_prefetched(nvim, double):
     double.script.tokens = lambda req: ["a + b"] if req["prompt"].endswith("return ") else ["  # done"]
     buf = start(nvim, opts="{completion = {debounce_ms = 10, prefetch = true}}")

@@ -14,17 +14,11 @@ local source = {}
 --- keeps the item under every item that matches what was typed at all.
 source.score_offset = -100
 
-function source.new(opts)
-  return setmetatable({ opts = opts or {} }, { __index = source })
-end
+function source.new(opts) return setmetatable({ opts = opts or {} }, { __index = source }) end
 
-function source:enabled()
-  return require('ai_host.sources.common').available()
-end
+function source:enabled() return require('ai_host.sources.common').available() end
 
-function source:get_trigger_characters()
-  return {}
-end
+function source:get_trigger_characters() return {} end
 
 function source:get_completions(ctx, callback)
   local buf = (ctx and ctx.bufnr) or vim.api.nvim_get_current_buf()
@@ -37,8 +31,6 @@ function source:get_completions(ctx, callback)
   end)
 end
 
-function source:resolve(item, callback)
-  callback(item)
-end
+function source:resolve(item, callback) callback(item) end
 
 return source

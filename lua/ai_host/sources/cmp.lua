@@ -11,9 +11,7 @@
 local source = {}
 local H = {}
 
-function source.new()
-  return setmetatable({ cancel = nil }, { __index = source })
-end
+function source.new() return setmetatable({ cancel = nil }, { __index = source }) end
 
 --- Register with nvim-cmp (when it is installed). `opts.sort_last = false` leaves cmp's sorting alone.
 ---@param opts { sort_last: boolean? }|nil
@@ -33,13 +31,9 @@ function source.comparator(a, b)
   return nil
 end
 
-function source:is_available()
-  return require('ai_host.sources.common').available()
-end
+function source:is_available() return require('ai_host.sources.common').available() end
 
-function source:get_debug_name()
-  return 'ai_host'
-end
+function source:get_debug_name() return 'ai_host' end
 
 function source:complete(params, callback)
   if self.cancel then self.cancel() end -- a newer keystroke: the older request is stale

@@ -44,9 +44,10 @@ end
 
 --- Ask for the suggestion at the cursor; `done(items)` gets zero or one item. Returns the cancel.
 function M.fetch_items(buf, done)
-  return require('ai_host.ghost').fetch(buf, function(text, anchor)
-    done(text ~= '' and { M.item(text, anchor, vim.bo[buf].filetype) } or {})
-  end)
+  return require('ai_host.ghost').fetch(
+    buf,
+    function(text, anchor) done(text ~= '' and { M.item(text, anchor, vim.bo[buf].filetype) } or {}) end
+  )
 end
 
 return M

@@ -39,48 +39,50 @@ end
 
 function H.pick_model(opts, task, items, current)
   local picker = require('ai_host.picker')
-  pickers.new(opts, {
-    prompt_title = 'ai_host: model for ' .. task,
-    results_title = 'now: ' .. tostring(current),
-    finder = finders.new_table({
-      results = items,
-      entry_maker = function(item)
-        local line = picker.format(item, current)
-        return { value = item, display = line, ordinal = line }
+  pickers
+    .new(opts, {
+      prompt_title = 'ai_host: model for ' .. task,
+      results_title = 'now: ' .. tostring(current),
+      finder = finders.new_table({
+        results = items,
+        entry_maker = function(item)
+          local line = picker.format(item, current)
+          return { value = item, display = line, ordinal = line }
+        end,
+      }),
+      sorter = conf.generic_sorter(opts),
+      previewer = previewers.new_buffer_previewer({
+        title = 'ai_host model',
+        define_preview = function(self, entry)
+          vim.api.nvim_buf_set_lines(self.state.bufnr, 0, -1, false, picker.details(entry.value, task, current))
+        end,
+      }),
+      attach_mappings = function(prompt_bufnr)
+        actions.select_default:replace(H.on_select(prompt_bufnr, function(item) picker.choose(task, item) end))
+        return true
       end,
-    }),
-    sorter = conf.generic_sorter(opts),
-    previewer = previewers.new_buffer_previewer({
-      title = 'ai_host model',
-      define_preview = function(self, entry)
-        vim.api.nvim_buf_set_lines(self.state.bufnr, 0, -1, false, picker.details(entry.value, task, current))
-      end,
-    }),
-    attach_mappings = function(prompt_bufnr)
-      actions.select_default:replace(H.on_select(prompt_bufnr, function(item) picker.choose(task, item) end))
-      return true
-    end,
-  }):find()
+    })
+    :find()
 end
 
 function H.pick_task(opts)
   local picker = require('ai_host.picker')
-  pickers.new(vim.deepcopy(opts), {
-    prompt_title = 'ai_host: model for which task?',
-    finder = finders.new_table({
-      results = picker.tasks(),
-      entry_maker = function(task)
-        return { value = task, display = picker.format_task(task), ordinal = task }
+  pickers
+    .new(vim.deepcopy(opts), {
+      prompt_title = 'ai_host: model for which task?',
+      finder = finders.new_table({
+        results = picker.tasks(),
+        entry_maker = function(task) return { value = task, display = picker.format_task(task), ordinal = task } end,
+      }),
+      sorter = conf.generic_sorter(opts),
+      attach_mappings = function(prompt_bufnr)
+        actions.select_default:replace(
+          H.on_select(prompt_bufnr, function(task) M.models(vim.tbl_extend('force', opts, { task = task })) end)
+        )
+        return true
       end,
-    }),
-    sorter = conf.generic_sorter(opts),
-    attach_mappings = function(prompt_bufnr)
-      actions.select_default:replace(H.on_select(prompt_bufnr, function(task)
-        M.models(vim.tbl_extend('force', opts, { task = task }))
-      end))
-      return true
-    end,
-  }):find()
+    })
+    :find()
 end
 
 --- The <CR> of a picker: close it and call `fn` with the selected value (with nothing selected,
