@@ -150,6 +150,10 @@
 ---@field explain string Explain (normal and visual mode).
 ---@field refactor string Refactor (normal and visual mode).
 ---@field generate string Generate code after the cursor's line.
+---@field fix string Fix the diagnostics of the line or selection (:AIFix).
+---@field doc string Write the doc comment of the function under the cursor (:AIDoc).
+---@field chat string Talk about the code (:AIChat; normal and visual mode).
+---@field review string Review the working tree's changes against HEAD (:AIReview).
 ---@field toggle string Turn ghost text on or off.
 ---@field accept string Accept the suggestion (insert mode).
 ---@field accept_word string Accept a word of it (insert mode).
