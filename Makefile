@@ -1,7 +1,7 @@
 # The two commands of the README: `make try` and `make test` (each sets up what it needs).
 .PHONY: setup test try try-check bench
 # set up only when something is missing (`make setup` always runs it again)
-READY = [ -x .venv/bin/nvim ] && [ -f .venv/rplugin.vim ] && .venv/bin/python -c 'import ai_host, pynvim, llama_cpp.server, xdist, ruff' 2>/dev/null \
+READY = [ -x .venv/bin/nvim ] && [ -f .venv/rplugin.vim ] && .venv/bin/python -c 'import ai_host, pynvim, llama_cpp.server, xdist, ruff, mypy, trustme' 2>/dev/null \
 	&& { [ -x $(STYLUA) ] || ! command -v npm >/dev/null 2>&1; }
 # stylua from npm (scripts/setup.sh installs it where npm is there)
 STYLUA = .venv/stylua/node_modules/.bin/stylua
@@ -10,6 +10,7 @@ setup:
 test:
 	@$(READY) || ./scripts/setup.sh
 	.venv/bin/python -m ruff check --quiet ai_host tests bench rplugin scripts
+	.venv/bin/python -m mypy --strict --no-error-summary ai_host
 	@if [ -x $(STYLUA) ]; then $(STYLUA) --check lua/ plugin/; \
 	else echo 'ai_host: stylua is not installed (it needs npm): the Lua format check was skipped'; fi
 	@# one worker more than cores: the tests wait on Neovim and servers about half the time
