@@ -3,7 +3,9 @@
 --- After a pause in typing (completion.debounce_ms) a request leaves with a snapshot of the text
 --- around the cursor. The suggestion is drawn as it streams: the rest of the cursor's line inline,
 --- further lines as virtual lines. Typing the suggestion's next characters shrinks it (no new
---- request); any other keystroke cancels the request at once and hides the stale text.
+--- request); so does typing past a request that has not answered yet, while what comes agrees with
+--- what was typed (its prompt evaluation is not thrown away: one request per buffer at the server);
+--- any other keystroke cancels the request at once and hides the stale text.
 --- Its insert-mode keys fall through by ai_host.keys; the text of other buffers comes from ai_host.ring.
 
 local M = {}
@@ -353,10 +355,13 @@ function H.still_valid(state)
   local cursor_line = vim.api.nvim_buf_get_lines(state.buf, row, row + 1, false)[1] or ''
   if cursor_line:sub(col + 1) ~= state.line_after then return false end
   local typed = table.concat(vim.api.nvim_buf_get_text(state.buf, state.row, state.col, row, col, {}), '\n')
-  if state.text:sub(1, #typed) ~= typed then return false end
+  -- typed into the suggestion; or typed past what has come so far, which agrees with it: the
+  -- answer being computed may still serve (its prompt is not thrown away for a new one)
+  local into = state.text:sub(1, #typed) == typed
+  local ahead = not state.done and typed:sub(1, #state.text) == state.text
+  if not (into or ahead) then return false end
   state.typed = typed
   if state.done and #typed >= #state.text then return false end -- all of it is in: ask for what follows
-  if #typed > #state.text then return false end
   return true
 end
 
@@ -412,7 +417,7 @@ function H.on_suggestion(state, text)
   if H.state ~= state then return end -- superseded: stale text never renders
   state.text = text
   if state.alts then state.alts[state.index] = text end
-  if not H.still_valid(state) then return M.clear() end
+  if not H.still_valid(state) then return H.again(state) end
   H.render(state)
   if not state.shown and text ~= '' then
     state.shown = true
@@ -424,8 +429,17 @@ end
 function H.on_done(state)
   if H.state ~= state then return end
   state.done = true
-  if state.text == '' then return M.clear() end
+  if state.text == '' or not H.still_valid(state) then return H.again(state) end
   if state.index == 1 and require('ai_host').get_config().completion.prefetch then H.prefetch(state) end
+end
+
+-- The answer does not fit what was typed while it was computed (or it ended before the typing):
+-- drop it, and ask for where the cursor is now if the user typed meanwhile.
+function H.again(state)
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local moved = vim.api.nvim_get_current_buf() == state.buf and (row - 1 ~= state.row or col ~= state.col)
+  H.drop(state)
+  if moved and H.allowed(state.buf) then H.debounce() end
 end
 
 -- A completion-menu source asked for this buffer meanwhile: nothing more comes; what is shown

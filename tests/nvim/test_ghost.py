@@ -100,6 +100,30 @@ def test_a_divergent_key_cancels_at_once_and_the_server_stops(nvim, double):
     assert double.tokens_sent == sent < 200 and double.tokens_after_disconnect == 0
 
 
+def test_typing_while_the_model_still_thinks_keeps_its_answer(nvim, double):
+    # a slow prompt evaluation: the user types on before any text came; the answer agrees with what
+    # was typed, so its rest is shown, and no second prompt is evaluated
+    double.script.tokens = ["a + b"]
+    double.script.ttft_s = 3.0
+    start(nvim)
+    wait_until(lambda: double.handling == 1)
+    nvim.input("a +")
+    shown(nvim, " b")
+    status = quiet(nvim, double)
+    assert len(generates(double)) == 1 and double.disconnects == 0 and status["max_in_flight"] == 1
+
+
+def test_an_answer_that_disagrees_with_what_was_typed_meanwhile_is_asked_again(nvim, double):
+    double.script.tokens = lambda req: ["YZ"] if req["prompt"].endswith("x") else ["a + b"]
+    double.script.ttft_s = 2.0
+    start(nvim)
+    wait_until(lambda: double.handling == 1)
+    nvim.input("x")  # not what the model is about to say
+    shown(nvim, "YZ")  # the first answer never shows; the place the cursor is now was asked for
+    status = quiet(nvim, double)
+    assert len(generates(double)) == 2 and status["max_in_flight"] == 1
+
+
 def test_returning_to_a_context_shows_the_cached_suggestion_without_a_request(nvim, double):
     double.script.tokens = ["a + b"]
     start(nvim)
