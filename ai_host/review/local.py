@@ -42,7 +42,10 @@ async def changes(cwd: str, ref: str = "HEAD") -> LocalChanges:
     if ref.startswith("-"):
         raise GitFailed(f"'{ref}' is not a ref")
     root = (await _git(cwd, "rev-parse", "--show-toplevel")).strip()
-    await _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    try:
+        await _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except GitFailed as e:
+        raise GitFailed(f"git knows no commit '{ref}' in {root}") from e
     out = LocalChanges(root)
     listed = (await _git(root, "diff", "-z", "--name-status", "-M", ref, "--")).split("\0")
     entries: list[tuple[str, str, str]] = []  # (status, old path, new path)

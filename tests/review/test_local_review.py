@@ -57,7 +57,7 @@ async def test_the_working_trees_changes_are_every_kind_of_file_change(repo):
 async def test_a_ref_git_does_not_know_is_one_sentence(repo):
     with pytest.raises(GitFailed) as caught:
         await changes(str(repo), "no-such-branch")
-    assert caught.value.user_message().startswith("ai_host: ") and "git rev-parse failed" in str(caught.value)
+    assert caught.value.user_message().startswith("ai_host: ") and "no commit 'no-such-branch'" in str(caught.value)
     with pytest.raises(GitFailed):
         await changes(str(repo), "--output=/tmp/x")  # never an option smuggled in as a ref
 
