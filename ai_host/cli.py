@@ -1,4 +1,5 @@
-"""ai-host: the same engine from a terminal: doctor, models, explain FILE[:START-END], pull MODEL.
+"""ai-host: the same engine from a terminal: doctor, models, explain FILE[:START-END], pull MODEL,
+review (a GitLab merge request, in CI) and review-server (GitLab's webhook receiver): ai_host/review/cli.py.
 
 Whatever a model or a server wrote reaches the terminal without its control sequences (`say`): a
 reply must not set the clipboard (OSC 52), retitle the window or clear the screen, and no message
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--model", default="")
     pull = sub.add_parser("pull", help="pull MODEL into Ollama, with a progress bar")
     pull.add_argument("model")
+    from .review.cli import add_parsers as add_review_parsers
+
+    handlers = {"doctor": _doctor, "models": _models, "explain": _explain, "pull": _pull, **add_review_parsers(sub)}
     args = ap.parse_args(argv)
     try:  # checked against ai_host/config_schema.json, as setup() and the engine check theirs
         cfg = config.merge({"backend": {"kind": args.kind, "url": args.url, "allow_remote": args.allow_remote},
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_message(e.user_message()), file=sys.stderr)
         return 2
     try:
-        return {"doctor": _doctor, "models": _models, "explain": _explain, "pull": _pull}[args.command](args, cfg)
+        return int(handlers[args.command](args, cfg))
     except KeyboardInterrupt:
         return 130
 

@@ -130,6 +130,7 @@ class GitLabClient:
         self._ssl: ssl.SSLContext | bool = tls_context(ca_file) if ca_file else True
         self._sleep = sleep
         self._now = now
+        self.elapsed_s = 0.0  # time spent in requests to GitLab (waits included), for the review's timings
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -268,6 +269,16 @@ class GitLabClient:
                        params: Mapping[str, str] | None = None, retry: bool = True, raw: bool = False,
                        with_headers: bool = False, what: str = "") -> Any:
         """One call with the retry policy; the parsed JSON (or bytes with `raw`), and the headers."""
+        started = time.monotonic()
+        try:
+            return await self._attempts(method, url, payload=payload, params=params, retry=retry, raw=raw,
+                                        with_headers=with_headers, what=what)
+        finally:
+            self.elapsed_s += time.monotonic() - started
+
+    async def _attempts(self, method: str, url: str, *, payload: Mapping[str, Any] | None,
+                        params: Mapping[str, str] | None, retry: bool, raw: bool, with_headers: bool,
+                        what: str) -> Any:
         rate_limited = failed = 0
         while True:
             try:

@@ -108,7 +108,7 @@ async def publish_review(client: GitLabClient, iid: int, summary: Summary, inlin
         result.posted = len(landed)
         placed = {id(i) for i in landed} | {id(i) for i in result.demoted}
         result.demoted += [i for i in fresh if id(i) not in placed]
-    await _upsert_summary(client, iid, me, _summary_body(summary, result.demoted, head_sha), result)
+    await _upsert_summary(client, iid, me, summary_body(summary, result.demoted, head_sha), result)
     return result
 
 
@@ -236,7 +236,8 @@ def _finding_body(inline: Inline) -> str:
     return f"{inline.body.rstrip()}\n\n{fingerprint_marker(inline.fingerprint)}"
 
 
-def _summary_body(summary: Summary, demoted: Sequence[Inline], head_sha: str) -> str:
+def summary_body(summary: Summary, demoted: Sequence[Inline], head_sha: str) -> str:
+    """The summary note's whole text: `summary`, the findings GitLab refused, the hidden marker."""
     parts = [summary.body.rstrip()]
     if demoted:
         lines = [DEMOTED_HEADING, ""]
