@@ -37,6 +37,7 @@ MIN_BUDGET_CHARS = 1000  # below this no hunk of use fits: the file is reported,
 MAX_REPLY_CHARS = 64 * 1024  # a reply longer than this is a runaway server, whatever num_predict says
 MAX_ECHOED_REPLY_CHARS = 2000  # of a broken reply, what the repair turn shows the model again
 FINGERPRINT_HEX = 24
+PARROT_LOOKBACK_PIECES = 64  # streamed pieces searched for a copied placeholder
 SCHEMA_NAME = "review_findings"
 
 
@@ -159,7 +160,9 @@ def _request(model: str, messages: list[Message], options: ReviewOptions) -> Cha
 
 
 async def _ask(backend: Backend, req: ChatRequest, review: FileReview) -> str:
-    """The whole text of one streamed chat; its time and count go to `review`."""
+    """The whole text of one streamed chat; its time and count go to `review`. A model that copies
+    the prompt's placeholders instead of reviewing (tiny models do) is stopped at once: the rest of
+    its reply would be more of the same, at the cost of the whole `num_predict`."""
     started = time.monotonic()
     parts: list[str] = []
     size = 0
@@ -170,10 +173,17 @@ async def _ask(backend: Backend, req: ChatRequest, review: FileReview) -> str:
                 size += len(chunk.text)
                 if chunk.done or size > MAX_REPLY_CHARS:
                     break
+                if ">" in chunk.text and _parroting("".join(parts[-PARROT_LOOKBACK_PIECES:])):
+                    review.partial = review.partial or "the model repeated the prompt's template; its reply was cut short"
+                    break
     finally:
         review.model_calls += 1
         review.model_seconds += time.monotonic() - started
     return "".join(parts)
+
+
+def _parroting(tail: str) -> bool:
+    return any(p in tail for p in prompts.PLACEHOLDERS)
 
 
 def _place(review: FileReview, fd: FileDiff, found: list[Finding], min_severity: str) -> None:

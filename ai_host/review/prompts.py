@@ -56,6 +56,9 @@ or marker; "line" is the number shown before it. At most {max_findings} findings
 first. blocker = must not be merged (data loss, security hole, crash); major = a real bug;
 minor = a problem worth fixing; info = a note."""
 
+# The placeholders of the reply's shape above: a reply holding one copies the prompt, not the code.
+PLACEHOLDERS = ('"<path>"', "<one line copied exactly", "<what is wrong and why", "<optional: the corrected")
+
 REPAIR_PROMPT = """\
 Your reply could not be read as JSON ({error}). Reply again with only the JSON object
 {{"findings": [...]}} described above: no prose, no code fences, every string closed."""

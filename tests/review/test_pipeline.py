@@ -273,3 +273,12 @@ async def test_fingerprints_survive_a_line_shift_but_not_another_category(double
     assert fingerprint(first) == fingerprint(again)
     from dataclasses import replace
     assert fingerprint(replace(first, category="bug")) != fingerprint(first)
+
+
+async def test_a_model_copying_the_prompts_template_is_stopped_at_once(double, backend, fd) -> None:
+    parrot = '{"findings": [{"file": "<path>", "anchor": "<one line copied exactly from the code>", "line": 1, '
+    double.script = Script(tokens=[parrot[i:i + 8] for i in range(0, len(parrot), 8)] + ['"x", '] * 500)
+    review = await review_file(backend, MODEL, fd)
+    assert model_findings(review) == [] and review.partial and "template" in review.partial
+    assert await double.wait_for_async(lambda d: d.disconnects == review.model_calls)  # each call cut short
+    assert double.tokens_sent < 60 * review.model_calls  # not the 500 pieces it would have gone on for
