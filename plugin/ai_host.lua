@@ -91,6 +91,42 @@ vim.keymap.set(
 )
 
 vim.api.nvim_create_user_command(
+  'AIFix',
+  safe(function(o) require('ai_host').fix({ line1 = o.line1, line2 = o.line2, range = o.range }) end),
+  { range = true, desc = "ai_host: propose a fix for the diagnostics of the range (or the cursor's line)" }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-fix)',
+  safe(function() require('ai_host').fix({}) end),
+  { desc = 'AI: fix diagnostics' }
+)
+vim.keymap.set('x', '<Plug>(ai-host-fix)', ':AIFix<CR>', { silent = true, desc = 'AI: fix diagnostics of selection' })
+vim.api.nvim_create_user_command(
+  'AIDoc',
+  safe(function(o) require('ai_host').doc({ line1 = o.line1, line2 = o.line2, range = o.range }) end),
+  { range = true, desc = 'ai_host: propose the doc comment of the function under the cursor (or the range)' }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-doc)',
+  safe(function() require('ai_host').doc({}) end),
+  { desc = 'AI: write doc comment' }
+)
+vim.api.nvim_create_user_command(
+  'AIChat',
+  safe(function(o) require('ai_host').chat({ line1 = o.line1, line2 = o.line2, range = o.range, message = o.args }) end),
+  { range = true, nargs = '*', desc = 'ai_host: talk about the range (or the function around the cursor) in a split' }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-chat)',
+  safe(function() require('ai_host').chat({}) end),
+  { desc = 'AI: chat about code' }
+)
+vim.keymap.set('x', '<Plug>(ai-host-chat)', ':AIChat<CR>', { silent = true, desc = 'AI: chat about selection' })
+
+vim.api.nvim_create_user_command(
   'AIInstall',
   safe(function() require('ai_host.install').build({ async = true }) end),
   { desc = 'ai_host: (re)install the private Python environment and register the remote plugin' }
@@ -112,6 +148,26 @@ vim.keymap.set(
   { desc = 'AI: choose models' }
 )
 
+vim.api.nvim_create_user_command(
+  'AIReview',
+  safe(function(o)
+    if o.bang then return require('ai_host.review').clear() end
+    require('ai_host.review').run(o.args ~= '' and o.args or nil)
+  end),
+  {
+    nargs = '?',
+    bang = true,
+    complete = function(arglead) return require('ai_host.review').complete(arglead) end,
+    desc = "ai_host: review the working tree's changes against HEAD or [ref] (! clears the results)",
+  }
+)
+vim.keymap.set(
+  'n',
+  '<Plug>(ai-host-review)',
+  safe(function() require('ai_host.review').run() end),
+  { desc = 'AI: review changes' }
+)
+
 -- One command with subcommands, for everything (the :AIExplain-style names stay: users ask for them).
 local subcommands = {
   explain = function(o) require('ai_host').explain({ line1 = o.line1, line2 = o.line2, range = o.range }) end,
@@ -119,6 +175,11 @@ local subcommands = {
     require('ai_host').refactor({ line1 = o.line1, line2 = o.line2, range = o.range, instruction = rest })
   end,
   generate = function(_, rest) require('ai_host').generate({ instruction = rest ~= '' and rest or nil }) end,
+  fix = function(o) require('ai_host').fix({ line1 = o.line1, line2 = o.line2, range = o.range }) end,
+  doc = function(o) require('ai_host').doc({ line1 = o.line1, line2 = o.line2, range = o.range }) end,
+  chat = function(o, rest)
+    require('ai_host').chat({ line1 = o.line1, line2 = o.line2, range = o.range, message = rest })
+  end,
   status = function() require('ai_host.status').show() end,
   cancel = function() require('ai_host').cancel_all() end,
   models = function(_, rest) require('ai_host.picker').pick(rest ~= '' and rest or nil) end,
@@ -126,6 +187,7 @@ local subcommands = {
   install = function() require('ai_host.install').build({ async = true }) end,
   log = function() vim.cmd('split ' .. vim.fn.fnameescape(require('ai_host').wire_config().log.file)) end,
   health = function() vim.cmd('checkhealth ai_host') end,
+  review = function(_, rest) require('ai_host.review').run(rest ~= '' and rest or nil) end,
 }
 vim.api.nvim_create_user_command(
   'AI',
@@ -142,7 +204,7 @@ vim.api.nvim_create_user_command(
   {
     nargs = '+',
     range = true,
-    desc = 'ai_host: :AI explain|refactor|generate|status|cancel|models|toggle|install|log|health',
+    desc = 'ai_host: :AI explain|refactor|generate|fix|doc|chat|review|status|cancel|models|toggle|install|log|health',
     complete = function(arglead, cmdline)
       if cmdline:match('^%S*AI%s+models%s+%S*$') then
         return vim.tbl_filter(
@@ -150,6 +212,7 @@ vim.api.nvim_create_user_command(
           { 'completion', 'explain', 'refactor' }
         )
       end
+      if cmdline:match('^%S*AI%s+review%s+%S*$') then return require('ai_host.review').complete(arglead) end
       if cmdline:match('^%S*AI%s+%S+%s') then return {} end
       local names = vim.tbl_keys(subcommands)
       table.sort(names)

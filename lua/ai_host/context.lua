@@ -27,10 +27,10 @@ function M.range_request(buf, line1, line2, context_lines)
     return table.concat(vim.api.nvim_buf_get_lines(buf, a - 1, b, false), '\n')
   end
   local diagnostics = {}
-  for _, d in ipairs(vim.diagnostic.get(buf)) do
-    if d.lnum >= line1 - 1 and d.lnum <= line2 - 1 then
-      table.insert(diagnostics, { lnum = d.lnum + 1, severity = d.severity, message = d.message })
-    end
+  for _, d in ipairs(M.diagnostics(buf, line1, line2)) do
+    -- the code (E501, unused-local) is what a user searches for: it goes with the message
+    local code = (d.code ~= nil and d.code ~= vim.NIL) and (' [' .. tostring(d.code) .. ']') or ''
+    table.insert(diagnostics, { lnum = d.lnum + 1, severity = d.severity, message = d.message .. code })
   end
   local name = vim.api.nvim_buf_get_name(buf)
   return {
@@ -46,6 +46,21 @@ function M.range_request(buf, line1, line2, context_lines)
     diagnostics = diagnostics,
     buf = buf,
   }
+end
+
+--- The diagnostics (vim.diagnostic.get's items) on lines line1..line2 of `buf`, one that spans
+--- several lines included when any of them is in the range.
+---@param buf integer
+---@param line1 integer
+---@param line2 integer
+---@return vim.Diagnostic[]
+function M.diagnostics(buf, line1, line2)
+  local out = {}
+  for _, d in ipairs(vim.diagnostic.get(buf)) do
+    if d.lnum <= line2 - 1 and (d.end_lnum or d.lnum) >= line1 - 1 then table.insert(out, d) end
+  end
+  table.sort(out, function(a, b) return a.lnum < b.lnum end)
+  return out
 end
 
 --- Requests the buffer's language servers have not answered yet (the scheduler lets them go first).

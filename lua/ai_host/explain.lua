@@ -2,6 +2,10 @@
 ---
 --- The float's buffer holds exactly the model's text; status (working, errors, figures) lives in
 --- the title, the footer and extmarks, never in the text. The explained buffer is never modified.
+---
+--- Follow-ups (`i`, `<CR>`): a question asked in a prompt line; its answer streams below the
+--- earlier ones, after a line that shows the question, as the next turn of a 'chat' request whose
+--- history (in memory only) is the explanation and the earlier follow-ups.
 
 local M = {}
 local H = {}
@@ -10,9 +14,15 @@ local H = {}
 -- H.state: nil, or the open float:
 --   { buf, win, id (job id or nil), origin (source buffer), started (hrtime), timer (uv timer),
 --     status ('working'|'streaming'|'done'|'error'|'cancelled'), message (last error or nil),
---     figures (table from the 'done' event or nil) }
+--     figures (table from the 'done' event or nil), req (the explain request: each follow-up
+--     sends its range again), history ({ role = 'user'|'assistant', text } turns answered so far),
+--     question (the follow-up being answered, or nil for the explanation), pieces (the text of the
+--     answer streaming now), dropped (earlier turns the engine left out of the last answer) }
 H.state = nil
 H.ns = vim.api.nvim_create_namespace('ai_host_explain')
+
+-- The user turn the explanation answers, as the history of a follow-up tells it.
+H.explain_question = 'Explain this code.'
 
 --- Explain lines line1..line2 of the current buffer in a float.
 ---@param line1 integer
@@ -48,10 +58,24 @@ function M.open(line1, line2)
   vim.wo[win].signcolumn = 'no'
   vim.wo[win].conceallevel = 2
 
-  local state = { buf = buf, win = win, origin = origin, started = vim.uv.hrtime(), status = 'working', model = model }
+  local state = {
+    buf = buf,
+    win = win,
+    origin = origin,
+    started = vim.uv.hrtime(),
+    status = 'working',
+    model = model,
+    req = vim.deepcopy(req),
+    history = {},
+    pieces = {},
+  }
   H.state = state
   for _, lhs in ipairs({ 'q', '<Esc>' }) do
     vim.keymap.set('n', lhs, M.close, { buffer = buf, nowait = true, desc = 'ai_host: close and cancel' })
+  end
+  vim.keymap.set('n', '<C-c>', M.cancel, { buffer = buf, nowait = true, desc = 'ai_host: stop the answer' })
+  for _, lhs in ipairs({ 'i', '<CR>' }) do
+    vim.keymap.set('n', lhs, function() M.ask() end, { buffer = buf, nowait = true, desc = 'ai_host: ask a follow-up' })
   end
   vim.api.nvim_create_autocmd('WinClosed', {
     pattern = tostring(win),
@@ -64,19 +88,53 @@ function M.open(line1, line2)
   state.timer = vim.uv.new_timer()
   state.timer:start(0, 250, vim.schedule_wrap(function() H.tick(state) end))
 
-  local id, msg = require('ai_host.host').start('explain', req, {
-    on_chunk = function(data) H.append(state, data.text) end,
-    on_status = function(data) H.status(state, data) end,
-    on_done = function(data) H.finish(state, data) end,
-    on_error = function(data) H.fail(state, data.message) end,
-  })
-  state.id = id
-  if not id then H.fail(state, msg) end
+  H.send(state, 'explain', req)
   vim.api.nvim_exec_autocmds(
     'User',
     { pattern = 'AiHostExplainOpen', modeline = false, data = { buf = buf, win = win } }
   )
   return buf, win
+end
+
+--- Ask a follow-up about the explained code: `question`, or what vim.ui.input asks for. Its answer
+--- streams below the earlier ones in the same float.
+---@param question string|nil
+function M.ask(question)
+  local state = H.state
+  if state == nil then return end
+  if state.status == 'working' or state.status == 'streaming' then
+    return H.say('ai_host: an answer is still coming; wait for it, or stop it with <C-c>, then ask again.')
+  end
+  if #state.history == 0 then
+    return H.say('ai_host: there is no explanation to follow up on; run :AIExplain again.')
+  end
+  if question == nil then
+    return vim.ui.input({ prompt = 'Ask: ' }, function(input)
+      if input ~= nil and input:match('%S') then M.ask(input) end
+    end)
+  end
+  state.question = question
+  state.pieces = {}
+  state.status, state.started, state.waiting_for, state.figures = 'working', vim.uv.hrtime(), nil, nil
+  H.write(state, (H.is_empty(state) and '' or '\n\n') .. H.separator(question) .. '\n\n')
+  H.set_mark(state, 'Comment', '… waiting for ' .. state.model)
+  H.stop_timer(state)
+  state.timer = vim.uv.new_timer()
+  state.timer:start(0, 250, vim.schedule_wrap(function() H.tick(state) end))
+  local req = vim.deepcopy(state.req)
+  req.id, req.history, req.message = nil, vim.deepcopy(state.history), question
+  H.send(state, 'chat', req)
+end
+
+--- Stop the answer that streams now (the server stops generating); the float stays open.
+function M.cancel()
+  local state = H.state
+  if state == nil or not (state.status == 'working' or state.status == 'streaming') then return end
+  require('ai_host.host').cancel(state.id)
+  state.status = 'cancelled'
+  H.stop_timer(state)
+  H.set_mark(state, nil)
+  H.set_footer(state, #state.history > 0 and 'cancelled: i asks again' or 'cancelled: q closes')
 end
 
 --- Close the float and cancel its request (the server stops generating).
@@ -110,12 +168,35 @@ function M.info()
     waiting_for = s.waiting_for,
     warning = s.warning,
     text = table.concat(lines, '\n'),
+    history = s.history,
+    dropped = s.dropped,
     title = H.flatten(cfg.title),
     footer = H.flatten(cfg.footer),
   }
 end
 
 -- Helpers --------------------------------------------------------------------------------------
+
+-- Start the request of the float's answer now: 'explain' (the explanation) or 'chat' (a follow-up).
+function H.send(state, kind, req)
+  local id, msg = require('ai_host.host').start(kind, req, {
+    on_chunk = function(data) H.append(state, data.text) end,
+    on_status = function(data) H.status(state, data) end,
+    on_done = function(data) H.finish(state, data) end,
+    on_error = function(data) H.fail(state, data.message) end,
+  })
+  state.id = id
+  if not id then H.fail(state, msg) end
+end
+
+-- The line above a follow-up's answer: the question, on one line.
+function H.separator(question) return '──── ' .. question:gsub('%s+', ' ') .. ' ────' end
+
+function H.is_empty(state)
+  return vim.api.nvim_buf_line_count(state.buf) == 1 and vim.api.nvim_buf_get_lines(state.buf, 0, 1, false)[1] == ''
+end
+
+function H.say(message) vim.notify(message, vim.log.levels.INFO) end
 
 function H.win_config(config, label, model)
   local cols, rows = vim.o.columns, vim.o.lines - vim.o.cmdheight
@@ -198,7 +279,14 @@ function H.append(state, text)
     state.status = 'streaming'
     H.set_mark(state, nil)
   end
+  table.insert(state.pieces, text)
+  H.write(state, text)
+end
+
+-- Add `text` at the end of the float's buffer, the cursor following it if it was on the last line.
+function H.write(state, text)
   local buf = state.buf
+  if not vim.api.nvim_buf_is_valid(buf) then return end
   local last = vim.api.nvim_buf_line_count(buf) - 1
   -- the byte length of the last line is tracked, not read back: reading a long last line on every
   -- frame copied all of it (a model writing one huge paragraph made each frame slower)
@@ -257,6 +345,10 @@ function H.finish(state, data)
   H.highlight(state)
   state.status = 'done'
   state.figures = data
+  -- the exchange joins the history a follow-up sends (the explanation answers H.explain_question)
+  table.insert(state.history, { role = 'user', text = state.question or H.explain_question })
+  table.insert(state.history, { role = 'assistant', text = table.concat(state.pieces) })
+  state.dropped = tonumber(data.history_dropped) or 0
   H.stop_timer(state)
   H.set_mark(state, nil)
   local parts = {}
@@ -267,15 +359,14 @@ function H.finish(state, data)
     table.insert(parts, string.format('%.1f tok/s', data.tokens_per_s))
   end
   if data.done_reason == 'length' then table.insert(parts, 'cut at explain.num_predict') end
+  if state.dropped > 0 then
+    table.insert(parts, state.dropped .. ' earlier turn' .. (state.dropped == 1 and '' or 's') .. ' left out')
+  end
   if type(data.model) == 'string' and H.model_label(data.model) ~= state.model then
     table.insert(parts, 'answered by ' .. H.model_label(data.model))
   end
   H.set_footer(state, #parts > 0 and table.concat(parts, ' · ') or 'done')
-  if
-    vim.api.nvim_buf_is_valid(state.buf)
-    and vim.api.nvim_buf_line_count(state.buf) == 1
-    and vim.api.nvim_buf_get_lines(state.buf, 0, 1, false)[1] == ''
-  then
+  if vim.api.nvim_buf_is_valid(state.buf) and table.concat(state.pieces) == '' then
     H.set_mark(state, 'Comment', '(the model returned nothing)')
   end
 end

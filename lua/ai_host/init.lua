@@ -74,6 +74,36 @@ function M.generate(opts)
   return require('ai_host.refactor').start({ line1 = row, line2 = row, insert = true, instruction = opts.instruction })
 end
 
+--- Propose a fix for the diagnostics on lines opts.line1..opts.line2 (opts.range > 0), else on the
+--- cursor's line, through the refactor preview (with the language server's code actions' titles).
+---@param opts { line1: integer?, line2: integer?, range: integer? }|nil
+function M.fix(opts)
+  opts = opts or {}
+  local line1, line2 = opts.line1, opts.line2
+  if (opts.range or 0) == 0 or line1 == nil then
+    line1 = vim.api.nvim_win_get_cursor(0)[1]
+    line2 = line1
+  end
+  return require('ai_host.fix').fix(line1, line2)
+end
+
+--- Propose the doc comment of the function under the cursor (or of lines opts.line1..opts.line2)
+--- through the refactor preview.
+---@param opts { line1: integer?, line2: integer?, range: integer? }|nil
+function M.doc(opts)
+  opts = opts or {}
+  local line1, line2 = opts.line1, opts.line2
+  if (opts.range or 0) == 0 or line1 == nil then
+    line1, line2 = require('ai_host.context').around_cursor(vim.api.nvim_get_current_buf())
+  end
+  return require('ai_host.fix').doc(line1, line2)
+end
+
+--- A conversation about the code in a split (see :help ai_host-chat); `opts.message` is sent as
+--- its next turn.
+---@param opts { line1: integer?, line2: integer?, range: integer?, message: string? }|nil
+function M.chat(opts) return require('ai_host.chat').open(opts) end
+
 --- Use `model` for `task` ('explain', 'completion', 'refactor') from now on (the model picker uses it).
 ---@param task string
 ---@param model string
@@ -92,6 +122,8 @@ function M.cancel_all()
   require('ai_host.explain').close()
   require('ai_host.ghost').clear()
   require('ai_host.refactor').cancel()
+  if package.loaded['ai_host.chat'] then require('ai_host.chat').cancel() end
+  if package.loaded['ai_host.review'] then require('ai_host.review').cancel() end
   require('ai_host.host').cancel_all()
 end
 
@@ -102,10 +134,14 @@ H.maps = {
   { 'explain', { 'n', 'x' }, '<Plug>(ai-host-explain)', 'AI: explain code' },
   { 'refactor', { 'n', 'x' }, '<Plug>(ai-host-refactor)', 'AI: refactor code' },
   { 'generate', { 'n' }, '<Plug>(ai-host-generate)', 'AI: generate code from a prompt' },
+  { 'fix', { 'n', 'x' }, '<Plug>(ai-host-fix)', 'AI: fix diagnostics' },
+  { 'doc', { 'n' }, '<Plug>(ai-host-doc)', 'AI: write doc comment' },
+  { 'chat', { 'n', 'x' }, '<Plug>(ai-host-chat)', 'AI: chat about code' },
   { 'toggle', { 'n' }, '<Plug>(ai-host-toggle)', 'AI: toggle ghost text' },
   { 'status', { 'n' }, '<Plug>(ai-host-status)', 'AI: status' },
   { 'models', { 'n' }, '<Plug>(ai-host-models)', 'AI: choose models' },
   { 'cancel_all', { 'n' }, '<Plug>(ai-host-cancel-all)', 'AI: cancel all' },
+  { 'review', { 'n' }, '<Plug>(ai-host-review)', 'AI: review changes' },
 }
 
 -- Insert-mode keys of the ghost text: { config key, action, description }. Each falls through to

@@ -16,18 +16,23 @@ local H = {}
 --     hunks), new (lines proposed so far), status ('streaming'|'done'|'cancelled'|'error'),
 --     conflict (the range was edited since), maps (saved buffer-local maps), augroup,
 --     unrestored (placeholders of redacted secrets the model moved to a line where they were not:
---     left as placeholders, the hunks holding them marked) }
+--     left as placeholders, the hunks holding them marked), purpose ('refactor'|'fix'|'doc', or
+--     'chat': a code block M.propose() shows, no request) }
 H.state = nil
 H.ns = vim.api.nvim_create_namespace('ai_host_refactor')
 H.track_ns = vim.api.nvim_create_namespace('ai_host_refactor_track')
 H.counter = 0
 
---- Ask for a rewrite of lines line1..line2 of the current buffer (or, with opts.insert, for new code
---- after line `line1`). Without an instruction, ask for one with vim.ui.input.
----@param opts { line1: integer, line2: integer, instruction: string?, insert: boolean? }
+--- Ask for a rewrite of lines line1..line2 of `opts.buf` (default: the current buffer), or, with
+--- opts.insert, for new code after line `line1`. `opts.purpose` says what the rewrite is for:
+--- 'refactor' (as the instruction says; without one, vim.ui.input asks), 'fix' (the diagnostics of
+--- the range, with the language server's code actions' titles in `opts.actions`) or 'doc' (the
+--- range's doc comment).
+---@param opts { line1: integer, line2: integer, instruction: string?, insert: boolean?, buf: integer?, purpose: string?, actions: string[]? }
 function M.start(opts)
   local config = require('ai_host').get_config()
-  if opts.instruction == nil or opts.instruction == '' then
+  local purpose = opts.purpose or 'refactor'
+  if purpose == 'refactor' and (opts.instruction == nil or opts.instruction == '') then
     local prompt = opts.insert and 'AI generate: ' or 'AI refactor: '
     local default = opts.insert and '' or config.refactor.default_instruction
     vim.ui.input({ prompt = prompt, default = default }, function(input)
@@ -37,7 +42,8 @@ function M.start(opts)
     return
   end
   M.close()
-  local buf = vim.api.nvim_get_current_buf()
+  local buf = opts.buf or vim.api.nvim_get_current_buf()
+  if not vim.api.nvim_buf_is_valid(buf) then return end
   local req
   if opts.insert then
     req = require('ai_host.context').range_request(buf, opts.line1, opts.line1, config.refactor.context_lines)
@@ -46,22 +52,15 @@ function M.start(opts)
   else
     req = require('ai_host.context').range_request(buf, opts.line1, opts.line2, config.refactor.context_lines)
   end
-  req.instruction = opts.instruction
+  req.instruction = opts.instruction or ''
   req.use_tabs = not vim.bo[buf].expandtab
-  req.shiftwidth = vim.fn.shiftwidth()
+  req.shiftwidth = H.shiftwidth(buf)
+  req.purpose = purpose
+  req.actions = opts.actions or {}
 
-  local state = {
-    buf = buf,
-    insert = opts.insert == true,
-    old = opts.insert and {} or vim.api.nvim_buf_get_lines(buf, req.start_line - 1, req.end_line, false),
-    new = {},
-    status = 'streaming',
-  }
-  -- the mark follows edits above the range; an insert anchors on the line it goes after
-  state.mark = vim.api.nvim_buf_set_extmark(buf, H.track_ns, req.start_line - 1, 0, { right_gravity = false })
-  H.state = state
-  H.set_keys(state, config.refactor.keys)
-  H.watch(state)
+  local old = opts.insert and {} or vim.api.nvim_buf_get_lines(buf, req.start_line - 1, req.end_line, false)
+  local state = H.open(buf, req.start_line, old, opts.insert == true, purpose)
+  state.status = 'streaming'
   H.render(state)
   local id, msg = require('ai_host.host').start('refactor', req, {
     on_proposal = function(data) H.on_proposal(state, data.text) end,
@@ -73,6 +72,27 @@ function M.start(opts)
   if not id then H.on_error(state, msg) end
 end
 
+--- Show `text` as the proposal for lines line1..line2 of `buf` (the chat's last code block): the
+--- same preview, keys and one-undo-step accept as a streamed proposal, without asking a model.
+---@param buf integer
+---@param line1 integer
+---@param line2 integer
+---@param text string
+function M.propose(buf, line1, line2, text)
+  M.close()
+  local state = H.open(buf, line1, vim.api.nvim_buf_get_lines(buf, line1 - 1, line2, false), false, 'chat')
+  state.status = 'done'
+  state.new = vim.split(text, '\n', { plain = true })
+  if #H.hunks(state) == 0 then
+    return H.finish(
+      state,
+      'ai_host: the code block is the same as the lines, so there is nothing to apply; ask for a change first.'
+    )
+  end
+  H.render(state)
+  H.redraw(state)
+end
+
 --- Apply every change of the proposal (one undo step).
 function M.accept_all()
   local state = H.ready()
@@ -80,7 +100,7 @@ function M.accept_all()
   if not H.unchanged(state) then return H.conflict(state) end
   local first = H.first_row(state)
   vim.api.nvim_buf_set_lines(state.buf, first, first + #state.old, false, state.new)
-  H.finish(state, 'ai_host: refactor applied (u undoes it).')
+  H.finish(state, string.format('ai_host: %s applied (u undoes it).', H.applied[state.purpose] or 'refactor'))
 end
 
 --- Reject the proposal (cancelling it if it still streams).
@@ -172,6 +192,25 @@ end
 
 -- Helpers --------------------------------------------------------------------------------------
 
+-- A preview of `old`, the lines from `line1` of `buf` (an insert: none, after `line1`): its state,
+-- the mark that follows edits above it, its keys and its watch on the buffer.
+function H.open(buf, line1, old, insert, purpose)
+  local config = require('ai_host').get_config()
+  local state = { buf = buf, insert = insert, old = old, new = {}, purpose = purpose }
+  -- the mark follows edits above the range; an insert anchors on the line it goes after
+  state.mark = vim.api.nvim_buf_set_extmark(buf, H.track_ns, line1 - 1, 0, { right_gravity = false })
+  H.state = state
+  H.set_keys(state, config.refactor.keys)
+  H.watch(state)
+  return state
+end
+
+-- 'shiftwidth' of `buf` as shiftwidth() reads it (0: 'tabstop'), for a buffer that may not be current.
+function H.shiftwidth(buf)
+  local sw = vim.bo[buf].shiftwidth
+  return sw > 0 and sw or vim.bo[buf].tabstop
+end
+
 function H.first_row(state)
   local pos = vim.api.nvim_buf_get_extmark_by_id(state.buf, H.track_ns, state.mark, {})
   return (pos[1] or 0) + (state.insert and 1 or 0)
@@ -244,6 +283,10 @@ function H.after_hunk(state)
   H.render(state)
 end
 
+-- What the hint calls the preview, by the request's purpose ('chat': a code block from :AIChat).
+H.titles = { refactor = 'AI refactor', fix = 'AI fix', doc = 'AI doc', chat = 'AI chat' }
+H.applied = { fix = 'fix', doc = 'doc comment', chat = 'code block' }
+
 function H.hint_text(state)
   local k = require('ai_host').get_config().refactor.keys
   local what = ({
@@ -254,7 +297,8 @@ function H.hint_text(state)
   })[state.status] or state.status
   if state.conflict then what = 'the lines changed since the request: accepting will not apply' end
   return string.format(
-    'AI refactor (%s) %s accept all · %s reject all · %s/%s accept/reject change · %s %s move',
+    '%s (%s) %s accept all · %s reject all · %s/%s accept/reject change · %s %s move',
+    H.titles[state.purpose] or H.titles.refactor,
     what,
     k.accept_all,
     k.reject_all,

@@ -13,7 +13,8 @@ M.group = 'ai'
 M.icon = { icon = '󰚩', color = 'azure' }
 
 -- The normal-mode maps whose common prefix is the group (config.keymaps keys).
-H.map_keys = { 'explain', 'refactor', 'generate', 'toggle', 'status', 'models', 'cancel_all' }
+H.map_keys =
+  { 'explain', 'refactor', 'generate', 'fix', 'doc', 'chat', 'toggle', 'status', 'models', 'cancel_all', 'review' }
 
 --- Add the group now if which-key is loaded, else as soon as it is (called by setup()).
 function M.setup()

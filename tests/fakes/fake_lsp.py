@@ -1,7 +1,9 @@
 """A small language server over stdio for tests: it holds hover requests pending until told to answer.
 
-Send the notification `$/aiHostTestRelease` to make it answer every held request. Everything else
-is answered at once (null), so a real Neovim client attaches normally.
+Send the notification `$/aiHostTestRelease` to make it answer every held request. Code actions are
+answered at once with two titles, one naming the code of the first diagnostic the request carried
+(so a test sees the diagnostics reach the server); after `$/aiHostTestHoldActions` they are held
+too. Everything else is answered at once (null), so a real Neovim client attaches normally.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ def send(stream, message: dict) -> None:
     stream.flush()
 
 
+def code_actions(params: dict) -> list[dict]:
+    diagnostics = (params.get("context") or {}).get("diagnostics") or []
+    code = diagnostics[0].get("code", "?") if diagnostics else "nothing"
+    return [{"title": "Import 'math'", "kind": "quickfix"}, {"title": f"Ignore {code} for this line", "kind": "quickfix"}]
+
+
 def main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     held: list[int] = []
+    hold_actions = False
     while True:
         msg = read_message(stdin)
         if msg is None:
@@ -43,9 +52,15 @@ def main() -> None:
         method, mid = msg.get("method"), msg.get("id")
         if method == "initialize":
             send(stdout, {"jsonrpc": "2.0", "id": mid, "result": {
-                "capabilities": {"hoverProvider": True, "textDocumentSync": 1}, "serverInfo": {"name": "slow-lsp"}}})
+                "capabilities": {"hoverProvider": True, "codeActionProvider": True, "textDocumentSync": 1}, "serverInfo": {"name": "slow-lsp"}}})
         elif method == "textDocument/hover":
             held.append(mid)
+        elif method == "textDocument/codeAction" and hold_actions:
+            held.append(mid)
+        elif method == "textDocument/codeAction":
+            send(stdout, {"jsonrpc": "2.0", "id": mid, "result": code_actions(msg.get("params") or {})})
+        elif method == "$/aiHostTestHoldActions":
+            hold_actions = True
         elif method == "$/aiHostTestRelease":
             for hid in held:
                 send(stdout, {"jsonrpc": "2.0", "id": hid, "result": None})

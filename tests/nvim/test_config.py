@@ -209,5 +209,5 @@ def test_one_command_with_subcommands_and_completion(nvim):
     nvim.command("AI toggle")
     wait_until(lambda: "ghost text off" in nvim.command_output("messages"))
     nvim.command("AI bogus")
-    wait_until(lambda: 'ai_host: unknown subcommand "bogus"; use one of: cancel, explain, generate'
+    wait_until(lambda: 'ai_host: unknown subcommand "bogus"; use one of: cancel, chat, doc, explain, fix, generate'
                in nvim.command_output("messages"))
