@@ -137,7 +137,7 @@ vim.api.nvim_create_user_command(
   safe(function(o) require('ai_host.picker').pick(o.args ~= '' and o.args or nil) end),
   {
     nargs = '?',
-    complete = function() return { 'completion', 'explain', 'refactor' } end,
+    complete = function() return require('ai_host.picker').tasks() end,
     desc = 'ai_host: choose the model of a task',
   }
 )
@@ -207,10 +207,7 @@ vim.api.nvim_create_user_command(
     desc = 'ai_host: :AI explain|refactor|generate|fix|doc|chat|review|status|cancel|models|toggle|install|log|health',
     complete = function(arglead, cmdline)
       if cmdline:match('^%S*AI%s+models%s+%S*$') then
-        return vim.tbl_filter(
-          function(n) return n:find(arglead, 1, true) == 1 end,
-          { 'completion', 'explain', 'refactor' }
-        )
+        return vim.tbl_filter(function(n) return n:find(arglead, 1, true) == 1 end, require('ai_host.picker').tasks())
       end
       if cmdline:match('^%S*AI%s+review%s+%S*$') then return require('ai_host.review').complete(arglead) end
       if cmdline:match('^%S*AI%s+%S+%s') then return {} end

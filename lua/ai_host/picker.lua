@@ -7,7 +7,8 @@
 local M = {}
 local H = {}
 
-H.tasks = { 'completion', 'explain', 'refactor' }
+-- The tasks listed first (the rest follow in the schema's order).
+H.first = { 'completion', 'explain', 'refactor' }
 
 --- Pick a model for `task` with vim.ui.select (asks for the task first when nil).
 ---@param task string|nil
@@ -34,12 +35,23 @@ end
 
 --- The tasks that have a model, in the order the pickers list them.
 ---@return string[]
-function M.tasks() return vim.deepcopy(H.tasks) end
+function M.tasks()
+  local out = vim.deepcopy(H.first)
+  for _, task in ipairs(require('ai_host.config').tasks()) do
+    if not vim.tbl_contains(out, task) then table.insert(out, task) end
+  end
+  return out
+end
 
 --- One line per task: its name and the model it uses now.
 ---@param task string
 ---@return string
-function M.format_task(task) return task .. '  (now ' .. require('ai_host').get_config().models[task] .. ')' end
+function M.format_task(task)
+  local models = require('ai_host').get_config().models
+  if models[task] ~= '' then return task .. '  (now ' .. models[task] .. ')' end
+  local from = require('ai_host.config').schema().inherits[task] -- a task left empty uses another's model
+  return string.format("%s  (now %s's: %s)", task, from, models[from])
+end
 
 --- Fetch every endpoint's models (a job on the Python host), then call `on_items(items, current)`
 --- with the models ordered for `task` (M.order) and the task's model now. Endpoints that did not
@@ -52,7 +64,7 @@ function M.format_task(task) return task .. '  (now ' .. require('ai_host').get_
 function M.fetch(task, on_items)
   if type(task) ~= 'string' or require('ai_host').get_config().models[task] == nil then
     vim.notify(
-      string.format("ai_host: no task '%s'; tasks are %s", tostring(task), table.concat(H.tasks, ', ')),
+      string.format("ai_host: no task '%s'; tasks are %s", tostring(task), table.concat(M.tasks(), ', ')),
       vim.log.levels.ERROR
     )
     return false

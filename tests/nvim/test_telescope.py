@@ -75,6 +75,10 @@ STATE = r"""
            prompt = picker:_get_prompt(), mode = vim.api.nvim_get_mode().mode, preview = preview }
 """
 
+# The task picker's lines: every task, those left empty naming the model they use meanwhile.
+TASK_LINES = [f"completion  (now {DEFAULT_MODEL})", f"explain  (now {DEFAULT_MODEL})",
+              f"refactor  (now {DEFAULT_MODEL})", f"review  (now {DEFAULT_MODEL})",
+              f"chat  (now explain's: {DEFAULT_MODEL})", f"doc  (now refactor's: {DEFAULT_MODEL})"]
 
 def add_models(double, *, starcoder: bool = False) -> None:
     """Add llama (no FIM), then optionally starcoder2 (FIM); the double lists the newest first."""
@@ -125,14 +129,12 @@ def test_ai_host_and_its_picker_work_without_telescope_and_never_load_it(nvim, d
       end
     """)
     nvim.command("AIModels")  # asks for the task first
-    assert nvim.exec_lua("return _G.shown") == [f"completion  (now {DEFAULT_MODEL})",
-                                                 f"explain  (now {DEFAULT_MODEL})",
-                                                 f"refactor  (now {DEFAULT_MODEL})"]
+    assert nvim.exec_lua("return _G.shown") == TASK_LINES
     # completion: the models that fill in the middle first, otherwise as the endpoint lists them
     assert shown_by_ui_select(nvim, "completion") == [STARCODER_LINE, QWEN_LINE, LLAMA_LINE]
     assert shown_by_ui_select(nvim, "explain") == [STARCODER_LINE, LLAMA_LINE, QWEN_LINE]
     nvim.command("AIModels dance")
-    assert "ai_host: no task 'dance'; tasks are completion, explain, refactor" in notes(nvim)
+    assert "ai_host: no task 'dance'; tasks are completion, explain, refactor, review, chat, doc" in notes(nvim)
     assert nvim.exec_lua("return _G.telescope_searched") == []
     assert nvim.exec_lua("return vim.tbl_filter(function(m) return m:match('^telescope') end, "
                          "vim.tbl_keys(package.loaded))") == []
@@ -213,9 +215,8 @@ def test_the_telescope_function_asks_for_the_task_first(telescope, double):
     nvim = telescope
     add_models(double)
     nvim.exec_lua("require('telescope').extensions.ai_host.models()")
-    state = wait_for_picker(nvim, "ai_host: model for which task?", 3)
-    assert state["displays"] == [f"completion  (now {DEFAULT_MODEL})", f"explain  (now {DEFAULT_MODEL})",
-                                 f"refactor  (now {DEFAULT_MODEL})"]
+    state = wait_for_picker(nvim, "ai_host: model for which task?", len(TASK_LINES))
+    assert state["displays"] == TASK_LINES
     type_and_select(nvim, "explain", "explain")
     state = wait_for_picker(nvim, "ai_host: model for explain", 2)
     assert state["displays"] == [LLAMA_LINE, QWEN_LINE]  # explain: as the endpoint lists them
@@ -231,7 +232,7 @@ def test_telescope_edge_cases(telescope, double):
     add_models(double)
     # `:Telescope ai_host` is the same picker; the preview describes the selected model
     nvim.command("Telescope ai_host")
-    wait_for_picker(nvim, "ai_host: model for which task?", 3)
+    wait_for_picker(nvim, "ai_host: model for which task?", len(TASK_LINES))
     type_and_select(nvim, "compl", "completion")
     wait_for_picker(nvim, "ai_host: model for completion", 2)
     nvim.input("qwen")
@@ -249,5 +250,5 @@ def test_telescope_edge_cases(telescope, double):
     assert model_of(nvim, "completion") == DEFAULT_MODEL
     # an unknown task is an ai_host: message, and no picker opens
     nvim.command("Telescope ai_host models task=dance")
-    assert "ai_host: no task 'dance'; tasks are completion, explain, refactor" in notes(nvim)
+    assert "ai_host: no task 'dance'; tasks are completion, explain, refactor, review, chat, doc" in notes(nvim)
     assert picker_state(nvim) is None

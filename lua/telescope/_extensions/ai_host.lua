@@ -23,7 +23,7 @@ local H = {}
 -- H.defaults: the options given in telescope.setup({ extensions = { ai_host = {...} } }).
 H.defaults = {}
 
---- Choose the model of `opts.task` ('completion', 'explain', 'refactor') among every endpoint's
+--- Choose the model of `opts.task` (one of require('ai_host.picker').tasks()) among every endpoint's
 --- models; without a task, pick the task first. <CR> sets the model for the task at once. Other
 --- `opts` are Telescope's (theme, layout_config, previewer = false, ...).
 ---@param opts table|nil
