@@ -111,6 +111,11 @@ def variant(name: str, hole: dict, url: str) -> tuple[str, str]:
             _ASKED[key] = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
         raw, why = _ASKED[key]
         return (filtered(raw, prefix, suffix) if name == "ours" else raw), why
+    if name == "spm":  # suffix first: what follows the cursor stays put while typing, so it stays cached
+        prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
+        prompt = f"{qwen.suffix}{suffix}{qwen.prefix}{prefix}{qwen.middle}"
+        raw, why = complete(url, prompt, list(qwen.stop))
+        return filtered(raw, prefix, suffix), why
     if name == "short-suffix":
         prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         suffix = "\n".join(suffix.split("\n")[:SHORT_SUFFIX_LINES + 1])
