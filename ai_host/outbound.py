@@ -1,7 +1,7 @@
 """What may leave the machine, decided once per request before anything is sent: a denied file
 sends nothing, ghost text's window is cut to what the model gets, chunks of denied files leave the
-extra context, and credentials are redacted from every text that goes into a prompt (after the
-cut: only what is sent is redacted)."""
+extra context, definitions in denied files leave a range's symbols, and credentials are redacted
+from every text that goes into a prompt (after the cut: only what is sent is redacted)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ def prepare(request: Request, security: dict[str, Any],
     elif isinstance(request, RangeRequest):
         request = replace(request, code=redact(request.code), before=redact(request.before),
                           after=redact(request.after),
-                          diagnostics=tuple(replace(d, message=redact(d.message)) for d in request.diagnostics))
+                          diagnostics=tuple(replace(d, message=redact(d.message)) for d in request.diagnostics),
+                          symbols=tuple(replace(s, name=redact(s.name), text=redact(s.text)) for s in request.symbols
+                                        if refusal(_deny_view(Source(s.path, s.path), s.text),
+                                                   security["deny"]) is None))
         if isinstance(request, RefactorRequest):
             request = replace(request, instruction=redact(request.instruction))
     if redactor.secrets:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
 from .backends import Message
-from .protocol import ConversationRequest, Diagnostic, RangeRequest, RefactorRequest, Turn
+from .protocol import ConversationRequest, Diagnostic, RangeRequest, RefactorRequest, Symbol, Turn
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
 _TRUNCATED = "\n… (truncated to fit the context budget)"
 MAX_DIAGNOSTICS = 20  # the most diagnostics a prompt lists
 MAX_ACTIONS = 10  # the most code-action titles a fix prompt lists
+MAX_SYMBOLS = 20  # the most definitions a prompt shows
+# The definitions the code uses take at most this share of a range's budget (whole ones only), and
+# only what the code itself leaves: the code comes first, the lines around it after them.
+SYMBOLS_SHARE = 0.25
+SYMBOLS_HEADING = "Definitions the code uses:\n"
 # How a conversation's history is budgeted: characters per token of the model's context, counted low.
 CHARS_PER_TOKEN = 3
 # The answer that follows the code a conversation is about, so that turns alternate.
@@ -55,18 +61,27 @@ def fit_lines(text: str, budget: int, keep: str) -> str:
 
 def explain_messages(req: RangeRequest, cfg: dict[str, Any]) -> list[Message]:
     """The chat for :AIExplain: the code first, then as much surrounding context as the budget allows."""
-    values = range_values(req, int(cfg["explain"]["max_chars"]))
+    return explain_prompt(req, cfg)[0]
+
+
+def explain_prompt(req: RangeRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
+    """explain_messages(), and how many of the request's definitions the prompt holds."""
+    values, symbols = _range(req, int(cfg["explain"]["max_chars"]))
     prompts = cfg["prompts"]
     user = prompts["diagnostics_user"] if req.diagnostics else prompts["explain_user"]  # then it is about them
-    return [
-        Message("system", fill(prompts["explain_system"], values)),
-        Message("user", fill(user, values)),
-    ]
+    templates = (prompts["explain_system"], user)
+    return [Message("system", fill(templates[0], values)), Message("user", fill(user, values))], \
+        _shown(symbols, templates)
 
 
 def refactor_messages(req: RefactorRequest, cfg: dict[str, Any]) -> list[Message]:
     """The chat for :AIRefactor (a range to rewrite) or generate-from-prompt (no range: insert)."""
-    values = range_values(req, int(cfg["refactor"]["max_chars"]))
+    return refactor_prompt(req, cfg)[0]
+
+
+def refactor_prompt(req: RefactorRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
+    """refactor_messages(), and how many of the request's definitions the prompt holds."""
+    values, symbols = _range(req, int(cfg["refactor"]["max_chars"]))
     values["instruction"] = req.instruction or str(cfg["refactor"]["default_instruction"])
     values["actions"] = _actions(req.actions)
     values["convention"] = DOC_CONVENTIONS.get(req.source.filetype, DOC_CONVENTION_OTHER)
@@ -75,17 +90,26 @@ def refactor_messages(req: RefactorRequest, cfg: dict[str, Any]) -> list[Message
         user = prompts["generate_user"]
     else:
         user = prompts[{"fix": "fix_user", "doc": "doc_user"}.get(req.purpose, "refactor_user")]
-    return [Message("system", fill(prompts["refactor_system"], values)), Message("user", fill(user, values))]
+    templates = (prompts["refactor_system"], user)
+    return [Message("system", fill(templates[0], values)), Message("user", fill(user, values))], \
+        _shown(symbols, templates)
 
 
 def chat_messages(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
     """The chat for the next turn of a conversation: the code it is about, as many of the latest
     turns as fit the model's context (the oldest leave first, in whole exchanges), the new message.
     Returns the messages and how many earlier turns were left out."""
+    messages, dropped, _ = chat_prompt(req, cfg)
+    return messages, dropped
+
+
+def chat_prompt(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[Message], int, int]:
+    """chat_messages(), and how many of the request's definitions the prompt holds."""
     ecfg = cfg["explain"]
-    values = range_values(req, int(ecfg["max_chars"]))
-    system = fill(cfg["prompts"]["chat_system"], values)
-    context = fill(cfg["prompts"]["chat_context"], values)
+    values, symbols = _range(req, int(ecfg["max_chars"]))
+    templates = (cfg["prompts"]["chat_system"], cfg["prompts"]["chat_context"])
+    system = fill(templates[0], values)
+    context = fill(templates[1], values)
     budget = (int(ecfg["num_ctx"]) - int(ecfg["num_predict"])) * CHARS_PER_TOKEN
     left = budget - len(system) - len(context) - len(req.message)
     kept: list[Turn] = []
@@ -101,7 +125,7 @@ def chat_messages(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[M
     messages = [Message("system", system), Message("user", context), Message("assistant", CONTEXT_ACK)]
     messages += [Message(t.role, t.text) for t in kept]
     messages.append(Message("user", req.message))
-    return messages, dropped
+    return messages, dropped, _shown(symbols, templates)
 
 
 def _actions(titles: tuple[str, ...]) -> str:
@@ -111,11 +135,20 @@ def _actions(titles: tuple[str, ...]) -> str:
 
 
 def range_values(req: RangeRequest, budget: int) -> dict[str, Any]:
-    """Template values for a range: the code whole (or cut with a note), context within what is left."""
+    """Template values for a range: the code whole (or cut with a note), then the definitions it
+    uses (at most SYMBOLS_SHARE of the budget), then the lines around it within what is left."""
+    return _range(req, budget)[0]
+
+
+def _range(req: RangeRequest, budget: int) -> tuple[dict[str, Any], int]:
+    """range_values(), and how many definitions {{symbols}} holds."""
     code = req.code
     if len(code) > budget:
         code = fit_lines(code, budget - len(_TRUNCATED), "head") + _TRUNCATED
     left = max(0, budget - len(code))
+    symbols, shown = format_symbols(req.symbols, min(left, int(budget * SYMBOLS_SHARE)), req.source.filetype,
+                                    req.source.path)
+    left -= len(symbols)
     before = fit_lines(req.before, left // 2, "tail")
     after = fit_lines(req.after, left - len(before), "head")
     values = {
@@ -127,8 +160,57 @@ def range_values(req: RangeRequest, budget: int) -> dict[str, Any]:
         "before": before,
         "after": after,
         "diagnostics": format_diagnostics(req.diagnostics),
+        "symbols": symbols,
     }
-    return values
+    return values, shown
+
+
+def format_symbols(symbols: tuple[Symbol, ...], budget: int, filetype: str = "", origin: str = "") -> tuple[str, int]:
+    """The definitions the code uses, for {{symbols}}: a heading, then each as a fenced block under
+    its name and file:line (`origin`: the path of the file the code is in, which the files are
+    named from), in order, whole ones only, within `budget` characters. Returns the text and how
+    many it holds ("" and 0 when none fits)."""
+    blocks: list[str] = []
+    used = len(SYMBOLS_HEADING)
+    for symbol in symbols[:MAX_SYMBOLS]:
+        if not symbol.text.strip():
+            continue
+        block = _symbol_block(symbol, filetype, origin)
+        if used + len(block) > budget:
+            continue  # never cut: a smaller one further on may still fit
+        blocks.append(block)
+        used += len(block)
+    if not blocks:
+        return "", 0
+    return SYMBOLS_HEADING + "".join(blocks), len(blocks)
+
+
+def _symbol_block(symbol: Symbol, filetype: str, origin: str) -> str:
+    where = _display_path(symbol.path, origin) + (f":{symbol.line}" if symbol.line else "")
+    text = symbol.text.rstrip("\n")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)  # a fence the text cannot close
+    return f"`{symbol.name}` ({where}):\n{fence}{filetype}\n{text}\n{fence}\n"
+
+
+def _display_path(path: str, origin: str) -> str:
+    """`path` as the prompt names it: relative to the folder of the code's file when it is near, else
+    its name (an absolute path says nothing more to the model, and names the user's folders)."""
+    if not path:
+        return "?"
+    if origin:
+        try:
+            rel = os.path.relpath(path, os.path.dirname(origin))
+        except ValueError:  # another drive
+            rel = ""
+        if rel and not rel.startswith(os.pardir + os.sep + os.pardir):
+            return rel.replace(os.sep, "/")
+    return os.path.basename(path) or path
+
+
+def _shown(symbols: int, templates: tuple[str, ...]) -> int:
+    """How many definitions reach the model: none when no template in use has {{symbols}}."""
+    return symbols if any("{{symbols}}" in t for t in templates) else 0
 
 
 def format_diagnostics(diags: tuple[Diagnostic, ...]) -> str:

@@ -47,6 +47,17 @@ class Diagnostic:
 
 
 @dataclass(frozen=True)
+class Symbol:
+    """A definition the code of a range uses (found by the language server, else tree-sitter): its
+    name, the file it is in (absolute: what the deny list judges), its line (1-based) and its text
+    (signature, docstring, a few lines)."""
+    name: str = ""
+    path: str = ""
+    line: int | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """What every job has: its id (the editor's), buffer, and an optional model for this job only."""
     kind: ClassVar[str] = ""
@@ -65,6 +76,7 @@ class RangeRequest(JobRequest):
     start_line: int = 1
     end_line: int = 1
     diagnostics: tuple[Diagnostic, ...] = ()
+    symbols: tuple[Symbol, ...] = ()  # the definitions the code uses, nearest first
 
 
 @dataclass(frozen=True)
@@ -298,7 +310,9 @@ def _build(cls: type[JobRequest], t: dict[str, Any], kind: str) -> JobRequest:
             code=_str(t, "code", kind), before=_str(t, "before", kind), after=_str(t, "after", kind),
             start_line=_int(t, "start_line", kind, 1), end_line=_int(t, "end_line", kind, 1),
             diagnostics=tuple(Diagnostic(_opt_int(d, "lnum", kind), _opt_int(d, "severity", kind),
-                                         _str(d, "message", kind)) for d in _tables(t, "diagnostics", kind)))
+                                         _str(d, "message", kind)) for d in _tables(t, "diagnostics", kind)),
+            symbols=tuple(Symbol(_str(s, "name", kind), _str(s, "path", kind), _opt_int(s, "line", kind),
+                                 _str(s, "text", kind)) for s in _tables(t, "symbols", kind)))
     if cls is RefactorRequest:
         purpose = _str(t, "purpose", kind) or "refactor"
         if purpose not in PURPOSES:

@@ -12,7 +12,7 @@ from ..errors import AiHostError, UnusableReply
 from ..jobs import Job
 from ..limits import ReplyGuard
 from ..log import logger
-from ..prompts import chat_messages, explain_messages, refactor_messages
+from ..prompts import chat_prompt, explain_prompt, refactor_prompt
 from ..protocol import Chunk, ConversationRequest, Done, ExplainRequest, ModelsRequest, Proposal, RefactorRequest
 from ..refactor import CodeExtractor, NoCode
 from ..relay import relay
@@ -47,7 +47,8 @@ class _Code:
 
 class ChatTasks(TaskBase):
     async def _run_explain(self, job: Job, request: ExplainRequest, redactor: Redactor) -> None:
-        await self._answer(job, "explain", request.model, explain_messages(request, self.config), {})
+        messages, symbols = explain_prompt(request, self.config)
+        await self._answer(job, "explain", request.model, messages, _symbols(symbols))
 
     async def _answer(self, job: Job, task: str, model: str, messages: list[Message], done: dict[str, Any]) -> None:
         """Stream a chat's answer as text to append (explain, chat), then its figures and `done`."""
@@ -95,7 +96,7 @@ class ChatTasks(TaskBase):
         """:AIRefactor and generate-from-prompt: stream the proposed code ("proposal" {text}, the whole
         so far, latest per frame), then "done" with the final code, or an error quoting the reply."""
         rcfg = self.config["refactor"]
-        messages = refactor_messages(request, self.config)
+        messages, symbols = refactor_prompt(request, self.config)
         options = {"num_ctx": rcfg["num_ctx"], "num_predict": rcfg["num_predict"], "temperature": rcfg["temperature"]}
 
         async def attempt(backend: Backend, model: str) -> None:
@@ -111,7 +112,8 @@ class ChatTasks(TaskBase):
             except NoCode as e:
                 raise UnusableReply(str(e)) from e
             text = redactor.restore(code)  # a placeholder the model moved stays one, and is named
-            self._emit(job.id, Done(out.figures(model), text=text, unrestored=redactor.unrestored))
+            self._emit(job.id, Done({**out.figures(model), **_symbols(symbols)}, text=text,
+                                    unrestored=redactor.unrestored))
 
         task = "doc" if request.purpose == "doc" else "refactor"
         await self.servers.routed(job, task, request.model, attempt, self._say(job))
@@ -119,5 +121,10 @@ class ChatTasks(TaskBase):
     async def _run_chat(self, job: Job, request: ConversationRequest, redactor: Redactor) -> None:
         """The next turn of a conversation (:AIChat, the explain float's follow-ups): streamed like an
         explanation; "done" says how many earlier turns did not fit the model's context."""
-        messages, dropped = chat_messages(request, self.config)
-        await self._answer(job, "chat", request.model, messages, {"history_dropped": dropped})
+        messages, dropped, symbols = chat_prompt(request, self.config)
+        await self._answer(job, "chat", request.model, messages, {"history_dropped": dropped, **_symbols(symbols)})
+
+
+def _symbols(count: int) -> dict[str, Any]:
+    """The figure `done` carries for the definitions the prompt held (the editor's footer shows it)."""
+    return {"symbols": count} if count else {}

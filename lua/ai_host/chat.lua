@@ -5,7 +5,8 @@
 --- and its answer streams in below it. Each turn is a 'chat' request with the range (read again
 --- from the buffer, so edits and applied code blocks are seen), the earlier turns (memory only,
 --- never written to disk) and the message; the engine leaves out the oldest turns that do not fit
---- the model's context and says how many, which the status line below the answer shows.
+--- the model's context and says how many, which the status line below the answer shows. The
+--- definitions the code uses (ai_host.symbols) go with each turn.
 
 local M = {}
 local H = {}
@@ -18,7 +19,9 @@ local H = {}
 --     status ('idle'|'working'|'streaming'|'done'|'error'|'cancelled'), id (job id), message (the
 --     message being answered), pieces (its answer so far), turn_at ({ row, col } where its
 --     exchange starts in the buffer: regenerate deletes from there), tail (byte length of the last
---     line), figures ('done' event), dropped (turns the engine left out), error (last message) }
+--     line), figures ('done' event), dropped (turns the engine left out), error (last message),
+--     turn (counts the turns asked: a lookup of definitions that ends late sends nothing), symbols
+--     ({ code, list }: the definitions the code uses, looked up again when the code changes) }
 -- H.current: the conversation :AIChat without a range goes on with (the last one opened or used).
 H.chats = {}
 H.current = nil
@@ -293,15 +296,27 @@ function H.ask_model(conv, message)
   req.id, req.history, req.message = nil, vim.deepcopy(conv.history), message
   conv.message, conv.answered, conv.pieces = message, false, {}
   conv.status, conv.figures, conv.error, conv.dropped = 'working', nil, nil, nil
+  conv.id = nil
+  conv.turn = (conv.turn or 0) + 1
   H.render_status(conv)
-  local id, msg = require('ai_host.host').start('chat', req, {
-    on_chunk = function(data) H.append(conv, data.text) end,
-    on_status = function(data) H.on_status(conv, data) end,
-    on_done = function(data) H.on_done(conv, data) end,
-    on_error = function(data) H.on_error(conv, data.message) end,
-  })
-  conv.id = id
-  if not id then H.on_error(conv, msg) end
+  local turn = conv.turn
+  local send = function(symbols)
+    if conv.turn ~= turn or conv.status ~= 'working' then return end -- stopped, or a newer turn
+    conv.symbols = { code = req.code, list = symbols }
+    req.symbols = symbols
+    local id, msg = require('ai_host.host').start('chat', req, {
+      on_chunk = function(data) H.append(conv, data.text) end,
+      on_status = function(data) H.on_status(conv, data) end,
+      on_done = function(data) H.on_done(conv, data) end,
+      on_error = function(data) H.on_error(conv, data.message) end,
+    })
+    conv.id = id
+    if not id then H.on_error(conv, msg) end
+  end
+  -- the definitions the code uses: looked up again only when the code changed since the last turn
+  if conv.symbols and conv.symbols.code == req.code then return send(conv.symbols.list) end
+  if not vim.api.nvim_buf_is_valid(conv.origin) then return send({}) end
+  require('ai_host.symbols').gather(conv.origin, req.start_line, req.end_line, send)
 end
 
 function H.append(conv, text)
@@ -368,6 +383,8 @@ function H.figures(conv)
     table.insert(parts, string.format('%.1f tok/s', data.tokens_per_s))
   end
   if data.done_reason == 'length' then table.insert(parts, 'cut at explain.num_predict') end
+  local symbols = tonumber(data.symbols) or 0
+  if symbols > 0 then table.insert(parts, symbols .. ' definition' .. (symbols == 1 and '' or 's')) end
   if (conv.dropped or 0) > 0 then
     table.insert(parts, conv.dropped .. ' earlier turn' .. (conv.dropped == 1 and '' or 's') .. ' left out')
   end

@@ -6,6 +6,9 @@
 --- Follow-ups (`i`, `<CR>`): a question asked in a prompt line; its answer streams below the
 --- earlier ones, after a line that shows the question, as the next turn of a 'chat' request whose
 --- history (in memory only) is the explanation and the earlier follow-ups.
+---
+--- The definitions the code uses (ai_host.symbols) are gathered after the float opens, and the
+--- request goes when they are in (at most `symbols.timeout_ms` later); follow-ups send them again.
 
 local M = {}
 local H = {}
@@ -17,7 +20,8 @@ local H = {}
 --     figures (table from the 'done' event or nil), req (the explain request: each follow-up
 --     sends its range again), history ({ role = 'user'|'assistant', text } turns answered so far),
 --     question (the follow-up being answered, or nil for the explanation), pieces (the text of the
---     answer streaming now), dropped (earlier turns the engine left out of the last answer) }
+--     answer streaming now), dropped (earlier turns the engine left out of the last answer),
+--     gathering (cancels the lookup of the definitions the code uses, while it runs) }
 H.state = nil
 H.ns = vim.api.nvim_create_namespace('ai_host_explain')
 
@@ -88,7 +92,14 @@ function M.open(line1, line2)
   state.timer = vim.uv.new_timer()
   state.timer:start(0, 250, vim.schedule_wrap(function() H.tick(state) end))
 
-  H.send(state, 'explain', req)
+  -- the definitions the code uses, asked of the language servers: the request goes once they answer
+  -- (or their time is up), while the float already shows that it waits
+  state.gathering = require('ai_host.symbols').gather(origin, req.start_line, req.end_line, function(symbols)
+    state.gathering = nil
+    if H.state ~= state or state.status ~= 'working' then return end
+    req.symbols, state.req.symbols = symbols, vim.deepcopy(symbols)
+    H.send(state, 'explain', req)
+  end)
   vim.api.nvim_exec_autocmds(
     'User',
     { pattern = 'AiHostExplainOpen', modeline = false, data = { buf = buf, win = win } }
@@ -132,6 +143,7 @@ function M.cancel()
   if state == nil or not (state.status == 'working' or state.status == 'streaming') then return end
   require('ai_host.host').cancel(state.id)
   state.status = 'cancelled'
+  H.stop_gathering(state)
   H.stop_timer(state)
   H.set_mark(state, nil)
   H.set_footer(state, #state.history > 0 and 'cancelled: i asks again' or 'cancelled: q closes')
@@ -146,6 +158,7 @@ function M.close()
     require('ai_host.host').cancel(state.id)
     state.status = 'cancelled'
   end
+  H.stop_gathering(state)
   H.stop_timer(state)
   if vim.api.nvim_win_is_valid(state.win) then pcall(vim.api.nvim_win_close, state.win, true) end
   if vim.api.nvim_buf_is_valid(state.buf) then pcall(vim.api.nvim_buf_delete, state.buf, { force = true }) end
@@ -265,6 +278,13 @@ function H.status(state, data)
   end
 end
 
+function H.stop_gathering(state)
+  if state.gathering then
+    state.gathering()
+    state.gathering = nil
+  end
+end
+
 function H.stop_timer(state)
   if state.timer then
     state.timer:stop()
@@ -359,6 +379,8 @@ function H.finish(state, data)
     table.insert(parts, string.format('%.1f tok/s', data.tokens_per_s))
   end
   if data.done_reason == 'length' then table.insert(parts, 'cut at explain.num_predict') end
+  local symbols = tonumber(data.symbols) or 0
+  if symbols > 0 then table.insert(parts, symbols .. ' definition' .. (symbols == 1 and '' or 's')) end
   if state.dropped > 0 then
     table.insert(parts, state.dropped .. ' earlier turn' .. (state.dropped == 1 and '' or 's') .. ' left out')
   end

@@ -2,7 +2,8 @@
 ---
 --- :AIFix sends the diagnostics of the range and the titles of the code actions the language
 --- server offers for it (asked asynchronously, waited for at most `M.actions_timeout_ms`: the
---- editor never waits on a server); :AIDoc sends the function under the cursor for its doc comment.
+--- editor never waits on a server), with the definitions the code uses (ai_host.symbols, asked at
+--- the same time); :AIDoc sends the function under the cursor for its doc comment.
 
 local M = {}
 local H = {}
@@ -27,15 +28,27 @@ function M.fix(line1, line2)
     )
     return
   end
-  H.code_actions(
-    buf,
-    line1,
-    line2,
-    diags,
-    function(titles)
-      require('ai_host.refactor').start({ buf = buf, line1 = line1, line2 = line2, purpose = 'fix', actions = titles })
-    end
-  )
+  -- the code actions and the definitions the code uses are asked at once; the fix goes when both are in
+  local titles, symbols
+  local go = function()
+    if titles == nil or symbols == nil then return end
+    require('ai_host.refactor').start({
+      buf = buf,
+      line1 = line1,
+      line2 = line2,
+      purpose = 'fix',
+      actions = titles,
+      symbols = symbols,
+    })
+  end
+  H.code_actions(buf, line1, line2, diags, function(t)
+    titles = t
+    go()
+  end)
+  require('ai_host.symbols').gather(buf, line1, line2, function(s)
+    symbols = s
+    go()
+  end)
 end
 
 --- Propose the doc comment of lines line1..line2 of the current buffer (the function under the

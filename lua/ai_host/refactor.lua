@@ -17,7 +17,8 @@ local H = {}
 --     conflict (the range was edited since), maps (saved buffer-local maps), augroup,
 --     unrestored (placeholders of redacted secrets the model moved to a line where they were not:
 --     left as placeholders, the hunks holding them marked), purpose ('refactor'|'fix'|'doc', or
---     'chat': a code block M.propose() shows, no request) }
+--     'chat': a code block M.propose() shows, no request), gathering (cancels the lookup of the
+--     definitions the code uses, while it runs: the request goes after it) }
 H.state = nil
 H.ns = vim.api.nvim_create_namespace('ai_host_refactor')
 H.track_ns = vim.api.nvim_create_namespace('ai_host_refactor_track')
@@ -27,8 +28,9 @@ H.counter = 0
 --- opts.insert, for new code after line `line1`. `opts.purpose` says what the rewrite is for:
 --- 'refactor' (as the instruction says; without one, vim.ui.input asks), 'fix' (the diagnostics of
 --- the range, with the language server's code actions' titles in `opts.actions`) or 'doc' (the
---- range's doc comment).
----@param opts { line1: integer, line2: integer, instruction: string?, insert: boolean?, buf: integer?, purpose: string?, actions: string[]? }
+--- range's doc comment). The definitions the range uses (ai_host.symbols) go with it: gathered
+--- here, or given in `opts.symbols`.
+---@param opts { line1: integer, line2: integer, instruction: string?, insert: boolean?, buf: integer?, purpose: string?, actions: string[]?, symbols: table[]? }
 function M.start(opts)
   local config = require('ai_host').get_config()
   local purpose = opts.purpose or 'refactor'
@@ -62,14 +64,24 @@ function M.start(opts)
   local state = H.open(buf, req.start_line, old, opts.insert == true, purpose)
   state.status = 'streaming'
   H.render(state)
-  local id, msg = require('ai_host.host').start('refactor', req, {
-    on_proposal = function(data) H.on_proposal(state, data.text) end,
-    on_done = function(data) H.on_done(state, data) end,
-    on_error = function(data) H.on_error(state, data.message) end,
-    on_status = function(data) H.on_status(state, data) end,
-  })
-  state.id = id
-  if not id then H.on_error(state, msg) end
+  local send = function(symbols)
+    state.gathering = nil
+    if H.state ~= state or state.status ~= 'streaming' then return end
+    req.symbols = symbols
+    local id, msg = require('ai_host.host').start('refactor', req, {
+      on_proposal = function(data) H.on_proposal(state, data.text) end,
+      on_done = function(data) H.on_done(state, data) end,
+      on_error = function(data) H.on_error(state, data.message) end,
+      on_status = function(data) H.on_status(state, data) end,
+    })
+    state.id = id
+    if not id then H.on_error(state, msg) end
+  end
+  if opts.insert then return send({}) end -- new code uses nothing yet
+  if opts.symbols then return send(opts.symbols) end -- gathered by the caller (:AIFix)
+  -- the definitions the code uses: the request goes once the language servers answer (or their
+  -- time is up), while the preview already shows that it streams
+  state.gathering = require('ai_host.symbols').gather(buf, req.start_line, req.end_line, send)
 end
 
 --- Show `text` as the proposal for lines line1..line2 of `buf` (the chat's last code block): the
@@ -155,6 +167,7 @@ function M.cancel()
   local state = H.state
   if state == nil or state.status ~= 'streaming' then return end
   require('ai_host.host').cancel(state.id)
+  if state.gathering then state.gathering() end
   state.status = 'cancelled'
   H.render(state)
 end
@@ -165,6 +178,7 @@ function M.close()
   if state == nil then return end
   H.state = nil
   if state.status == 'streaming' and state.id then require('ai_host.host').cancel(state.id) end
+  if state.gathering then state.gathering() end
   if vim.api.nvim_buf_is_valid(state.buf) then
     vim.api.nvim_buf_clear_namespace(state.buf, H.ns, 0, -1)
     pcall(vim.api.nvim_buf_del_extmark, state.buf, H.track_ns, state.mark)
@@ -187,6 +201,7 @@ function M.info()
     hunks = #H.hunks(s),
     hint = H.hint_text(s),
     unrestored = s.unrestored or {},
+    symbols = s.symbols or 0,
   }
 end
 
@@ -295,6 +310,9 @@ function H.hint_text(state)
     cancelled = 'cancelled: nothing can be applied',
     error = 'failed',
   })[state.status] or state.status
+  if state.status == 'done' and (state.symbols or 0) > 0 then
+    what = what .. ' · ' .. state.symbols .. ' definition' .. (state.symbols == 1 and '' or 's') .. ' sent'
+  end
   if state.conflict then what = 'the lines changed since the request: accepting will not apply' end
   return string.format(
     '%s (%s) %s accept all · %s reject all · %s/%s accept/reject change · %s %s move',
@@ -373,6 +391,7 @@ function H.on_done(state, data)
   state.status = 'done'
   state.new = vim.split(data.text or '', '\n', { plain = true })
   state.unrestored = type(data.unrestored) == 'table' and data.unrestored or nil
+  state.symbols = tonumber(data.symbols)
   if #H.hunks(state) == 0 then return H.finish(state, 'ai_host: the model proposed no change.') end
   H.render(state)
   H.redraw(state)

@@ -3,13 +3,21 @@
 Send the notification `$/aiHostTestRelease` to make it answer every held request. Code actions are
 answered at once with two titles, one naming the code of the first diagnostic the request carried
 (so a test sees the diagnostics reach the server); after `$/aiHostTestHoldActions` they are held
-too. Everything else is answered at once (null), so a real Neovim client attaches normally.
+too. Definitions: `$/aiHostTestDefine` {name: {uri, line, character}} says where names are defined;
+`textDocument/definition` answers with the Location of the name at the position asked (from the
+text the editor synced), or null for a name not defined; after `$/aiHostTestHoldDefinitions` they
+are held (and answered on release). Everything else is answered at once (null), so a real Neovim
+client attaches normally.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from typing import Any
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def read_message(stream) -> dict | None:
@@ -41,10 +49,33 @@ def code_actions(params: dict) -> list[dict]:
     return [{"title": "Import 'math'", "kind": "quickfix"}, {"title": f"Ignore {code} for this line", "kind": "quickfix"}]
 
 
+def word_at(text: str, line: int, character: int) -> str:
+    """The identifier at a 0-based position (ASCII test files: UTF-16 columns are byte columns)."""
+    lines = text.split("\n")
+    if not 0 <= line < len(lines):
+        return ""
+    for m in _WORD.finditer(lines[line]):
+        if m.start() <= character < m.end():
+            return m.group(0)
+    return ""
+
+
+def definition(params: dict, documents: dict[str, str], defined: dict[str, dict]) -> Any:
+    doc = (params.get("textDocument") or {}).get("uri", "")
+    pos = params.get("position") or {}
+    where = defined.get(word_at(documents.get(doc, ""), pos.get("line", -1), pos.get("character", -1)))
+    if where is None:
+        return None
+    start = {"line": where["line"], "character": where.get("character", 0)}
+    return [{"uri": where["uri"], "range": {"start": start, "end": start}}]
+
+
 def main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    held: list[int] = []
-    hold_actions = False
+    held: list[tuple[int, Any]] = []  # (id, the answer it gets on release)
+    hold_actions = hold_definitions = False
+    documents: dict[str, str] = {}  # uri -> text, as the editor synced it (full sync)
+    defined: dict[str, dict] = {}   # name -> {uri, line, character}
     while True:
         msg = read_message(stdin)
         if msg is None:
@@ -52,18 +83,37 @@ def main() -> None:
         method, mid = msg.get("method"), msg.get("id")
         if method == "initialize":
             send(stdout, {"jsonrpc": "2.0", "id": mid, "result": {
-                "capabilities": {"hoverProvider": True, "codeActionProvider": True, "textDocumentSync": 1}, "serverInfo": {"name": "slow-lsp"}}})
+                "capabilities": {"hoverProvider": True, "codeActionProvider": True, "definitionProvider": True,
+                                 "textDocumentSync": 1}, "serverInfo": {"name": "slow-lsp"}}})
+        elif method == "textDocument/didOpen":
+            item = (msg.get("params") or {}).get("textDocument") or {}
+            documents[item.get("uri", "")] = item.get("text", "")
+        elif method == "textDocument/didChange":
+            params = msg.get("params") or {}
+            changes = params.get("contentChanges") or []
+            if changes:
+                documents[(params.get("textDocument") or {}).get("uri", "")] = changes[-1].get("text", "")
+        elif method == "textDocument/definition":
+            answer = definition(msg.get("params") or {}, documents, defined)
+            if hold_definitions:
+                held.append((mid, answer))
+            else:
+                send(stdout, {"jsonrpc": "2.0", "id": mid, "result": answer})
         elif method == "textDocument/hover":
-            held.append(mid)
+            held.append((mid, None))
         elif method == "textDocument/codeAction" and hold_actions:
-            held.append(mid)
+            held.append((mid, None))
         elif method == "textDocument/codeAction":
             send(stdout, {"jsonrpc": "2.0", "id": mid, "result": code_actions(msg.get("params") or {})})
         elif method == "$/aiHostTestHoldActions":
             hold_actions = True
+        elif method == "$/aiHostTestHoldDefinitions":
+            hold_definitions = True
+        elif method == "$/aiHostTestDefine":
+            defined.update(msg.get("params") or {})
         elif method == "$/aiHostTestRelease":
-            for hid in held:
-                send(stdout, {"jsonrpc": "2.0", "id": hid, "result": None})
+            for hid, answer in held:
+                send(stdout, {"jsonrpc": "2.0", "id": hid, "result": answer})
             held.clear()
         elif method == "exit":
             return
