@@ -44,10 +44,13 @@ class Admission:
         self._built_from = _settings(config)
         sc, g = config["scheduler"], config["gpu"]
         self.scheduler = Scheduler(
-            int(sc["concurrency"]), int(sc["queue_limit"]),
+            int(sc["concurrency"]),
+            int(sc["queue_limit"]),
             rates={COMPLETION: float(sc["completion_rate_per_s"]), INTERACTIVE: float(sc["interactive_rate_per_s"])},
-            rate_settings={COMPLETION: "scheduler.completion_rate_per_s",
-                           INTERACTIVE: "scheduler.interactive_rate_per_s"},
+            rate_settings={
+                COMPLETION: "scheduler.completion_rate_per_s",
+                INTERACTIVE: "scheduler.interactive_rate_per_s",
+            },
         )
         old_lsp = self.lsp
         self.lsp = LspGate(int(config["lsp"]["busy_above"]))
@@ -69,8 +72,9 @@ class Admission:
     # -- admission --------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def admitted(self, job: Job, priority: int, url: str, model: str, say: Say,
-                       loaded: Loaded) -> AsyncIterator[None]:
+    async def admitted(
+        self, job: Job, priority: int, url: str, model: str, say: Say, loaded: Loaded
+    ) -> AsyncIterator[None]:
         """Ask the gates, then hold a slot of the endpoint at `url` for the body of the `with`."""
         assert self.lsp is not None
         lcfg, gcfg = self.config["lsp"], self.config["gpu"]
@@ -78,7 +82,8 @@ class Admission:
             if self.config["scheduler"]["avoid_model_swap"]:
                 await self._refuse_model_swap(url, model, loaded)
             if self.lsp.busy(job.buf) and (
-                    priority == PREFETCH or not await self.lsp.wait_free(job.buf, lcfg["completion_wait_ms"] / 1000)):
+                priority == PREFETCH or not await self.lsp.wait_free(job.buf, lcfg["completion_wait_ms"] / 1000)
+            ):
                 raise Dropped("waiting for LSP")
             if gcfg["enabled"] and await self.gpu.busy():
                 raise Dropped("GPU memory above threshold")
@@ -104,8 +109,11 @@ class Admission:
 
     async def _refuse_model_swap(self, url: str, model: str, loaded: Loaded) -> None:
         """Ghost text must not make the server unload the model an explain is using right now."""
-        busy_with = {job.admitted[1] for job in self._jobs
-                     if job.admitted is not None and job.admitted[0] == url and job.admitted[2] == INTERACTIVE}
+        busy_with = {
+            job.admitted[1]
+            for job in self._jobs
+            if job.admitted is not None and job.admitted[0] == url and job.admitted[2] == INTERACTIVE
+        }
         if not busy_with or tagged(model) in {tagged(m) for m in busy_with}:
             return
         models = await loaded()

@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     doc = sub.add_parser("doctor", help="the health checks of :checkhealth ai_host")
     doc.add_argument("--model", default="", help="the model to check for every task (default: ai_host's defaults)")
-    doc.add_argument("--timeout", type=float, default=DOCTOR_TIMEOUT_S,
-                     help=f"seconds for all the checks (default {DOCTOR_TIMEOUT_S:g}; a busy server answers slowly)")
+    doc.add_argument(
+        "--timeout",
+        type=float,
+        default=DOCTOR_TIMEOUT_S,
+        help=f"seconds for all the checks (default {DOCTOR_TIMEOUT_S:g}; a busy server answers slowly)",
+    )
     sub.add_parser("models", help="the models of the server")
     ex = sub.add_parser("explain", help="explain FILE or FILE:START-END, streamed to stdout")
     ex.add_argument("target")
@@ -55,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"doctor": _doctor, "models": _models, "explain": _explain, "pull": _pull, **add_review_parsers(sub)}
     args = ap.parse_args(argv)
     try:  # checked against ai_host/config_schema.json, as setup() and the engine check theirs
-        cfg = config.merge({"backend": {"kind": args.kind, "url": args.url, "allow_remote": args.allow_remote},
-                            "log": {"file": "", "level": "warning"}})
+        cfg = config.merge(
+            {
+                "backend": {"kind": args.kind, "url": args.url, "allow_remote": args.allow_remote},
+                "log": {"file": "", "level": "warning"},
+            }
+        )
     except ConfigError as e:
         print(_message(e.user_message()), file=sys.stderr)
         return 2
@@ -141,9 +149,15 @@ def _explain(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         return 2
     ctx = 12
     request = {
-        "id": "explain", "code": "\n".join(lines[start - 1:end]), "filename": path, "path": os.path.abspath(path),
-        "filetype": os.path.splitext(path)[1].lstrip("."), "start_line": start, "end_line": end,
-        "before": "\n".join(lines[max(0, start - 1 - ctx):start - 1]), "after": "\n".join(lines[end:end + ctx]),
+        "id": "explain",
+        "code": "\n".join(lines[start - 1 : end]),
+        "filename": path,
+        "path": os.path.abspath(path),
+        "filetype": os.path.splitext(path)[1].lstrip("."),
+        "start_line": start,
+        "end_line": end,
+        "before": "\n".join(lines[max(0, start - 1 - ctx) : start - 1]),
+        "after": "\n".join(lines[end : end + ctx]),
         "model": args.model,
     }
     s = _Session(cfg)
@@ -157,7 +171,9 @@ def _explain(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
                 _, event, data = s.events.get(timeout=SPINNER_S)
             except queue.Empty:
                 if first:
-                    spinner.show(f"waiting for the model ({time.monotonic() - began:.1f} s; a cold load can take a while)")
+                    spinner.show(
+                        f"waiting for the model ({time.monotonic() - began:.1f} s; a cold load can take a while)"
+                    )
                 continue
             if event == "chunk":
                 if first:
@@ -209,14 +225,18 @@ def _pull(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
                     if total:
                         width = 30
                         filled = int(width * done / total)
-                        bar.show(f"{status['status'][:24]:<24} [{'#' * filled}{'.' * (width - filled)}] "
-                                 f"{done / 1e6:,.0f}/{total / 1e6:,.0f} MB")
+                        bar.show(
+                            f"{status['status'][:24]:<24} [{'#' * filled}{'.' * (width - filled)}] "
+                            f"{done / 1e6:,.0f}/{total / 1e6:,.0f} MB"
+                        )
                     else:
                         bar.show(status.get("status", ""))
             except StreamFailed as e:
                 bar.clear()
-                say(_message(f"ai_host: could not pull {args.model}: {e}. Check the name (e.g. qwen2.5-coder:7b)."),
-                    sys.stderr)
+                say(
+                    _message(f"ai_host: could not pull {args.model}: {e}. Check the name (e.g. qwen2.5-coder:7b)."),
+                    sys.stderr,
+                )
                 return 1
             except AiHostError as e:
                 bar.clear()

@@ -13,8 +13,9 @@ class Coalescer:
     text arriving within the next interval waits for the frame's end.
     """
 
-    def __init__(self, send: Callable[[str], None], interval_s: float, loop: asyncio.AbstractEventLoop,
-                 latest_only: bool = False):
+    def __init__(
+        self, send: Callable[[str], None], interval_s: float, loop: asyncio.AbstractEventLoop, latest_only: bool = False
+    ):
         self._send = send
         self._latest_only = latest_only  # each push is the whole value: only the last one matters
         self._interval = interval_s

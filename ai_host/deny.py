@@ -97,13 +97,17 @@ def sniff(text: str) -> str | None:
     assignments = len(_DOTENV.findall(text))
     if assignments >= MIN_ASSIGNMENTS and assignments >= SNIFF_SHARE * lines:
         return "a dotenv file"
-    if (_NETRC_HOST.search(text) and _NETRC_PASSWORD.search(text)
-            and len(_NETRC_LINE.findall(text)) >= SNIFF_SHARE * lines):
+    if (
+        _NETRC_HOST.search(text)
+        and _NETRC_PASSWORD.search(text)
+        and len(_NETRC_LINE.findall(text)) >= SNIFF_SHARE * lines
+    ):
         return "a .netrc file"
     return None
 
 
 # Helpers ----------------------------------------------------------------------------------------
+
 
 def _text_of(request: dict[str, Any]) -> str:
     """The text a request would send, whole lines joined as in the buffer (the cursor's line too)."""
@@ -176,11 +180,13 @@ def _glob(part: str) -> str:
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
-        elif c == "[" and (end := part.find("]", i + 2 if part[i + 1:i + 2] in ("!", "^") else i + 1)) > 0:
-            inner = part[i + 1:end]
+        elif c == "[" and (end := part.find("]", i + 2 if part[i + 1 : i + 2] in ("!", "^") else i + 1)) > 0:
+            inner = part[i + 1 : end]
             negate = inner[:1] in ("!", "^")
             inner = inner[1:] if negate else inner
-            out.append("[" + ("^/" if negate else "") + "".join("\\" + ch if ch in "\\[&~|" else ch for ch in inner) + "]")
+            out.append(
+                "[" + ("^/" if negate else "") + "".join("\\" + ch if ch in "\\[&~|" else ch for ch in inner) + "]"
+            )
             i = end
         else:
             out.append(re.escape(c))

@@ -113,14 +113,25 @@ class LoopbackResolver(AbstractResolver):
     def __init__(self, fallback: AbstractResolver | None = None):
         self._fallback = fallback
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if not is_loopback_name(host):
             if self._fallback is None:
                 self._fallback = DefaultResolver()
             return await self._fallback.resolve(host, port, family)
-        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
-                for fam, address in _LOOPBACK_ADDRESSES if family in (socket.AF_UNSPEC, fam)]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=fam,
+                proto=0,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for fam, address in _LOOPBACK_ADDRESSES
+            if family in (socket.AF_UNSPEC, fam)
+        ]
 
     async def close(self) -> None:
         if self._fallback is not None:

@@ -210,14 +210,20 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
             self.admission.lsp.forget(buf)
 
     def _submit(self, request: Request) -> None:
-        runners: dict[str, Runner] = {"explain": self._run_explain, "complete": self._run_complete,
-                                      "refactor": self._run_refactor, "chat": self._run_chat,
-                                      "review": self._run_review, "models": self._run_models}
+        runners: dict[str, Runner] = {
+            "explain": self._run_explain,
+            "complete": self._run_complete,
+            "refactor": self._run_refactor,
+            "chat": self._run_chat,
+            "review": self._run_review,
+            "models": self._run_models,
+        }
         self._cancel(request.id)
         group = group_of(request.prefetch, request.buf) if isinstance(request, CompleteRequest) else None
         work = self._secured(request, runners[request.kind])
-        task = asyncio.get_running_loop().create_task(self._guard(request.id, work,
-                                                                   self.admission.deadline_s(request.kind)))
+        task = asyncio.get_running_loop().create_task(
+            self._guard(request.id, work, self.admission.deadline_s(request.kind))
+        )
         older = self.jobs.add(Job(request.id, request.kind, task, group, request.buf))
         if older is not None:
             self._supersede(older)  # its slot and HTTP response are freed at once
@@ -280,10 +286,10 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
         self.admission.reconfigure(self.config)
 
     def _record(self, model: str, ttft_ms: float | None, tps: float | None) -> None:
-        f = self.figures.setdefault(model, {"ttft_ms": deque(maxlen=FIGURES_KEPT),
-                                            "tokens_per_s": deque(maxlen=FIGURES_KEPT)})
+        f = self.figures.setdefault(
+            model, {"ttft_ms": deque(maxlen=FIGURES_KEPT), "tokens_per_s": deque(maxlen=FIGURES_KEPT)}
+        )
         if ttft_ms is not None:
             f["ttft_ms"].append(ttft_ms)
         if tps:
             f["tokens_per_s"].append(tps)
-

@@ -74,8 +74,10 @@ class BadMessage(AiHostError):
         self.job_id = job_id
 
     def user_message(self) -> str:
-        return (f"ai_host: {self}: the editor sent what the Python host cannot read. Update the plugin and "
-                "restart Neovim, so that its Lua and Python parts match.")
+        return (
+            f"ai_host: {self}: the editor sent what the Python host cannot read. Update the plugin and "
+            "restart Neovim, so that its Lua and Python parts match."
+        )
 
 
 class Dropped(AiHostError):
@@ -133,7 +135,9 @@ class DeniedTerminal(DeniedFile):
 
 class ReplyTooLong(AiHostError):
     def user_message(self) -> str:
-        return f"ai_host: the reply went on for {self}, so it was stopped. Ask for less, or check the server's settings."
+        return (
+            f"ai_host: the reply went on for {self}, so it was stopped. Ask for less, or check the server's settings."
+        )
 
 
 class UnusableReply(AiHostError):
@@ -151,8 +155,9 @@ class BackendError(AiHostError):
     most a few hundred characters without control sequences (after `message`, when that is given),
     and never into the log, which keeps its size and hash instead."""
 
-    def __init__(self, message: str = "", *, url: str = "", model: str = "", status: int | None = None,
-                 said: str | None = None):
+    def __init__(
+        self, message: str = "", *, url: str = "", model: str = "", status: int | None = None, said: str | None = None
+    ):
         self.said = fingerprint(said) if said is not None else None
         if said is not None:
             shown = one_line(said) or "no details"
@@ -305,22 +310,28 @@ class GitLabError(AiHostError):
 
 class GitLabUnreachable(GitLabError):
     def user_message(self) -> str:
-        return (f"ai_host: cannot reach GitLab at {self.url} ({self}). Check --gitlab-url / $CI_API_V4_URL "
-                "and that this machine can reach the server.")
+        return (
+            f"ai_host: cannot reach GitLab at {self.url} ({self}). Check --gitlab-url / $CI_API_V4_URL "
+            "and that this machine can reach the server."
+        )
 
 
 class GitLabCertificateError(GitLabUnreachable):
     def user_message(self) -> str:
-        return (f"ai_host: the TLS certificate of {self.url} could not be verified ({self}); nothing was sent. "
-                "If the server uses a private CA, pass its certificate with --ca-file or $CI_SERVER_TLS_CA_FILE.")
+        return (
+            f"ai_host: the TLS certificate of {self.url} could not be verified ({self}); nothing was sent. "
+            "If the server uses a private CA, pass its certificate with --ca-file or $CI_SERVER_TLS_CA_FILE."
+        )
 
 
 class GitLabAuthFailed(GitLabError):
     token_env = "AI_HOST_GITLAB_TOKEN"  # the variable the token came from (the client sets it)
 
     def user_message(self) -> str:
-        return (f"ai_host: GitLab refused the token ({self}). Check ${self.token_env}: a project access "
-                "token with `api` scope and role Reporter or above, not expired.")
+        return (
+            f"ai_host: GitLab refused the token ({self}). Check ${self.token_env}: a project access "
+            "token with `api` scope and role Reporter or above, not expired."
+        )
 
 
 class GitLabTokenCannotWrite(GitLabAuthFailed):
@@ -337,8 +348,7 @@ class GitLabRejected(GitLabError):
 
 class GitLabNotFound(GitLabRejected):
     def user_message(self) -> str:
-        return (f"ai_host: GitLab says {self}. Check --project and --mr, and that the token's user can see "
-                "the project.")
+        return f"ai_host: GitLab says {self}. Check --project and --mr, and that the token's user can see the project."
 
 
 class GitLabRateLimited(GitLabError):
@@ -353,5 +363,6 @@ class GitLabFailed(GitLabError):
 
 class GitLabNotReady(GitLabError):
     def user_message(self) -> str:
-        return (f"ai_host: GitLab has not finished preparing the merge request ({self}). Run the review "
-                "again in a minute.")
+        return (
+            f"ai_host: GitLab has not finished preparing the merge request ({self}). Run the review again in a minute."
+        )

@@ -23,7 +23,7 @@ class ThinkFilter:
                 if end < 0:
                     self._held = _partial_tail(buf, _CLOSE)
                     return self._emit(out)
-                buf = buf[end + len(_CLOSE):]
+                buf = buf[end + len(_CLOSE) :]
                 self._inside = False
                 self._after_block = True
                 continue
@@ -34,7 +34,7 @@ class ThinkFilter:
                 self._held = tail
                 break
             out.append(buf[:start])
-            buf = buf[start + len(_OPEN):]
+            buf = buf[start + len(_OPEN) :]
             self._inside = True
         return self._emit(out)
 

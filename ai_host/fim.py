@@ -21,17 +21,39 @@ class FimTemplate:
 # The raw FIM formats of the code models people run locally (used with Ollama's `raw: true` when a
 # model's template lacks `.Suffix`, and with OpenAI-compatible servers, which may ignore `suffix`).
 TEMPLATES: dict[str, FimTemplate] = {
-    "qwen": FimTemplate("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-                        ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>", "<|fim_prefix|>",
-                         "<|fim_suffix|>", "<|fim_middle|>")),
-    "codegemma": FimTemplate("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-                             ("<|file_separator|>", "<end_of_turn>", "<|fim_prefix|>", "<|fim_suffix|>",
-                              "<|fim_middle|>")),
-    "starcoder": FimTemplate("<fim_prefix>", "<fim_suffix>", "<fim_middle>",
-                             ("<|endoftext|>", "<file_sep>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>")),
+    "qwen": FimTemplate(
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+        (
+            "<|endoftext|>",
+            "<|fim_pad|>",
+            "<|file_sep|>",
+            "<|im_end|>",
+            "<|fim_prefix|>",
+            "<|fim_suffix|>",
+            "<|fim_middle|>",
+        ),
+    ),
+    "codegemma": FimTemplate(
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+        ("<|file_separator|>", "<end_of_turn>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+    ),
+    "starcoder": FimTemplate(
+        "<fim_prefix>",
+        "<fim_suffix>",
+        "<fim_middle>",
+        ("<|endoftext|>", "<file_sep>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    ),
     "codellama": FimTemplate("<PRE> ", " <SUF>", " <MID>", ("<EOT>", "<PRE>", "<SUF>", "<MID>")),
-    "deepseek": FimTemplate("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>",
-                            ("<｜end▁of▁sentence｜>", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>")),
+    "deepseek": FimTemplate(
+        "<｜fim▁begin｜>",
+        "<｜fim▁hole｜>",
+        "<｜fim▁end｜>",
+        ("<｜end▁of▁sentence｜>", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"),
+    ),
 }
 
 # Substrings of model names, most specific first, mapped to their template.
@@ -52,8 +74,14 @@ def family_of(model: str) -> str | None:
     return None
 
 
-def window(prefix: str, suffix: str, budget_chars: int, prefix_ratio: float,
-           prefix_row: int | None = None, keep_from: int | None = None) -> tuple[str, str, int | None]:
+def window(
+    prefix: str,
+    suffix: str,
+    budget_chars: int,
+    prefix_ratio: float,
+    prefix_row: int | None = None,
+    keep_from: int | None = None,
+) -> tuple[str, str, int | None]:
     """Cut prefix (keeping its end) and suffix (keeping its start) to the budget, at line boundaries.
 
     The cursor's own line is always kept whole on both sides: the model needs it most. Returns the
@@ -75,7 +103,7 @@ def window(prefix: str, suffix: str, budget_chars: int, prefix_ratio: float,
             lines = head.count("\n") + 1
             start = prefix_row + lines - (kept_head.count("\n") + 1 if kept_head else 0)
             if keep_from is not None and prefix_row <= keep_from < start:
-                candidate = "\n".join(head.split("\n")[keep_from - prefix_row:])
+                candidate = "\n".join(head.split("\n")[keep_from - prefix_row :])
                 if len(candidate) + len(cursor_line) < budget_chars:  # at most the whole budget
                     kept_head, start = candidate, keep_from
         kept_prefix = (kept_head + sep if kept_head else "") + cursor_line
@@ -92,7 +120,9 @@ def window(prefix: str, suffix: str, budget_chars: int, prefix_ratio: float,
 _FILE_SEPARATORS = {"qwen": "<|file_sep|>", "starcoder": "<file_sep>", "codegemma": "<|file_separator|>"}
 
 
-def with_extra(prefix: str, extra: list[dict[str, str]], family: str | None, filename: str, comment: str, budget: int) -> str:
+def with_extra(
+    prefix: str, extra: list[dict[str, str]], family: str | None, filename: str, comment: str, budget: int
+) -> str:
     """Put chunks of other files the user recently worked in before the prefix, deduplicated,
     within `budget` characters, in the form the model family was trained on (file separators),
     else as line comments of the current file's language ('commentstring')."""

@@ -30,6 +30,7 @@ HEALTH_TIMEOUT_S = 3.0
 
 class HealthChecks:
     """A part of the engine: declares what of it the checks read."""
+
     _loop: asyncio.AbstractEventLoop | None
     _env: dict[str, str] | None
     config: dict[str, Any]
@@ -68,7 +69,13 @@ class HealthChecks:
         try:
             return asyncio.run_coroutine_threadsafe(self._health(timeout_s), self._loop).result(timeout=timeout_s + 0.5)
         except concurrent.futures.TimeoutError:
-            return [{"level": "warn", "msg": f"the checks took longer than {timeout_s:g} s", "advice": "Run :checkhealth ai_host again."}]
+            return [
+                {
+                    "level": "warn",
+                    "msg": f"the checks took longer than {timeout_s:g} s",
+                    "advice": "Run :checkhealth ai_host again.",
+                }
+            ]
 
     def _status(self) -> dict[str, Any]:
         session = self.servers.session
@@ -87,11 +94,11 @@ class HealthChecks:
             "cache_misses": self.cache.misses,
             "scheduler": self.admission.scheduler.state(),
             "lsp": self.admission.lsp.state() if self.admission.lsp else {},
-            "gpu": self.admission.gpu.state() if self.config["gpu"]["enabled"] else {"state": "off", "reason": "gpu.enabled = false"},
+            "gpu": self.admission.gpu.state()
+            if self.config["gpu"]["enabled"]
+            else {"state": "off", "reason": "gpu.enabled = false"},
             "dropped": dict(self.dropped),
-            "models": {
-                m: {k: round(median(v), 1) for k, v in f.items() if v} for m, f in self.figures.items()
-            },
+            "models": {m: {k: round(median(v), 1) for k, v in f.items() if v} for m, f in self.figures.items()},
             "endpoint": resolve_url(self.config["backend"]["url"], self._env),
             "endpoints": self.servers.router.state() if self.servers.router else [],
             "loaded": {url: models for url, (_, models) in self.servers.ps.items() if models is not None},
@@ -110,7 +117,11 @@ class HealthChecks:
             add("error", e.user_message())
             return out
         for ep in router.endpoints:
-            where = "on this machine" if is_loopback(ep.url) else "REMOTE (backend.allow_remote / endpoints[].allow_remote is set)"
+            where = (
+                "on this machine"
+                if is_loopback(ep.url)
+                else "REMOTE (backend.allow_remote / endpoints[].allow_remote is set)"
+            )
             add("info", f"endpoint {ep.name}: {ep.kind} at {ep.url}, {where}, for {', '.join(ep.tasks) or 'all tasks'}")
         per_check = max(0.2, timeout_s / max(1, 1 + len(router.endpoints) * 3))
         for ep in router.endpoints:
@@ -122,27 +133,35 @@ class HealthChecks:
         await self._check_gpu(add)
         return out
 
-    async def _check_endpoint(self, ep: Endpoint, backend: Backend, per_check: float, timeout_s: float,
-                              add: Add) -> bool:
+    async def _check_endpoint(
+        self, ep: Endpoint, backend: Backend, per_check: float, timeout_s: float, add: Add
+    ) -> bool:
         """Whether the endpoint answers (said either way)."""
         try:
             async with asyncio.timeout(per_check):
                 about = await backend.probe()
         except TimeoutError:  # it took the connection: there, but slow (a server busy generating)
-            add("warn", f"endpoint {ep.name} ({ep.url}) did not answer within {per_check:.1f} s",
+            add(
+                "warn",
+                f"endpoint {ep.name} ({ep.url}) did not answer within {per_check:.1f} s",
                 "It may be busy generating; try again when it is idle"
-                + (" (or `ai-host doctor --timeout 30`)." if timeout_s > HEALTH_TIMEOUT_S else "."))
+                + (" (or `ai-host doctor --timeout 30`)." if timeout_s > HEALTH_TIMEOUT_S else "."),
+            )
             return False
         except AiHostError as e:
             start = "Start it (`ollama serve`)" if ep.kind == "ollama" else "Start the server"
-            add("error", f"endpoint {ep.name} ({ep.url}) is not reachable: {e.user_message()}",
-                f"{start}, or fix `backend.url`" + (" / $OLLAMA_HOST." if ep.kind == "ollama" else "."))
+            add(
+                "error",
+                f"endpoint {ep.name} ({ep.url}) is not reachable: {e.user_message()}",
+                f"{start}, or fix `backend.url`" + (" / $OLLAMA_HOST." if ep.kind == "ollama" else "."),
+            )
             return False
         add("ok", f"endpoint {ep.name} answers: {about}")
         return True
 
-    async def _check_model(self, task: str, model: str, ep: Endpoint, backend: Backend, per_check: float,
-                           add: Add) -> None:
+    async def _check_model(
+        self, task: str, model: str, ep: Endpoint, backend: Backend, per_check: float, add: Add
+    ) -> None:
         """The task's model on the endpoint: there, its context, whether it can fill in the middle, its pin."""
         try:
             async with asyncio.timeout(per_check):
@@ -153,8 +172,11 @@ class HealthChecks:
         if not info["found"]:
             missing = ModelNotFound(url=ep.url, model=model)
             await self.servers.name_the_models(missing, ep, backend)
-            add("error", f"{task}: model '{model}' is not on {ep.name}",
-                missing.user_message().removeprefix(f"ai_host: model '{model}' is not available on {ep.url}. "))
+            add(
+                "error",
+                f"{task}: model '{model}' is not on {ep.name}",
+                missing.user_message().removeprefix(f"ai_host: model '{model}' is not available on {ep.url}. "),
+            )
             return
         extra = []
         if info["context_length"]:
@@ -166,8 +188,11 @@ class HealthChecks:
             elif fim.family_of(model):
                 extra.append(f"fill-in-the-middle: through the {fim.family_of(model)} raw template")
             else:
-                add("warn", f"completion: model '{model}' cannot fill in the middle",
-                    "Choose a code model such as qwen2.5-coder:7b for `models.completion`.")
+                add(
+                    "warn",
+                    f"completion: model '{model}' cannot fill in the middle",
+                    "Choose a code model such as qwen2.5-coder:7b for `models.completion`.",
+                )
                 return
         if pin_for(self.config["security"]["pins"], model) is not None:
             try:
@@ -188,17 +213,31 @@ class HealthChecks:
         if reading is None and _no_gpu_here(gpu.off_reason or ""):
             add("info", f"GPU gate: off, no NVIDIA GPU here ({gpu.off_reason})")
         elif reading is None:
-            add("warn", f"no GPU reading ({gpu.off_reason}): the GPU gate is off",
+            add(
+                "warn",
+                f"no GPU reading ({gpu.off_reason}): the GPU gate is off",
                 "With an NVIDIA GPU, install or repair its driver (NVML comes with it); "
-                "without one, set `gpu.enabled = false`.")
+                "without one, set `gpu.enabled = false`.",
+            )
         else:
-            add("ok", f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
-                      f"({reading.fraction:.0%}; ghost text pauses above {gpu.threshold:.0%})")
+            add(
+                "ok",
+                f"GPU {reading.name}: {reading.used / 2**30:.1f} / {reading.total / 2**30:.1f} GiB used "
+                f"({reading.fraction:.0%}; ghost text pauses above {gpu.threshold:.0%})",
+            )
 
 
 def _no_gpu_here(reason: str) -> bool:
     """Whether the GPU gate is off because this machine has no NVIDIA GPU or driver (nothing to fix),
     rather than because a driver that is there failed."""
     lowered = reason.lower()
-    return any(s in lowered for s in ("library not found", "driver not loaded", "pynvml is not installed",
-                                      "no gpu", "does not exist (0 found)"))
+    return any(
+        s in lowered
+        for s in (
+            "library not found",
+            "driver not loaded",
+            "pynvml is not installed",
+            "no gpu",
+            "does not exist (0 found)",
+        )
+    )

@@ -17,12 +17,12 @@ from typing import Iterator
 @dataclass
 class Job:
     id: str
-    kind: str                              # "explain", "refactor", "complete", "models"
+    kind: str  # "explain", "refactor", "complete", "models"
     task: asyncio.Task[None]
-    group: str | None = None               # ghost text: the newest job of a group supersedes the older
-    buf: int | None = None                 # the editor's buffer it is for
+    group: str | None = None  # ghost text: the newest job of a group supersedes the older
+    buf: int | None = None  # the editor's buffer it is for
     started: float = field(default_factory=time.monotonic)
-    output_started: bool = False           # the user saw something: no fail-over to another endpoint
+    output_started: bool = False  # the user saw something: no fail-over to another endpoint
     admitted: tuple[str, str, int] | None = None  # (endpoint url, model, priority) while it holds a slot
 
 

@@ -15,8 +15,9 @@ from .protocol import CompleteRequest, RangeRequest, RefactorRequest, Request, S
 from .security import Redactor
 
 
-def prepare(request: Request, security: dict[str, Any],
-            windowed: Callable[[CompleteRequest], CompleteRequest]) -> tuple[Request, Redactor]:
+def prepare(
+    request: Request, security: dict[str, Any], windowed: Callable[[CompleteRequest], CompleteRequest]
+) -> tuple[Request, Redactor]:
     """The request as it may be sent, and the redactor that restores its secrets locally. Raises
     the deny list's refusal (ghost text: `Dropped`, quietly)."""
     refused = refusal(_deny_view(request.source, _text_of(request)), security["deny"])
@@ -28,16 +29,25 @@ def prepare(request: Request, security: dict[str, Any],
     redact: Callable[[str], str] = redactor.redact if security["redact"] else (lambda text: text)
     if isinstance(request, CompleteRequest):
         request = windowed(request)
-        extra = tuple(replace(c, text=redact(c.text)) for c in request.extra
-                      if refusal(_deny_view(Source(c.filename, c.path), c.text), security["deny"]) is None)
+        extra = tuple(
+            replace(c, text=redact(c.text))
+            for c in request.extra
+            if refusal(_deny_view(Source(c.filename, c.path), c.text), security["deny"]) is None
+        )
         request = replace(request, prefix=redact(request.prefix), suffix=redact(request.suffix), extra=extra)
     elif isinstance(request, RangeRequest):
-        request = replace(request, code=redact(request.code), before=redact(request.before),
-                          after=redact(request.after),
-                          diagnostics=tuple(replace(d, message=redact(d.message)) for d in request.diagnostics),
-                          symbols=tuple(replace(s, name=redact(s.name), text=redact(s.text)) for s in request.symbols
-                                        if refusal(_deny_view(Source(s.path, s.path), s.text),
-                                                   security["deny"]) is None))
+        request = replace(
+            request,
+            code=redact(request.code),
+            before=redact(request.before),
+            after=redact(request.after),
+            diagnostics=tuple(replace(d, message=redact(d.message)) for d in request.diagnostics),
+            symbols=tuple(
+                replace(s, name=redact(s.name), text=redact(s.text))
+                for s in request.symbols
+                if refusal(_deny_view(Source(s.path, s.path), s.text), security["deny"]) is None
+            ),
+        )
         if isinstance(request, RefactorRequest):
             request = replace(request, instruction=redact(request.instruction))
     if redactor.secrets:

@@ -27,12 +27,19 @@ CONTEXT_ACK = "I have read the code. What would you like to know?"
 DOC_CONVENTIONS = {
     "python": "a docstring (PEP 257) as the first statement of the body",
     "lua": "LuaCATS annotations (---@param, ---@return) in --- comments above the function",
-    "javascript": "a JSDoc /** ... */ block above", "typescript": "a TSDoc /** ... */ block above",
-    "typescriptreact": "a TSDoc /** ... */ block above", "javascriptreact": "a JSDoc /** ... */ block above",
-    "rust": "rustdoc /// comments above", "go": "a Go doc comment above, starting with the name",
-    "c": "a Doxygen /** ... */ block above", "cpp": "a Doxygen /** ... */ block above",
-    "java": "a Javadoc /** ... */ block above", "sh": "# comments above", "bash": "# comments above",
-    "ruby": "YARD # comments above", "php": "a PHPDoc /** ... */ block above",
+    "javascript": "a JSDoc /** ... */ block above",
+    "typescript": "a TSDoc /** ... */ block above",
+    "typescriptreact": "a TSDoc /** ... */ block above",
+    "javascriptreact": "a JSDoc /** ... */ block above",
+    "rust": "rustdoc /// comments above",
+    "go": "a Go doc comment above, starting with the name",
+    "c": "a Doxygen /** ... */ block above",
+    "cpp": "a Doxygen /** ... */ block above",
+    "java": "a Javadoc /** ... */ block above",
+    "sh": "# comments above",
+    "bash": "# comments above",
+    "ruby": "YARD # comments above",
+    "php": "a PHPDoc /** ... */ block above",
 }
 DOC_CONVENTION_OTHER = "the language's usual documentation comment"
 
@@ -51,7 +58,7 @@ def fit_lines(text: str, budget: int, keep: str) -> str:
     lines = text.split("\n")
     kept: list[str] = []
     used = 0
-    for line in (lines if keep == "head" else reversed(lines)):
+    for line in lines if keep == "head" else reversed(lines):
         if used + len(line) + 1 > budget:
             break
         kept.append(line)
@@ -70,8 +77,9 @@ def explain_prompt(req: RangeRequest, cfg: dict[str, Any]) -> tuple[list[Message
     prompts = cfg["prompts"]
     user = prompts["diagnostics_user"] if req.diagnostics else prompts["explain_user"]  # then it is about them
     templates = (prompts["explain_system"], user)
-    return [Message("system", fill(templates[0], values)), Message("user", fill(user, values))], \
-        _shown(symbols, templates)
+    return [Message("system", fill(templates[0], values)), Message("user", fill(user, values))], _shown(
+        symbols, templates
+    )
 
 
 def refactor_messages(req: RefactorRequest, cfg: dict[str, Any]) -> list[Message]:
@@ -91,8 +99,9 @@ def refactor_prompt(req: RefactorRequest, cfg: dict[str, Any]) -> tuple[list[Mes
     else:
         user = prompts[{"fix": "fix_user", "doc": "doc_user"}.get(req.purpose, "refactor_user")]
     templates = (prompts["refactor_system"], user)
-    return [Message("system", fill(templates[0], values)), Message("user", fill(user, values))], \
-        _shown(symbols, templates)
+    return [Message("system", fill(templates[0], values)), Message("user", fill(user, values))], _shown(
+        symbols, templates
+    )
 
 
 def chat_messages(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
@@ -146,8 +155,9 @@ def _range(req: RangeRequest, budget: int) -> tuple[dict[str, Any], int]:
     if len(code) > budget:
         code = fit_lines(code, budget - len(_TRUNCATED), "head") + _TRUNCATED
     left = max(0, budget - len(code))
-    symbols, shown = format_symbols(req.symbols, min(left, int(budget * SYMBOLS_SHARE)), req.source.filetype,
-                                    req.source.path)
+    symbols, shown = format_symbols(
+        req.symbols, min(left, int(budget * SYMBOLS_SHARE)), req.source.filetype, req.source.path
+    )
     left -= len(symbols)
     before = fit_lines(req.before, left // 2, "tail")
     after = fit_lines(req.after, left - len(before), "head")

@@ -22,11 +22,13 @@ VERSION = 1
 
 # -- requests that start a job ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Source:
     """Where a request's text comes from: what the deny list judges."""
-    filename: str = ""   # as the editor shows it (relative or `~/`)
-    path: str = ""       # absolute, to resolve links
+
+    filename: str = ""  # as the editor shows it (relative or `~/`)
+    path: str = ""  # absolute, to resolve links
     buftype: str = ""
     filetype: str = ""
 
@@ -34,6 +36,7 @@ class Source:
 @dataclass(frozen=True)
 class ContextChunk:
     """A piece of another file the user worked in (ghost text's extra context)."""
+
     filename: str = ""
     path: str = ""
     text: str = ""
@@ -41,7 +44,7 @@ class ContextChunk:
 
 @dataclass(frozen=True)
 class Diagnostic:
-    lnum: int | None = None      # as the editor shows it (1-based)
+    lnum: int | None = None  # as the editor shows it (1-based)
     severity: int | None = None  # vim.diagnostic.severity: 1 error ... 4 hint
     message: str = ""
 
@@ -51,6 +54,7 @@ class Symbol:
     """A definition the code of a range uses (found by the language server, else tree-sitter): its
     name, the file it is in (absolute: what the deny list judges), its line (1-based) and its text
     (signature, docstring, a few lines)."""
+
     name: str = ""
     path: str = ""
     line: int | None = None
@@ -60,6 +64,7 @@ class Symbol:
 @dataclass(frozen=True)
 class JobRequest:
     """What every job has: its id (the editor's), buffer, and an optional model for this job only."""
+
     kind: ClassVar[str] = ""
     id: str
     buf: int | None = None
@@ -70,6 +75,7 @@ class JobRequest:
 @dataclass(frozen=True)
 class RangeRequest(JobRequest):
     """A range of lines and the lines around it (explain, refactor, generate)."""
+
     code: str = ""
     before: str = ""
     after: str = ""
@@ -91,9 +97,10 @@ PURPOSES = ("refactor", "fix", "doc")  # what a refactor request asks of the cod
 class RefactorRequest(RangeRequest):
     """New code for a range, shown as a diff: rewritten (refactor), its diagnostics fixed (fix), or
     documented (doc); or code generated at a line (insert)."""
+
     kind: ClassVar[str] = "refactor"
     instruction: str = ""
-    insert: bool = False      # generate at a line: nothing is replaced
+    insert: bool = False  # generate at a line: nothing is replaced
     use_tabs: bool = False
     shiftwidth: int = 4
     purpose: str = "refactor"
@@ -102,7 +109,7 @@ class RefactorRequest(RangeRequest):
 
 @dataclass(frozen=True)
 class Turn:
-    role: str   # "user" or "assistant"
+    role: str  # "user" or "assistant"
     text: str
 
 
@@ -110,6 +117,7 @@ class Turn:
 class ConversationRequest(RangeRequest):
     """The next turn of a conversation about a range: the earlier turns (the editor keeps them, in
     memory only) and the new message."""
+
     kind: ClassVar[str] = "chat"
     history: tuple[Turn, ...] = ()
     message: str = ""
@@ -118,19 +126,21 @@ class ConversationRequest(RangeRequest):
 @dataclass(frozen=True)
 class CompleteRequest(JobRequest):
     """Ghost text: the text before and after the cursor."""
+
     kind: ClassVar[str] = "complete"
     prefix: str = ""
     suffix: str = ""
     prefix_row: int | None = None  # 0-based row the prefix starts on (keeps the window start still)
     commentstring: str = ""
     extra: tuple[ContextChunk, ...] = ()
-    variant: int = 0          # > 0: an alternative (sampled, never cached)
-    prefetch: bool = False    # into the cache only: what follows accepting the suggestion shown
+    variant: int = 0  # > 0: an alternative (sampled, never cached)
+    prefetch: bool = False  # into the cache only: what follows accepting the suggestion shown
 
 
 @dataclass(frozen=True)
 class ReviewRequest(JobRequest):
     """:AIReview: the working tree's changes against `ref`, in the repository holding `cwd`."""
+
     kind: ClassVar[str] = "review"
     cwd: str = ""
     ref: str = "HEAD"
@@ -142,11 +152,14 @@ class ModelsRequest(JobRequest):
 
 
 Request = Union[ExplainRequest, RefactorRequest, ConversationRequest, CompleteRequest, ReviewRequest, ModelsRequest]
-REQUESTS: dict[str, type[JobRequest]] = {r.kind: r for r in (ExplainRequest, RefactorRequest, ConversationRequest,
-                                                              CompleteRequest, ReviewRequest, ModelsRequest)}
+REQUESTS: dict[str, type[JobRequest]] = {
+    r.kind: r
+    for r in (ExplainRequest, RefactorRequest, ConversationRequest, CompleteRequest, ReviewRequest, ModelsRequest)
+}
 
 
 # -- notices: no job, no answer ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Configure:
@@ -172,6 +185,7 @@ class SetModel:
 @dataclass(frozen=True)
 class LspLoad:
     """A buffer's language servers have this many requests unanswered."""
+
     buf: int | None
     pending: int
 
@@ -185,6 +199,7 @@ Notice = Union[Configure, Cancel, CancelAll, SetModel, LspLoad, ForgetBuffer]
 
 
 # -- events: engine -> editor -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Event:
@@ -217,6 +232,7 @@ class Proposal(Event):
 class Findings(Event):
     """:AIReview: what the review found in one file (`path` absolute), each {lnum (1-based, or None
     when it could not be placed), severity, category, message, suggestion}; or why it was not reviewed."""
+
     name: ClassVar[str] = "findings"
     path: str
     items: list[dict[str, Any]]
@@ -239,13 +255,14 @@ class Error(Event):
 @dataclass(frozen=True)
 class Done(Event):
     """The job's end, with what the editor wants of it: figures, or why nothing came."""
+
     name: ClassVar[str] = "done"
     figures: dict[str, Any] = field(default_factory=dict)  # merged into the table Lua receives
-    superseded: bool | None = None   # a newer request of the buffer took over
-    dropped: str | None = None       # let go before it ran (a gate, a rate limit): why
-    skipped: bool | None = None      # a prefetch that was not worth it
+    superseded: bool | None = None  # a newer request of the buffer took over
+    dropped: str | None = None  # let go before it ran (a gate, a rate limit): why
+    skipped: bool | None = None  # a prefetch that was not worth it
     cached: bool | None = None
-    text: str | None = None          # refactor: the final code
+    text: str | None = None  # refactor: the final code
     unrestored: list[str] | None = None  # refactor: secret placeholders the model moved
     models: list[dict[str, Any]] | None = None  # the model picker's list
     problems: list[str] | None = None
@@ -257,10 +274,15 @@ class Done(Event):
         return out
 
 
-OUTPUT_EVENTS = (Chunk, Suggestion, Proposal)  # not Findings: each file of a review is its own attempt  # the user saw something: no fail-over after these
+OUTPUT_EVENTS = (
+    Chunk,
+    Suggestion,
+    Proposal,
+)  # not Findings: each file of a review is its own attempt  # the user saw something: no fail-over after these
 
 
 # -- parsing ----------------------------------------------------------------------------------------
+
 
 def parse(name: str, payload: Any) -> Request | Notice:
     """The message `name` with its Lua table `payload`, checked. Raises BadMessage, whose
@@ -301,25 +323,41 @@ def parse_request(kind: str, payload: Any) -> Request:
 
 def _build(cls: type[JobRequest], t: dict[str, Any], kind: str) -> JobRequest:
     common: dict[str, Any] = {
-        "id": t["id"], "buf": _buf(t, kind), "model": _str(t, "model", kind),
-        "source": Source(_str(t, "filename", kind), _str(t, "path", kind), _str(t, "buftype", kind),
-                         _str(t, "filetype", kind)),
+        "id": t["id"],
+        "buf": _buf(t, kind),
+        "model": _str(t, "model", kind),
+        "source": Source(
+            _str(t, "filename", kind), _str(t, "path", kind), _str(t, "buftype", kind), _str(t, "filetype", kind)
+        ),
     }
     if issubclass(cls, RangeRequest):
         common.update(
-            code=_str(t, "code", kind), before=_str(t, "before", kind), after=_str(t, "after", kind),
-            start_line=_int(t, "start_line", kind, 1), end_line=_int(t, "end_line", kind, 1),
-            diagnostics=tuple(Diagnostic(_opt_int(d, "lnum", kind), _opt_int(d, "severity", kind),
-                                         _str(d, "message", kind)) for d in _tables(t, "diagnostics", kind)),
-            symbols=tuple(Symbol(_str(s, "name", kind), _str(s, "path", kind), _opt_int(s, "line", kind),
-                                 _str(s, "text", kind)) for s in _tables(t, "symbols", kind)))
+            code=_str(t, "code", kind),
+            before=_str(t, "before", kind),
+            after=_str(t, "after", kind),
+            start_line=_int(t, "start_line", kind, 1),
+            end_line=_int(t, "end_line", kind, 1),
+            diagnostics=tuple(
+                Diagnostic(_opt_int(d, "lnum", kind), _opt_int(d, "severity", kind), _str(d, "message", kind))
+                for d in _tables(t, "diagnostics", kind)
+            ),
+            symbols=tuple(
+                Symbol(_str(s, "name", kind), _str(s, "path", kind), _opt_int(s, "line", kind), _str(s, "text", kind))
+                for s in _tables(t, "symbols", kind)
+            ),
+        )
     if cls is RefactorRequest:
         purpose = _str(t, "purpose", kind) or "refactor"
         if purpose not in PURPOSES:
             raise BadMessage(f"'{kind}'.purpose should be one of {', '.join(PURPOSES)}, not {purpose!r:.40}")
-        common.update(instruction=_str(t, "instruction", kind), insert=_bool(t, "insert", kind),
-                      use_tabs=_bool(t, "use_tabs", kind), shiftwidth=_int(t, "shiftwidth", kind, 4) or 4,
-                      purpose=purpose, actions=tuple(_strs(t, "actions", kind)))
+        common.update(
+            instruction=_str(t, "instruction", kind),
+            insert=_bool(t, "insert", kind),
+            use_tabs=_bool(t, "use_tabs", kind),
+            shiftwidth=_int(t, "shiftwidth", kind, 4) or 4,
+            purpose=purpose,
+            actions=tuple(_strs(t, "actions", kind)),
+        )
     if cls is ReviewRequest:
         common.update(cwd=_str(t, "cwd", kind), ref=_str(t, "ref", kind) or "HEAD")
     if cls is ConversationRequest:
@@ -333,11 +371,17 @@ def _build(cls: type[JobRequest], t: dict[str, Any], kind: str) -> JobRequest:
     if cls is CompleteRequest:
         row = _int(t, "prefix_row", kind, -1)
         common.update(
-            prefix=_str(t, "prefix", kind), suffix=_str(t, "suffix", kind), prefix_row=row if row >= 0 else None,
+            prefix=_str(t, "prefix", kind),
+            suffix=_str(t, "suffix", kind),
+            prefix_row=row if row >= 0 else None,
             commentstring=_str(t, "commentstring", kind),
-            extra=tuple(ContextChunk(_str(c, "filename", kind), _str(c, "path", kind), _str(c, "text", kind))
-                        for c in _tables(t, "extra", kind)),
-            variant=_int(t, "variant", kind, 0), prefetch=_bool(t, "prefetch", kind))
+            extra=tuple(
+                ContextChunk(_str(c, "filename", kind), _str(c, "path", kind), _str(c, "text", kind))
+                for c in _tables(t, "extra", kind)
+            ),
+            variant=_int(t, "variant", kind, 0),
+            prefetch=_bool(t, "prefetch", kind),
+        )
     return cls(**common)
 
 
@@ -380,8 +424,11 @@ def _int(t: dict[str, Any], key: str, what: str, default: int) -> int:
     value = t.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not value.is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())
+    ):
         raise BadMessage(f"'{what}'.{key} should be an integer, not {value!r:.40}")
     return int(value)
 

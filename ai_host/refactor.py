@@ -46,7 +46,7 @@ class CodeExtractor:
         m = _OPEN_FENCE.search(raw)
         if m:
             fence = m.group(1)
-            body = raw[m.end():]
+            body = raw[m.end() :]
             close = re.search(rf"^[ \t]*{re.escape(fence[0]) * len(fence)}[ \t]*$", body, re.M)
             if close:
                 code = body[: close.start()]
@@ -84,7 +84,7 @@ def rebase(code: str, original: str, use_tabs: bool = False, shiftwidth: int = 4
     have = _common_indent(lines)
     if have == target:
         return "\n".join(lines)
-    return "\n".join(target + line[len(have):] if line.strip() else "" for line in lines)
+    return "\n".join(target + line[len(have) :] if line.strip() else "" for line in lines)
 
 
 def _spaces_to_tabs(line: str, width: int) -> str:

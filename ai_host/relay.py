@@ -36,11 +36,12 @@ class View(Protocol):
 @dataclass
 class Relayed:
     """How a stream went, for the job's `done` figures."""
-    sent: float                     # when the request left (monotonic)
-    first: float | None = None      # when its first text came
-    pieces: int = 0                 # chunks with text
-    final: Chunk | None = None      # the server's last chunk, with its figures; None if it never came
-    stopped_early: bool = False     # the view or the reply cap ended it
+
+    sent: float  # when the request left (monotonic)
+    first: float | None = None  # when its first text came
+    pieces: int = 0  # chunks with text
+    final: Chunk | None = None  # the server's last chunk, with its figures; None if it never came
+    stopped_early: bool = False  # the view or the reply cap ended it
 
     def figures(self, model: str) -> dict[str, object]:
         end = time.monotonic()
@@ -61,9 +62,19 @@ class Relayed:
         }
 
 
-async def relay(stream: AsyncGenerator[Chunk, None], view: View, send: Callable[[str], None], frame_s: float,
-                guard: ReplyGuard, *, latest_only: bool, cut_long: bool = False, show_rest: bool = False,
-                show_on_error: bool = False, job_id: str = "") -> Relayed:
+async def relay(
+    stream: AsyncGenerator[Chunk, None],
+    view: View,
+    send: Callable[[str], None],
+    frame_s: float,
+    guard: ReplyGuard,
+    *,
+    latest_only: bool,
+    cut_long: bool = False,
+    show_rest: bool = False,
+    show_on_error: bool = False,
+    job_id: str = "",
+) -> Relayed:
     """Stream `stream` through `view` to `send`, batched per frame of `frame_s`.
 
     latest_only: each update is the whole value (only the newest of a frame is sent), else updates

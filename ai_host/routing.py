@@ -48,14 +48,27 @@ def endpoints_from_config(cfg: dict[str, Any], env: dict[str, str] | None) -> li
     for i, e in enumerate(cfg.get("endpoints") or []):
         url = str(e.get("url", "")).rstrip("/")
         check_policy(url, bool(e.get("allow_remote", False)))
-        out.append(Endpoint(str(e.get("name") or f"endpoint{i + 1}"), str(e.get("kind", "ollama")), url,
-                            str(e.get("api_key_env", "")), tuple(e.get("tasks") or ())))
+        out.append(
+            Endpoint(
+                str(e.get("name") or f"endpoint{i + 1}"),
+                str(e.get("kind", "ollama")),
+                url,
+                str(e.get("api_key_env", "")),
+                tuple(e.get("tasks") or ()),
+            )
+        )
     return out
 
 
 class Router:
-    def __init__(self, endpoints: list[Endpoint], models: dict[str, str], fallbacks: dict[str, list[str]],
-                 clock: Callable[[], float] = time.monotonic, inherits: dict[str, str] | None = None):
+    def __init__(
+        self,
+        endpoints: list[Endpoint],
+        models: dict[str, str],
+        fallbacks: dict[str, list[str]],
+        clock: Callable[[], float] = time.monotonic,
+        inherits: dict[str, str] | None = None,
+    ):
         self.endpoints = endpoints
         self.models = dict(models)
         self.fallbacks = {k: list(v) for k, v in fallbacks.items()}
@@ -97,8 +110,14 @@ class Router:
     def state(self) -> list[dict[str, Any]]:
         now = self.clock()
         return [
-            {"name": e.name, "kind": e.kind, "url": e.url, "tasks": list(e.tasks) or ["all"],
-             "healthy": e.up(now), "last_error": e.last_error}
+            {
+                "name": e.name,
+                "kind": e.kind,
+                "url": e.url,
+                "tasks": list(e.tasks) or ["all"],
+                "healthy": e.up(now),
+                "last_error": e.last_error,
+            }
             for e in self.endpoints
         ]
 

@@ -19,8 +19,14 @@ from typing import Any, AsyncIterator, Callable
 from .errors import AiHostError
 
 INTERACTIVE, COMPLETION, PREFETCH, REVIEW = 0, 1, 2, 3  # REVIEW: MR reviews, behind all editor work
-PRIORITY = {"explain": INTERACTIVE, "refactor": INTERACTIVE, "generate": INTERACTIVE, "complete": COMPLETION,
-            "prefetch": PREFETCH, "review": REVIEW}
+PRIORITY = {
+    "explain": INTERACTIVE,
+    "refactor": INTERACTIVE,
+    "generate": INTERACTIVE,
+    "complete": COMPLETION,
+    "prefetch": PREFETCH,
+    "review": REVIEW,
+}
 
 
 class QueueFull(AiHostError):
@@ -64,8 +70,14 @@ class RateLimiter:
 
 
 class Scheduler:
-    def __init__(self, limit: int, queue_limit: int, rates: dict[int, float] | None = None,
-                 clock: Callable[[], float] = time.monotonic, rate_settings: dict[int, str] | None = None):
+    def __init__(
+        self,
+        limit: int,
+        queue_limit: int,
+        rates: dict[int, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rate_settings: dict[int, str] | None = None,
+    ):
         self.limit = limit
         self.queue_limit = queue_limit
         self._clock = clock

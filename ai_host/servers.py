@@ -53,8 +53,12 @@ class Servers:
 
     def get_router(self) -> Router:
         if self.router is None:
-            self.router = Router(endpoints_from_config(self.config, self._env), self.config["models"],
-                                 self.config["fallbacks"], inherits=config_mod.inherits())
+            self.router = Router(
+                endpoints_from_config(self.config, self._env),
+                self.config["models"],
+                self.config["fallbacks"],
+                inherits=config_mod.inherits(),
+            )
         return self.router
 
     async def close(self) -> None:
@@ -66,8 +70,9 @@ class Servers:
         if endpoint.kind not in ("ollama", "openai"):
             raise ConfigError(f"`backend.kind` should be 'ollama' or 'openai', not {endpoint.kind!r}")
         if self.session is None or self.session.closed:
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), trust_env=False,
-                                                 connector=loopback_connector())
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None), trust_env=False, connector=loopback_connector()
+            )
         t = self.config["timeouts"]
         timeouts = Timeouts(t["connect_ms"] / 1000, t["first_byte_ms"] / 1000, t["idle_ms"] / 1000)
         api_key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
@@ -144,21 +149,33 @@ class Servers:
         at = self._pins_ok.get(key)
         if at is not None and time.monotonic() - at < PIN_CACHE_S:
             return
-        digest = next((m.get("digest") or "" for m in await backend.list_models()
-                       if tagged(str(m.get("name"))) == tagged(model)), None)
+        digest = next(
+            (m.get("digest") or "" for m in await backend.list_models() if tagged(str(m.get("name"))) == tagged(model)),
+            None,
+        )
         if digest is None:
             raise ModelNotFound(f"model '{model}' not found", url=backend.url, model=model)
         if not digest:
-            raise PinMismatch("the server does not report model digests, so the pin cannot be checked",
-                              url=backend.url, model=model)
+            raise PinMismatch(
+                "the server does not report model digests, so the pin cannot be checked", url=backend.url, model=model
+            )
         if not digest.lower().startswith(pin):
-            raise PinMismatch(f"its digest is {digest[:12]}, but `security.pins` expects {pin[:12]}",
-                              url=backend.url, model=model)
+            raise PinMismatch(
+                f"its digest is {digest[:12]}, but `security.pins` expects {pin[:12]}", url=backend.url, model=model
+            )
         self._pins_ok[key] = time.monotonic()
 
     def _warn_plain_http(self, endpoint: Endpoint, say: Callable[[Status], None]) -> None:
         """Once per endpoint: code is about to cross the network without encryption."""
-        if endpoint.url.startswith("http://") and not is_loopback(endpoint.url) and endpoint.url not in self._warned_http:
+        if (
+            endpoint.url.startswith("http://")
+            and not is_loopback(endpoint.url)
+            and endpoint.url not in self._warned_http
+        ):
             self._warned_http.add(endpoint.url)
-            say(Status(f"sending code unencrypted to {endpoint.url}; use https, or an SSH tunnel to a local port",
-                       warning=True))
+            say(
+                Status(
+                    f"sending code unencrypted to {endpoint.url}; use https, or an SSH tunnel to a local port",
+                    warning=True,
+                )
+            )

@@ -16,16 +16,20 @@ _QUOTES = {'"', "'", "`"}
 _SENTINEL = re.compile(
     r"<\|(?:fim_[a-z]+|file_sep|file_separator|endoftext|im_start|im_end|repo_name|end_of_turn)\|>"
     r"|<(?:fim_(?:prefix|suffix|middle|pad)|file_sep|end_of_turn|start_of_turn|PRE|SUF|MID|EOT)>"
-    r"|<｜[^｜<>\n]{1,30}｜>|</?s>")
+    r"|<｜[^｜<>\n]{1,30}｜>|</?s>"
+)
 # the start of a sentinel still arriving (held back until it is known not to be one)
 _SENTINEL_START = re.compile(r"<[|｜/]?[A-Za-z_▁]*[|｜]?$")
 # A line of prose at the left margin, as a model writes after the code it was asked for: a
 # sentence (a capital, four words or more, no code punctuation) or a known lead-in ("Explanation:").
 _PROSE = re.compile(
     r"^(?:[A-Z][a-z']*(?:,? [A-Za-z'][a-z'-]*,?){3,}[^=(){}\[\];<>]*"
-    r"|(?:Explanation|Example usage|Example|Usage|Output|Note|Notes|Here is|Here's)\b[^=(){}\[\];]*)$")
+    r"|(?:Explanation|Example usage|Example|Usage|Output|Note|Notes|Here is|Here's)\b[^=(){}\[\];]*)$"
+)
 # Lines that continue the statement the cursor's block belongs to, rather than end it.
-_CONTINUES = re.compile(r"^(?:[)\]}]|end\b|else\b|elif\b|elsif\b|except\b|finally\b|catch\b|fi\b|done\b|esac\b|until\b)")
+_CONTINUES = re.compile(
+    r"^(?:[)\]}]|end\b|else\b|elif\b|elsif\b|except\b|finally\b|catch\b|fi\b|done\b|esac\b|until\b)"
+)
 _OPENS_BLOCK = re.compile(r"(?:[:{(\[]|\b(?:do|then|begin)|=>|->)\s*(?:#.*|//.*)?$")
 
 

@@ -45,7 +45,7 @@ def for_terminal(text: str) -> str:
 def one_line(text: str, limit: int = SHOWN_CHARS) -> str:
     """Server text to quote in a sentence: no control sequences, whitespace folded to single spaces,
     at most `limit` characters (cut with an ellipsis, saying how much more there was)."""
-    scanned = text[:max(limit, SCANNED_CHARS)]
+    scanned = text[: max(limit, SCANNED_CHARS)]
     shown = _CONTROL_OR_SPACE.sub(" ", _SEQUENCE.sub("", scanned)).strip()
     if len(shown) > limit or len(text) > len(scanned):
         return shown[:limit].rstrip() + f"… ({len(text):,} characters in all)"

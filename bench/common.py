@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 NVIM = ROOT / ".venv" / "bin" / "nvim"
 # Real code typed like a person by ghost.py and responsiveness.py.
-SNIPPET = '''def moving_average(values, window):
+SNIPPET = """def moving_average(values, window):
     if window <= 0:
         raise ValueError("window must be positive")
     total = sum(values[:window])
@@ -30,7 +30,7 @@ SNIPPET = '''def moving_average(values, window):
         total += values[i] - values[i - window]
         out.append(total / window)
     return out
-'''
+"""
 
 
 def pct(xs: Iterable[float], p: float) -> float:
@@ -43,8 +43,13 @@ def pct(xs: Iterable[float], p: float) -> float:
 
 def summary(xs: list[float]) -> dict[str, float]:
     """median / p95 / p99 / max / n of a list of samples."""
-    return {"median": pct(xs, 50), "p95": pct(xs, 95), "p99": pct(xs, 99),
-            "max": max(xs) if xs else float("nan"), "n": len(xs)}
+    return {
+        "median": pct(xs, 50),
+        "p95": pct(xs, 95),
+        "p99": pct(xs, 99),
+        "max": max(xs) if xs else float("nan"),
+        "n": len(xs),
+    }
 
 
 def rounded(xs: Iterable[float], digits: int = 3) -> list[float]:
@@ -67,8 +72,10 @@ def machine() -> str:
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return (f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def nvim_version(nvim_bin: Path) -> str:
@@ -81,9 +88,12 @@ def nvim_version(nvim_bin: Path) -> str:
 
 def meta(quick: bool, nvim_bin: Path | None = None, **extra: Any) -> dict[str, Any]:
     """What every results file starts with: when, where, which mode."""
-    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "mode": "quick" if quick else "full", "machine": machine(),
-           "load_average": os.getloadavg()}
+    out = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full",
+        "machine": machine(),
+        "load_average": os.getloadavg(),
+    }
     if nvim_bin is not None:
         out["nvim"] = nvim_version(nvim_bin)
     out.update(extra)
@@ -95,8 +105,9 @@ def write_results(name: str, data: dict[str, Any], results_dir: Path = RESULTS) 
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / name
     text = json.dumps(data, indent=2)
-    text = re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]",
-                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+    text = re.sub(
+        r"\[\s+([-0-9.eE,\s]+?)\s+\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text
+    )
     path.write_text(text + "\n")
     print(f"wrote {path}")
     return path
@@ -121,8 +132,11 @@ def start_nvim(env_extra: dict[str, str], setup_lua: str, nvim_bin: Path = NVIM)
     env.update(NVIM_RPLUGIN_MANIFEST=f"{tmp}/rplugin.vim", **env_extra)
     os.environ.update(env)  # the child inherits it (pynvim starts it with the current environment)
     init = str(ROOT / "scripts/minimal_init.lua")
-    subprocess.run([str(nvim_bin), "--headless", "-u", init, "-i", "NONE", "+UpdateRemotePlugins", "+qa"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(nvim_bin), "--headless", "-u", init, "-i", "NONE", "+UpdateRemotePlugins", "+qa"],
+        check=True,
+        capture_output=True,
+    )
     n = pynvim.attach("child", argv=[str(nvim_bin), "--embed", "--headless", "-u", init, "-i", "NONE"])
     n.exec_lua(f"require('ai_host').setup({setup_lua})")
     return n

@@ -100,6 +100,7 @@ def tokens_for(n: int) -> list[str]:
 
 def sleep_period(delay: float) -> float:
     """How long asyncio.sleep(delay) really takes here (the double's pacing)."""
+
     async def measure() -> float:
         t = time.monotonic()
         for _ in range(200):
@@ -116,7 +117,7 @@ def group(tokens: list[str], per_chunk: float) -> list[str]:
         acc += per_chunk
         k = max(1, int(acc))
         acc -= k
-        out.append("".join(tokens[i:i + k]))
+        out.append("".join(tokens[i : i + k]))
         i += k
     return out
 
@@ -159,8 +160,11 @@ def one_run(n, double: od.OllamaDouble, tokens: list[str], chunks: list[str]) ->
     return {
         "done": done,
         "complete": text == expected,
-        "chars_expected": len(expected), "chars_shown": len(text),
-        "tokens": n_tok, "chunks": len(SENDS), "buffer_updates": len(t_buf),
+        "chars_expected": len(expected),
+        "chars_shown": len(text),
+        "tokens": n_tok,
+        "chunks": len(SENDS),
+        "buffer_updates": len(t_buf),
         "achieved_tokens_per_s": round((n_tok - 1) / (last_send - first_send), 1) if last_send > first_send else None,
         "stream_s": round(last_send - first_send, 3),
         "total_s": round(t_buf[-1] - first_send, 3) if t_buf else None,
@@ -191,18 +195,31 @@ def main() -> None:
     per_chunk = args.rate * period
     tokens = tokens_for(int(args.rate * args.seconds))
     if sum(map(len, tokens)) > 200_000:  # the engine's MAX_REPLY_CHARS: past it the stream is closed
-        ap.error(f"{len(tokens):,} tokens are more than the 200,000 characters an explain may have; "
-                 "use fewer --seconds or a lower --rate")
+        ap.error(
+            f"{len(tokens):,} tokens are more than the 200,000 characters an explain may have; "
+            "use fewer --seconds or a lower --rate"
+        )
 
     double = od.OllamaDouble(models=[od.ModelSpec(MODEL)])
     double.script.ttft_s = 0.05
     double.script.token_delay_s = delay
     double.start_in_thread()
-    n = start_nvim({"OLLAMA_HOST": double.url},
-                   "{explain = {num_predict = 1000000}, gpu = {enabled = false}}", nvim_bin)
-    results = meta(args.quick, nvim_bin, rate=args.rate, seconds=args.seconds, reps=args.reps,
-                   chunking={"sleep_s": delay, "measured_period_ms": round(period * 1000, 3),
-                             "tokens_per_chunk": round(per_chunk, 2)}, runs=[])
+    n = start_nvim(
+        {"OLLAMA_HOST": double.url}, "{explain = {num_predict = 1000000}, gpu = {enabled = false}}", nvim_bin
+    )
+    results = meta(
+        args.quick,
+        nvim_bin,
+        rate=args.rate,
+        seconds=args.seconds,
+        reps=args.reps,
+        chunking={
+            "sleep_s": delay,
+            "measured_period_ms": round(period * 1000, 3),
+            "tokens_per_chunk": round(per_chunk, 2),
+        },
+        runs=[],
+    )
     try:
         n.exec_lua(HOOK)
         idle: list[float] = []
@@ -225,23 +242,29 @@ def main() -> None:
             r = one_run(n, double, tokens, chunks)
             results["runs"].append(r)
             lag = r["lag_ms"]
-            print(f"run {rep + 1}: {r['tokens']:,} tokens at {r['achieved_tokens_per_s']:,.0f} tok/s achieved "
-                  f"({r['chunks']:,} chunks, {r['buffer_updates']:,} buffer updates); lag median {lag['median']:.1f} "
-                  f"/ p95 {lag['p95']:.1f} / max {lag['max']:.1f} ms; first tenth {r['lag_first_tenth_median_ms']:.1f}"
-                  f" ms, last tenth {r['lag_last_tenth_median_ms']:.1f} ms; stream {r['stream_s']:.2f} s, "
-                  f"in the float {r['total_s']:.2f} s; text complete: {r['complete']}; "
-                  f"rpc p50 {r['rpc_ms']['median']:.2f} / p99 {r['rpc_ms']['p99']:.2f} ms", flush=True)
+            print(
+                f"run {rep + 1}: {r['tokens']:,} tokens at {r['achieved_tokens_per_s']:,.0f} tok/s achieved "
+                f"({r['chunks']:,} chunks, {r['buffer_updates']:,} buffer updates); lag median {lag['median']:.1f} "
+                f"/ p95 {lag['p95']:.1f} / max {lag['max']:.1f} ms; first tenth {r['lag_first_tenth_median_ms']:.1f}"
+                f" ms, last tenth {r['lag_last_tenth_median_ms']:.1f} ms; stream {r['stream_s']:.2f} s, "
+                f"in the float {r['total_s']:.2f} s; text complete: {r['complete']}; "
+                f"rpc p50 {r['rpc_ms']['median']:.2f} / p99 {r['rpc_ms']['p99']:.2f} ms",
+                flush=True,
+            )
     finally:
         quit_nvim(n)
         double.stop_thread()
     all_lags = [x for r in results["runs"] for x in r["lag_samples_ms"]]
     results["lag_ms"] = summary(all_lags)
     results["kept_up"] = all(r["complete"] for r in results["runs"]) and all(
-        r["total_s"] is not None and r["total_s"] - r["stream_s"] < 0.1 for r in results["runs"])
+        r["total_s"] is not None and r["total_s"] - r["stream_s"] < 0.1 for r in results["runs"]
+    )
     i = results["rpc_idle_ms"]
-    print(f"all runs: lag median {results['lag_ms']['median']:.1f} / p95 {results['lag_ms']['p95']:.1f} / "
-          f"max {results['lag_ms']['max']:.1f} ms; kept up: {results['kept_up']}; "
-          f"rpc idle p50 {i['median']:.2f} / p99 {i['p99']:.2f} ms")
+    print(
+        f"all runs: lag median {results['lag_ms']['median']:.1f} / p95 {results['lag_ms']['p95']:.1f} / "
+        f"max {results['lag_ms']['max']:.1f} ms; kept up: {results['kept_up']}; "
+        f"rpc idle p50 {i['median']:.2f} / p99 {i['p99']:.2f} ms"
+    )
     write_results("explain.json", results, Path(args.results))
 
 

@@ -56,8 +56,11 @@ SHORT_SUFFIX_LINES = 3
 
 def sources() -> list[tuple[str, str]]:
     stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
-    nvim = subprocess.run([str(ROOT / ".venv/bin/nvim"), "--headless", "--clean", "+echo $VIMRUNTIME", "+q"],
-                          capture_output=True, text=True).stderr.strip()
+    nvim = subprocess.run(
+        [str(ROOT / ".venv/bin/nvim"), "--headless", "--clean", "+echo $VIMRUNTIME", "+q"],
+        capture_output=True,
+        text=True,
+    ).stderr.strip()
     files = [stdlib / "textwrap.py", stdlib / "difflib.py", pathlib.Path(nvim) / "lua/vim/shared.lua"]
     return [(f.name, f.read_text()) for f in files if f.is_file()]
 
@@ -75,14 +78,23 @@ def holes(files: list[tuple[str, str]], n: int) -> list[dict]:
     out = []
     for name, lines, i in candidates[::step][:n]:
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-        out.append({"file": name, "line": i + 1, "indent": indent, "truth": lines[i].strip(),
-                    "before": "\n".join(lines[:i]) + "\n", "after": "\n" + "\n".join(lines[i + 1:])})
+        out.append(
+            {
+                "file": name,
+                "line": i + 1,
+                "indent": indent,
+                "truth": lines[i].strip(),
+                "before": "\n".join(lines[:i]) + "\n",
+                "after": "\n" + "\n".join(lines[i + 1 :]),
+            }
+        )
     return out
 
 
 def complete(url: str, prompt: str, stop: list[str]) -> tuple[str, str]:
-    body = json.dumps({"prompt": prompt, "max_tokens": NUM_PREDICT, "temperature": 0, "stop": stop,
-                       "cache_prompt": True}).encode()
+    body = json.dumps(
+        {"prompt": prompt, "max_tokens": NUM_PREDICT, "temperature": 0, "stop": stop, "cache_prompt": True}
+    ).encode()
     req = urllib.request.Request(url + "/v1/completions", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as resp:
         choice = json.loads(resp.read())["choices"][0]
@@ -118,13 +130,13 @@ def variant(name: str, hole: dict, url: str) -> tuple[str, str]:
         return filtered(raw, prefix, suffix), why
     if name == "short-suffix":
         prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
-        suffix = "\n".join(suffix.split("\n")[:SHORT_SUFFIX_LINES + 1])
+        suffix = "\n".join(suffix.split("\n")[: SHORT_SUFFIX_LINES + 1])
         raw, why = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
         return filtered(raw, prefix, suffix), why
     if name == "line-start":
         prefix, suffix, _ = fim.window(hole["before"], hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         raw, why = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
-        raw = raw[len(hole["indent"]):] if raw.startswith(hole["indent"]) else raw.lstrip(" \t")
+        raw = raw[len(hole["indent"]) :] if raw.startswith(hole["indent"]) else raw.lstrip(" \t")
         return filtered(raw, prefix + hole["indent"], suffix), why
     if name == "prefix":
         prefix, _, _ = fim.window(hole["before"], "", int(CONTEXT_CHARS * PREFIX_RATIO), 1.0)
@@ -135,8 +147,12 @@ def variant(name: str, hole: dict, url: str) -> tuple[str, str]:
 
 def score(shown: str, truth: str) -> dict:
     first = shown.split("\n")[0].strip()
-    return {"exact": first == truth, "prefix": bool(first) and truth.startswith(first),
-            "edit": difflib.SequenceMatcher(None, first, truth).ratio(), "shown": first}
+    return {
+        "exact": first == truth,
+        "prefix": bool(first) and truth.startswith(first),
+        "edit": difflib.SequenceMatcher(None, first, truth).ratio(),
+        "shown": first,
+    }
 
 
 def main() -> int:
@@ -146,8 +162,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     cases = holes(sources(), args.holes)
-    server = start_llama_server(fetch("qwen2.5-coder-0.5b"), alias="qwen", n_ctx=4096, threads=args.threads,
-                                timeout_s=120)
+    server = start_llama_server(
+        fetch("qwen2.5-coder-0.5b"), alias="qwen", n_ctx=4096, threads=args.threads, timeout_s=120
+    )
     results: dict[str, list[dict]] = {}
     try:
         for name in args.variants.split(","):
@@ -155,13 +172,22 @@ def main() -> int:
             rows = []
             for hole in cases:
                 shown, why = variant(name, hole, server.url)
-                rows.append({**score(shown, hole["truth"]), "run_on": why == "length", "truth": hole["truth"],
-                             "where": f"{hole['file']}:{hole['line']}"})
+                rows.append(
+                    {
+                        **score(shown, hole["truth"]),
+                        "run_on": why == "length",
+                        "truth": hole["truth"],
+                        "where": f"{hole['file']}:{hole['line']}",
+                    }
+                )
             results[name] = rows
             n = len(rows)
-            print(f"{name:11s} exact {sum(r['exact'] for r in rows):3d}/{n}  prefix {sum(r['prefix'] for r in rows):3d}/{n}"
-                  f"  edit {sum(r['edit'] for r in rows) / n:.2f}  run-on {sum(r['run_on'] for r in rows):3d}/{n}"
-                  f"  ({time.monotonic() - started:.0f} s)", flush=True)
+            print(
+                f"{name:11s} exact {sum(r['exact'] for r in rows):3d}/{n}  prefix {sum(r['prefix'] for r in rows):3d}/{n}"
+                f"  edit {sum(r['edit'] for r in rows) / n:.2f}  run-on {sum(r['run_on'] for r in rows):3d}/{n}"
+                f"  ({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
     finally:
         server.stop()
     out = ROOT / "bench" / "results" / "fim_quality.json"

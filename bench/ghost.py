@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "bench"))
 from common import SNIPPET  # noqa: E402
 
@@ -62,13 +63,30 @@ class Session:
         env["OLLAMA_HOST"] = double.url
         import subprocess
 
-        subprocess.run([str(nvim_bin), "--headless", "-u", str(ROOT / "scripts/minimal_init.lua"), "-i", "NONE",
-                        "+UpdateRemotePlugins", "+qa"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(nvim_bin),
+                "--headless",
+                "-u",
+                str(ROOT / "scripts/minimal_init.lua"),
+                "-i",
+                "NONE",
+                "+UpdateRemotePlugins",
+                "+qa",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         os.environ.update(env)
-        self.nvim = pynvim.attach("child", argv=[str(nvim_bin), "--embed", "--headless", "-u",
-                                                 str(ROOT / "scripts/minimal_init.lua"), "-i", "NONE"])
+        self.nvim = pynvim.attach(
+            "child",
+            argv=[str(nvim_bin), "--embed", "--headless", "-u", str(ROOT / "scripts/minimal_init.lua"), "-i", "NONE"],
+        )
         self.debounce_ms = debounce_ms
-        self.nvim.exec_lua(f"require('ai_host').setup({{completion = {{debounce_ms = {debounce_ms}, max_file_bytes = 10000000}}}})")
+        self.nvim.exec_lua(
+            f"require('ai_host').setup({{completion = {{debounce_ms = {debounce_ms}, max_file_bytes = 10000000}}}})"
+        )
 
     def close(self) -> None:
         try:
@@ -97,8 +115,10 @@ def overhead_run(s: Session, double: OllamaDouble, lines: int, n: int) -> dict[s
                   first token (both legs, plus the double's own scheduling, about 1-2 ms)
     """
     nv = s.nvim
-    nv.exec_lua(f"require('ai_host').setup({{completion = {{debounce_ms = {s.debounce_ms}, "
-                "max_file_bytes = 10000000, prefetch = false}})")
+    nv.exec_lua(
+        f"require('ai_host').setup({{completion = {{debounce_ms = {s.debounce_ms}, "
+        "max_file_bytes = 10000000, prefetch = false}})"
+    )
     nv.command("enew!")
     nv.command("setlocal filetype=python")
     body = [f"value_{i} = compute({i})  # line {i}" for i in range(lines)]
@@ -126,8 +146,9 @@ def overhead_run(s: Session, double: OllamaDouble, lines: int, n: int) -> dict[s
         out["outbound"].append((req.time - sent) * 1000)
         out["end_to_end"].append((shown - sent - double.script.ttft_s) * 1000)
     nv.input("<Esc>")
-    nv.exec_lua(f"require('ai_host').setup({{completion = {{debounce_ms = {s.debounce_ms}, "
-                "max_file_bytes = 10000000}})")
+    nv.exec_lua(
+        f"require('ai_host').setup({{completion = {{debounce_ms = {s.debounce_ms}, max_file_bytes = 10000000}}}})"
+    )
     return out
 
 
@@ -170,10 +191,15 @@ def typing_run(s: Session, double: OllamaDouble, seed: int) -> dict:
     requests = len([r for r in double.requests if r.path == "/api/generate"]) - before
     full = double.completed_streams  # streams that ran to the end: all their tokens could be shown
     wasted = max(0, double.tokens_sent - full * len(TOKENS))
-    return {"keystrokes": keys, "requests": requests, "tokens_sent": double.tokens_sent,
-            "tokens_wasted": wasted, "max_in_flight": in_flight,
-            "requests_per_100_keys": round(100 * requests / keys, 1),
-            "wasted_tokens_per_100_keys": round(100 * wasted / keys, 1)}
+    return {
+        "keystrokes": keys,
+        "requests": requests,
+        "tokens_sent": double.tokens_sent,
+        "tokens_wasted": wasted,
+        "max_in_flight": in_flight,
+        "requests_per_100_keys": round(100 * requests / keys, 1),
+        "wasted_tokens_per_100_keys": round(100 * wasted / keys, 1),
+    }
 
 
 def main() -> None:
@@ -193,11 +219,17 @@ def main() -> None:
     double.script.ttft_s = args.ttft
     double.script.token_delay_s = 1.0 / args.tps
     double.start_in_thread()
-    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                          f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-               "nvim": Path(args.nvim).name, "ttft_s": args.ttft, "tokens_per_s": args.tps, "runs": {},
-               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-               "mode": "quick" if args.quick else "full", "load_average": os.getloadavg()}
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "nvim": Path(args.nvim).name,
+        "ttft_s": args.ttft,
+        "tokens_per_s": args.tps,
+        "runs": {},
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "load_average": os.getloadavg(),
+    }
     try:
         for debounce in args.debounce:
             s = Session(double, debounce, Path(args.nvim))
@@ -208,6 +240,7 @@ def main() -> None:
                 typing = typing_run(s, double, seed=7)
             finally:
                 s.close()
+
             def fig(xs: list[float]) -> dict[str, float]:
                 return {"median": statistics.median(xs), "p95": pct(xs, 95), "n": len(xs)}
 
@@ -218,30 +251,41 @@ def main() -> None:
                 run[f"outbound_ms_{name}"] = fig(runs["outbound"])
                 run[f"end_to_end_ms_{name}"] = fig(runs["end_to_end"])
             run["scale_ratio"] = run["overhead_ms_100k_lines"]["median"] / run["overhead_ms_100_lines"]["median"]
-            run["scale_ratio_full_window"] = (run["overhead_ms_100k_lines"]["median"]
-                                              / run["overhead_ms_1000_lines"]["median"])
-            run["end_to_end_scale_ratio"] = (run["end_to_end_ms_100k_lines"]["median"]
-                                             / run["end_to_end_ms_100_lines"]["median"])
+            run["scale_ratio_full_window"] = (
+                run["overhead_ms_100k_lines"]["median"] / run["overhead_ms_1000_lines"]["median"]
+            )
+            run["end_to_end_scale_ratio"] = (
+                run["end_to_end_ms_100k_lines"]["median"] / run["end_to_end_ms_100_lines"]["median"]
+            )
             run["typing"] = typing
-            run["samples"] = {f"{kind}_ms_{name}": runs[kind] for name, runs in sizes.items()
-                              for kind in ("overhead", "outbound", "end_to_end")}
+            run["samples"] = {
+                f"{kind}_ms_{name}": runs[kind]
+                for name, runs in sizes.items()
+                for kind in ("overhead", "outbound", "end_to_end")
+            }
             results["runs"][str(debounce)] = run
     finally:
         double.stop_thread()
 
     print(f"machine: {results['machine']}; double: ttft {args.ttft * 1000:.0f} ms, {args.tps:.0f} tok/s")
-    print("overhead = first ghost text drawn - the double's first byte sent; outbound = request at the "
-          "double - request leaving Lua; end to end = drawn - leaving - scripted ttft (ms, median / p95)")
+    print(
+        "overhead = first ghost text drawn - the double's first byte sent; outbound = request at the "
+        "double - request leaving Lua; end to end = drawn - leaving - scripted ttft (ms, median / p95)"
+    )
     for debounce, r in results["runs"].items():
         t = r["typing"]
         print(f"debounce {debounce} ms")
         for name in ("100_lines", "1000_lines", "100k_lines"):
-            cells = [f"{kind} {r[f'{kind}_ms_{name}']['median']:5.2f} / {r[f'{kind}_ms_{name}']['p95']:5.2f}"
-                     for kind in ("overhead", "outbound", "end_to_end")]
+            cells = [
+                f"{kind} {r[f'{kind}_ms_{name}']['median']:5.2f} / {r[f'{kind}_ms_{name}']['p95']:5.2f}"
+                for kind in ("overhead", "outbound", "end_to_end")
+            ]
             print(f"  {name:>10}: " + " | ".join(cells))
-        print(f"  scale 100k/100: overhead {r['scale_ratio']:.2f}, end to end {r['end_to_end_scale_ratio']:.2f}; "
-              f"typing: {t['requests_per_100_keys']} requests and {t['wasted_tokens_per_100_keys']} wasted tokens "
-              f"per 100 keys, most in flight {t['max_in_flight']}")
+        print(
+            f"  scale 100k/100: overhead {r['scale_ratio']:.2f}, end to end {r['end_to_end_scale_ratio']:.2f}; "
+            f"typing: {t['requests_per_100_keys']} requests and {t['wasted_tokens_per_100_keys']} wasted tokens "
+            f"per 100 keys, most in flight {t['max_in_flight']}"
+        )
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ghost.json").write_text(json.dumps(results, indent=2))

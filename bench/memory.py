@@ -137,12 +137,24 @@ def main() -> None:
     double.script.token_delay_s = 0.0
     double.start_in_thread()
     prefetch = "false" if args.no_prefetch else "true"
-    n = start_nvim({"OLLAMA_HOST": double.url},
-                   f"{{completion = {{debounce_ms = 0, prefetch = {prefetch}}}, "
-                   f"scheduler = {{completion_rate_per_s = 0}}, gpu = {{enabled = false}}}}", nvim_bin)
-    results = meta(args.quick, nvim_bin, completions=args.completions, warmup=args.warmup,
-                   settings={"debounce_ms": 0, "completion_rate_per_s": 0, "prefetch": not args.no_prefetch,
-                             "double": "ttft 0, 24 one-line tokens, no delay"})
+    n = start_nvim(
+        {"OLLAMA_HOST": double.url},
+        f"{{completion = {{debounce_ms = 0, prefetch = {prefetch}}}, "
+        f"scheduler = {{completion_rate_per_s = 0}}, gpu = {{enabled = false}}}}",
+        nvim_bin,
+    )
+    results = meta(
+        args.quick,
+        nvim_bin,
+        completions=args.completions,
+        warmup=args.warmup,
+        settings={
+            "debounce_ms": 0,
+            "completion_rate_per_s": 0,
+            "prefetch": not args.no_prefetch,
+            "double": "ttft 0, 24 one-line tokens, no delay",
+        },
+    )
     generate_requests = 0
 
     def drain() -> None:
@@ -161,8 +173,11 @@ def main() -> None:
         wait(lambda: double.active_streams == 0)
         pid = host_pid(n)
         nvim_pid = n.call("getpid")
-        print(f"host pid {pid} (RSS {rss_kb(pid) / 1024:.1f} MiB), nvim pid {nvim_pid}; "
-              f"{args.completions:,} completions ...", flush=True)
+        print(
+            f"host pid {pid} (RSS {rss_kb(pid) / 1024:.1f} MiB), nvim pid {nvim_pid}; "
+            f"{args.completions:,} completions ...",
+            flush=True,
+        )
         t0 = time.monotonic()
         n.exec_lua(DRIVER, args.completions, args.every, args.warmup, pid)
         last_print = 0.0
@@ -179,8 +194,10 @@ def main() -> None:
         elapsed = time.monotonic() - t0
         wait(lambda: double.active_streams == 0, 5)
         drain()
-        d = n.exec_lua("local D = _G.bench_mem; return {samples = D.samples, errors = D.errors, cached = D.cached,"
-                       " stalls = D.stalls, keys = D.keys, n = D.n}")
+        d = n.exec_lua(
+            "local D = _G.bench_mem; return {samples = D.samples, errors = D.errors, cached = D.cached,"
+            " stalls = D.stalls, keys = D.keys, n = D.n}"
+        )
         n.input("<Esc>")  # the last suggestion and its prefetch are let go
         wait(lambda: n.exec_lua("return require('ai_host.host').open_jobs().count") == 0, 5)
         d["open_jobs"] = n.exec_lua("return require('ai_host.host').open_jobs()")
@@ -195,33 +212,55 @@ def main() -> None:
     first, after = samples[0], samples[-1]
     growth = {k: after[k] - before[k] for k in ("host_kb", "nvim_kb", "lua_kb")}
     lat = [s["latency_median_ms"] for s in samples if isinstance(s.get("latency_median_ms"), (int, float))]
-    results.update({
-        "elapsed_s": round(elapsed, 1),
-        "completions": d["n"], "keys": d["keys"], "errors": d["errors"], "cached": d["cached"],
-        "stalls": d["stalls"], "generate_requests": generate_requests,
-        "open_jobs_at_end": d["open_jobs"],  # jobs Lua still waits on after <Esc>: 0 (nothing leaks)
-        "start": first, "before": before, "after": after,
-        "growth_kb": growth,
-        "growth_after_warmup_per_1000_kb": {k: round(v * 1000 / max(1, after["n"] - before["n"]), 1)
-                                            for k, v in growth.items()},
-        "goal_host_growth_mb": 5, "goal_met": growth["host_kb"] < 5 * 1024,
-        "latency_median_ms_first_last": [lat[0], lat[-1]] if lat else None,
-        "samples": samples,
-    })
-    print(f"{d['n']:,} completions in {elapsed:.0f} s ({d['n'] / elapsed:.0f}/s), {generate_requests:,} HTTP "
-          f"requests (with prefetches), {d['errors']} errors, {d['cached']} from the cache, {d['stalls']} stalls")
-    print(f"host RSS:  start {first['host_kb'] / 1024:.1f} MiB, after {before['n']} (warm-up) "
-          f"{before['host_kb'] / 1024:.1f} MiB, end {after['host_kb'] / 1024:.1f} MiB: "
-          f"growth {growth['host_kb'] / 1024:+.2f} MiB (goal < 5 MB: {'met' if results['goal_met'] else 'MISSED'})")
-    print(f"nvim RSS:  start {first['nvim_kb'] / 1024:.1f} MiB, after warm-up {before['nvim_kb'] / 1024:.1f} MiB, "
-          f"end {after['nvim_kb'] / 1024:.1f} MiB: growth {growth['nvim_kb'] / 1024:+.2f} MiB")
-    print(f"Lua heap:  start {first['lua_kb']:.0f} KiB, after warm-up {before['lua_kb']:.0f} KiB, "
-          f"end {after['lua_kb']:.0f} KiB: growth {growth['lua_kb']:+.0f} KiB")
-    print(f"jobs Lua still waits on at the end: {d['open_jobs']['count']} (watchdog running: "
-          f"{d['open_jobs']['watchdog']})")
+    results.update(
+        {
+            "elapsed_s": round(elapsed, 1),
+            "completions": d["n"],
+            "keys": d["keys"],
+            "errors": d["errors"],
+            "cached": d["cached"],
+            "stalls": d["stalls"],
+            "generate_requests": generate_requests,
+            "open_jobs_at_end": d["open_jobs"],  # jobs Lua still waits on after <Esc>: 0 (nothing leaks)
+            "start": first,
+            "before": before,
+            "after": after,
+            "growth_kb": growth,
+            "growth_after_warmup_per_1000_kb": {
+                k: round(v * 1000 / max(1, after["n"] - before["n"]), 1) for k, v in growth.items()
+            },
+            "goal_host_growth_mb": 5,
+            "goal_met": growth["host_kb"] < 5 * 1024,
+            "latency_median_ms_first_last": [lat[0], lat[-1]] if lat else None,
+            "samples": samples,
+        }
+    )
+    print(
+        f"{d['n']:,} completions in {elapsed:.0f} s ({d['n'] / elapsed:.0f}/s), {generate_requests:,} HTTP "
+        f"requests (with prefetches), {d['errors']} errors, {d['cached']} from the cache, {d['stalls']} stalls"
+    )
+    print(
+        f"host RSS:  start {first['host_kb'] / 1024:.1f} MiB, after {before['n']} (warm-up) "
+        f"{before['host_kb'] / 1024:.1f} MiB, end {after['host_kb'] / 1024:.1f} MiB: "
+        f"growth {growth['host_kb'] / 1024:+.2f} MiB (goal < 5 MB: {'met' if results['goal_met'] else 'MISSED'})"
+    )
+    print(
+        f"nvim RSS:  start {first['nvim_kb'] / 1024:.1f} MiB, after warm-up {before['nvim_kb'] / 1024:.1f} MiB, "
+        f"end {after['nvim_kb'] / 1024:.1f} MiB: growth {growth['nvim_kb'] / 1024:+.2f} MiB"
+    )
+    print(
+        f"Lua heap:  start {first['lua_kb']:.0f} KiB, after warm-up {before['lua_kb']:.0f} KiB, "
+        f"end {after['lua_kb']:.0f} KiB: growth {growth['lua_kb']:+.0f} KiB"
+    )
+    print(
+        f"jobs Lua still waits on at the end: {d['open_jobs']['count']} (watchdog running: "
+        f"{d['open_jobs']['watchdog']})"
+    )
     if lat:
-        print(f"ghost-text latency (median per stretch): first {lat[0]:.1f} ms, last {lat[-1]:.1f} ms, "
-              f"median of stretches {statistics.median(lat):.1f} ms")
+        print(
+            f"ghost-text latency (median per stretch): first {lat[0]:.1f} ms, last {lat[-1]:.1f} ms, "
+            f"median of stretches {statistics.median(lat):.1f} ms"
+        )
     write_results("memory.json", results, Path(args.results))
 
 

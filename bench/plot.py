@@ -37,8 +37,12 @@ except ImportError:  # pragma: no cover - a bench-only dependency
     sys.exit(1)
 
 COLORS = {"idle": "tab:green", "explain": "tab:blue", "load": "tab:red", "control": "tab:gray"}
-LABELS = {"idle": "idle", "explain": "explain streaming (2,000 tok/s)", "load": "explain + ghost text typing",
-          "control": "control: no-op notifications at the same rate"}
+LABELS = {
+    "idle": "idle",
+    "explain": "explain streaming (2,000 tok/s)",
+    "load": "explain + ghost text typing",
+    "control": "control: no-op notifications at the same rate",
+}
 
 
 def load(results: Path, name: str) -> dict | None:
@@ -79,8 +83,11 @@ def ghost_overhead(results: Path, out: Path) -> None:
         print("  ghost.json: no raw samples (re-run bench/ghost.py), skipped")
         return
     sizes = [("100_lines", "100 lines"), ("1000_lines", "1,000 lines"), ("100k_lines", "100,000 lines")]
-    kinds = [("overhead", "overhead: drawn − double's first byte"), ("outbound", "outbound: Lua → double"),
-             ("end_to_end", "end to end − scripted TTFT")]
+    kinds = [
+        ("overhead", "overhead: drawn − double's first byte"),
+        ("outbound", "outbound: Lua → double"),
+        ("end_to_end", "end to end − scripted TTFT"),
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     data, labels = [], []
     for debounce, r in runs.items():
@@ -97,15 +104,23 @@ def ghost_overhead(results: Path, out: Path) -> None:
     for debounce, r in runs.items():
         for (key, label), style in zip(sizes, ("-", "--", ":"), strict=True):
             for (kind, klabel), color in zip(kinds, ("C0", "C1", "C2"), strict=True):
-                ecdf(axes[1], r["samples"].get(f"{kind}_ms_{key}", []), ls=style, color=color,
-                     label=f"{klabel}, {label}" if key == "100_lines" or kind == "overhead" else None)
+                ecdf(
+                    axes[1],
+                    r["samples"].get(f"{kind}_ms_{key}", []),
+                    ls=style,
+                    color=color,
+                    label=f"{klabel}, {label}" if key == "100_lines" or kind == "overhead" else None,
+                )
     axes[1].set_xlabel("ms")
     axes[1].set_ylabel("fraction of requests")
     axes[1].set_title("CDF (line style: buffer size)")
     axes[1].legend(fontsize=6)
     axes[1].grid(alpha=0.3)
-    fig.suptitle(f"bench/ghost.py — double: TTFT {d.get('ttft_s', 0) * 1000:.0f} ms, "
-                 f"{d.get('tokens_per_s', 0):.0f} tok/s — {stamp(d)}", fontsize=9)
+    fig.suptitle(
+        f"bench/ghost.py — double: TTFT {d.get('ttft_s', 0) * 1000:.0f} ms, "
+        f"{d.get('tokens_per_s', 0):.0f} tok/s — {stamp(d)}",
+        fontsize=9,
+    )
     save(fig, out, "ghost_overhead.png")
 
 
@@ -125,8 +140,14 @@ def responsiveness(results: Path, out: Path) -> None:
     shown = [x for x in trig if x <= hi]
     ax.hist(shown, bins=40, color="tab:blue", alpha=0.8)
     if len(shown) < len(trig):
-        ax.text(0.98, 0.5, f"{len(trig) - len(shown)} beyond {hi:.0f} ms\n(max {max(trig):.0f} ms)",
-                transform=ax.transAxes, ha="right", fontsize=8)
+        ax.text(
+            0.98,
+            0.5,
+            f"{len(trig) - len(shown)} beyond {hi:.0f} ms\n(max {max(trig):.0f} ms)",
+            transform=ax.transAxes,
+            ha="right",
+            fontsize=8,
+        )
     ax.axvline(med, color="k", lw=1, label=f"median {med:.2f} ms")
     ax.axvline(p95, color="k", lw=1, ls="--", label=f"p95 {p95:.2f} ms")
     ax.axvline(3, color="tab:red", lw=1, ls=":", label="goal: median ≤ 3 ms")
@@ -137,8 +158,10 @@ def responsiveness(results: Path, out: Path) -> None:
     save(fig, out, "trigger_latency.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = ((axes[0], "rpc_ms", "nvim_eval('1') round trip", "round trip (ms)"),
-              (axes[1], "timer_late_ms", "10 ms Lua timer lateness", "lateness beyond 10 ms (ms)"))
+    panels = (
+        (axes[0], "rpc_ms", "nvim_eval('1') round trip", "round trip (ms)"),
+        (axes[1], "timer_late_ms", "10 ms Lua timer lateness", "lateness beyond 10 ms (ms)"),
+    )
     for ax, key, title, xlabel in panels:
         for case in ("idle", "control", "explain", "load"):
             xs = s[key].get(case)
@@ -169,8 +192,9 @@ def memory(results: Path, out: Path) -> None:
     axes[0].plot(n, [x["host_kb"] / 1024 for x in s], "o-", ms=3, label="Python host RSS")
     axes[0].plot(n, [x["nvim_kb"] / 1024 for x in s], "s-", ms=3, label="Neovim RSS")
     axes[0].set_ylabel("MiB")
-    axes[0].set_title(f"RSS (host growth after warm-up: {d['growth_kb']['host_kb'] / 1024:+.2f} MiB; goal < 5 MB)",
-                      fontsize=9)
+    axes[0].set_title(
+        f"RSS (host growth after warm-up: {d['growth_kb']['host_kb'] / 1024:+.2f} MiB; goal < 5 MB)", fontsize=9
+    )
     axes[1].plot(n, [x["lua_kb"] for x in s], "o-", ms=3, color="tab:purple")
     axes[1].set_ylabel("KiB (after a full GC)")
     axes[1].set_title("Neovim's Lua heap", fontsize=9)
@@ -185,8 +209,11 @@ def memory(results: Path, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)
     axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Memory over {d['completions']:,} ghost-text completions (bench/memory.py; dotted: end of warm-up) "
-                 f"— {stamp(d)}", fontsize=9)
+    fig.suptitle(
+        f"Memory over {d['completions']:,} ghost-text completions (bench/memory.py; dotted: end of warm-up) "
+        f"— {stamp(d)}",
+        fontsize=9,
+    )
     save(fig, out, "memory.png")
 
 
@@ -203,21 +230,27 @@ def render_lag(results: Path, out: Path) -> None:
     axes[0].plot(range(len(first)), first, ".", ms=1.5, color="tab:blue", alpha=0.6)
     axes[0].set_xlabel("token (run 1)")
     axes[0].set_ylabel("lag (ms)")
-    axes[0].set_title(f"Lag per token over the stream ({runs[0]['achieved_tokens_per_s']:,.0f} tok/s achieved)",
-                      fontsize=9)
+    axes[0].set_title(
+        f"Lag per token over the stream ({runs[0]['achieved_tokens_per_s']:,.0f} tok/s achieved)", fontsize=9
+    )
     axes[0].grid(alpha=0.3)
     axes[0].set_ylim(bottom=0)
     for i, r in enumerate(runs):
-        ecdf(axes[1], r["lag_samples_ms"], label=f"run {i + 1}: median {r['lag_ms']['median']:.1f}, "
-                                                 f"p95 {r['lag_ms']['p95']:.1f}, max {r['lag_ms']['max']:.1f} ms")
+        ecdf(
+            axes[1],
+            r["lag_samples_ms"],
+            label=f"run {i + 1}: median {r['lag_ms']['median']:.1f}, "
+            f"p95 {r['lag_ms']['p95']:.1f}, max {r['lag_ms']['max']:.1f} ms",
+        )
     axes[1].axvline(16, color="grey", ls=":", lw=1, label="one frame (ui.frame_ms = 16)")
     axes[1].set_xlabel("lag: double wrote the token → the float's buffer holds it (ms)")
     axes[1].set_ylabel("fraction of tokens")
     axes[1].set_title(f"CDF (kept up: {d.get('kept_up')})", fontsize=9)
     axes[1].legend(fontsize=8, loc="lower right")
     axes[1].grid(alpha=0.3)
-    fig.suptitle(f"Explain float render lag at {d.get('rate', 5000):,.0f} tok/s (bench/explain.py) — {stamp(d)}",
-                 fontsize=9)
+    fig.suptitle(
+        f"Explain float render lag at {d.get('rate', 5000):,.0f} tok/s (bench/explain.py) — {stamp(d)}", fontsize=9
+    )
     save(fig, out, "render_lag.png")
 
 
@@ -230,14 +263,20 @@ def real_server(results: Path, out: Path) -> None:
         print("  real.json: no ghost-text samples, skipped")
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    cols = [("end_to_end_ms", "end to end\n(Lua → drawn)"), ("server_ttft_ms", "server TTFT\n(at the proxy)"),
-            ("raw_ttft_ms", "raw TTFT\n(aiohttp, direct)")]
+    cols = [
+        ("end_to_end_ms", "end to end\n(Lua → drawn)"),
+        ("server_ttft_ms", "server TTFT\n(at the proxy)"),
+        ("raw_ttft_ms", "raw TTFT\n(aiohttp, direct)"),
+    ]
     axes[0].boxplot([s[k] for k, _ in cols])
     axes[0].set_xticks(range(1, len(cols) + 1), [label for _, label in cols], fontsize=8)
     axes[0].set_ylabel("ms")
     axes[0].set_title("Time to first token / first ghost text", fontsize=9)
-    cols = [("overhead_ms", "overhead\n(end to end − server)"), ("outbound_ms", "outbound\n(Lua → proxy)"),
-            ("return_ms", "return\n(first token → drawn)")]
+    cols = [
+        ("overhead_ms", "overhead\n(end to end − server)"),
+        ("outbound_ms", "outbound\n(Lua → proxy)"),
+        ("return_ms", "return\n(first token → drawn)"),
+    ]
     axes[1].boxplot([s[k] for k, _ in cols])
     axes[1].set_xticks(range(1, len(cols) + 1), [label for _, label in cols], fontsize=8)
     axes[1].set_ylabel("ms")

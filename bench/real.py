@@ -200,9 +200,18 @@ def ghost_runs(n, proxy: Proxy, reps: int) -> list[dict]:
         server = (ex.tokens[0] - ex.start) * 1000
         ret = (t_first - ex.tokens[0]) * 1000
         after_cut = n.exec_lua("return _G.bench_real.stopped_early[...] or false", done_before)
-        out.append({"end_to_end_ms": end_to_end, "server_ttft_ms": server, "overhead_ms": end_to_end - server,
-                    "return_ms": ret, "outbound_ms": end_to_end - server - ret, "body": ex.body,
-                    "path": ex.path, "after_cut": after_cut})
+        out.append(
+            {
+                "end_to_end_ms": end_to_end,
+                "server_ttft_ms": server,
+                "overhead_ms": end_to_end - server,
+                "return_ms": ret,
+                "outbound_ms": end_to_end - server - ret,
+                "body": ex.body,
+                "path": ex.path,
+                "after_cut": after_cut,
+            }
+        )
     n.input("<Esc>")
     return out
 
@@ -244,17 +253,19 @@ def explain_runs(n, proxy: Proxy, reps: int) -> list[dict]:
         ex = exchanges[-1]
         span = ex.tokens[-1] - ex.tokens[0]
         figures = info[1] or {}
-        out.append({
-            "server_ttft_ms": (ex.tokens[0] - ex.start) * 1000,
-            "first_text_lag_ms": (times[0] - ex.tokens[0]) * 1000,
-            "last_text_lag_ms": (times[-1] - ex.tokens[-1]) * 1000,
-            "server_tokens": len(ex.tokens),
-            "server_tokens_per_s": (len(ex.tokens) - 1) / span if span > 0 else None,
-            "plugin_tokens_per_s": figures.get("tokens_per_s"),
-            "plugin_ttft_ms": figures.get("ttft_ms"),
-            "float_updates": len(times),
-            "chars": info[2],
-        })
+        out.append(
+            {
+                "server_ttft_ms": (ex.tokens[0] - ex.start) * 1000,
+                "first_text_lag_ms": (times[0] - ex.tokens[0]) * 1000,
+                "last_text_lag_ms": (times[-1] - ex.tokens[-1]) * 1000,
+                "server_tokens": len(ex.tokens),
+                "server_tokens_per_s": (len(ex.tokens) - 1) / span if span > 0 else None,
+                "plugin_tokens_per_s": figures.get("tokens_per_s"),
+                "plugin_ttft_ms": figures.get("ttft_ms"),
+                "float_updates": len(times),
+                "chars": info[2],
+            }
+        )
     return out
 
 
@@ -270,9 +281,11 @@ def main() -> None:
         args.reps, args.explains = 10, 2
     missing = [m for m in ("llama_cpp", "gguf", "numpy") if importlib.util.find_spec(m) is None]
     if missing:
-        print(f"bench/real.py: skipped, {', '.join(missing)} not installed in {sys.executable}.\n"
-              "  Install the real server with: .venv/bin/python -m pip install -e '.[server,bench]'\n"
-              "  (llama-cpp-python builds from source: several minutes), or run `make setup`.")
+        print(
+            f"bench/real.py: skipped, {', '.join(missing)} not installed in {sys.executable}.\n"
+            "  Install the real server with: .venv/bin/python -m pip install -e '.[server,bench]'\n"
+            "  (llama-cpp-python builds from source: several minutes), or run `make setup`."
+        )
         return
     from tests.fakes.llama_server import start_llama_server
     from tests.fakes.tiny_gguf import write_tiny_model
@@ -282,21 +295,34 @@ def main() -> None:
     model = write_tiny_model(tmp / "tiny.gguf")
     t = time.monotonic()
     server = start_llama_server(model, log_path=tmp / "server.log", extra_args=["--n_ctx", "4096"])
-    print(f"llama_cpp.server up in {time.monotonic() - t:.1f} s at {server.url} (log: {tmp / 'server.log'})",
-          flush=True)
+    print(
+        f"llama_cpp.server up in {time.monotonic() - t:.1f} s at {server.url} (log: {tmp / 'server.log'})", flush=True
+    )
     proxy = Proxy(server.port)
     url = proxy.start()
     n = None
-    results = meta(args.quick, nvim_bin, server="llama-cpp-python server, tiny random GGUF (tests/fakes), "
-                   "1 thread, --n_ctx 4096", settings={"context_chars": 1000, "explain.context_lines": 2,
-                                                      "prefetch": False, "completion.num_predict": 32,
-                                                      "explain.num_predict": 256})
+    results = meta(
+        args.quick,
+        nvim_bin,
+        server="llama-cpp-python server, tiny random GGUF (tests/fakes), 1 thread, --n_ctx 4096",
+        settings={
+            "context_chars": 1000,
+            "explain.context_lines": 2,
+            "prefetch": False,
+            "completion.num_predict": 32,
+            "explain.num_predict": 256,
+        },
+    )
     try:
-        n = start_nvim({}, "{backend = {kind = 'openai', url = '" + url + "'}, "
-                           "models = {completion = 'tiny', explain = 'tiny', refactor = 'tiny'}, "
-                           "completion = {fim_template = 'qwen', prefetch = false, context_chars = 1000, "
-                           "num_predict = 32}, explain = {context_lines = 2, num_predict = 256}, "
-                           "gpu = {enabled = false}}", nvim_bin)
+        n = start_nvim(
+            {},
+            "{backend = {kind = 'openai', url = '" + url + "'}, "
+            "models = {completion = 'tiny', explain = 'tiny', refactor = 'tiny'}, "
+            "completion = {fim_template = 'qwen', prefetch = false, context_chars = 1000, "
+            "num_predict = 32}, explain = {context_lines = 2, num_predict = 256}, "
+            "gpu = {enabled = false}}",
+            nvim_bin,
+        )
         n.exec_lua(HOOK)
         ghost = ghost_runs(n, proxy, args.reps)
         explains = explain_runs(n, proxy, args.explains)
@@ -316,8 +342,11 @@ def main() -> None:
     results["ghost"] = {k: summary([g[k] for g in ghost]) for k in keys}
     results["ghost"]["raw_ttft_ms"] = summary(raw_ok)
     results["ghost"]["shown"] = len(ghost)
-    results["ghost"]["samples"] = {**{k: rounded(g[k] for g in ghost) for k in keys}, "raw_ttft_ms": rounded(raw_ok),
-                                   "after_cut": [g["after_cut"] for g in ghost]}
+    results["ghost"]["samples"] = {
+        **{k: rounded(g[k] for g in ghost) for k in keys},
+        "raw_ttft_ms": rounded(raw_ok),
+        "after_cut": [g["after_cut"] for g in ghost],
+    }
     # the previous suggestion was cut short by the filter: the client closed that stream early
     results["ghost"]["server_ttft_after_cut_ms"] = summary(cut)
     results["ghost"]["server_ttft_after_full_ms"] = summary(clean)
@@ -327,23 +356,29 @@ def main() -> None:
 
     g = results["ghost"]
     print(f"ghost text ({g['shown']} of {args.reps} requests showed text), median / p95 ms:")
-    for k, label in (("end_to_end_ms", "end to end (request leaving Lua -> first text drawn)"),
-                     ("server_ttft_ms", "server: request at the proxy -> first token byte"),
-                     ("raw_ttft_ms", "raw aiohttp TTFT, same requests, no plugin, no proxy"),
-                     ("overhead_ms", "our overhead (end to end - server)"),
-                     ("outbound_ms", "  of which outbound (Lua -> proxy)"),
-                     ("return_ms", "  of which return (first token byte -> drawn)")):
+    for k, label in (
+        ("end_to_end_ms", "end to end (request leaving Lua -> first text drawn)"),
+        ("server_ttft_ms", "server: request at the proxy -> first token byte"),
+        ("raw_ttft_ms", "raw aiohttp TTFT, same requests, no plugin, no proxy"),
+        ("overhead_ms", "our overhead (end to end - server)"),
+        ("outbound_ms", "  of which outbound (Lua -> proxy)"),
+        ("return_ms", "  of which return (first token byte -> drawn)"),
+    ):
         print(f"  {label:<58} {g[k]['median']:7.1f} / {g[k]['p95']:7.1f}")
-    print(f"  server TTFT when the previous stream was cut short by the filter: median "
-          f"{statistics.median(cut) if cut else float('nan'):.1f} ms (n={len(cut)}); after a stream that ran to its "
-          f"end: {statistics.median(clean) if clean else float('nan'):.1f} ms (n={len(clean)})")
+    print(
+        f"  server TTFT when the previous stream was cut short by the filter: median "
+        f"{statistics.median(cut) if cut else float('nan'):.1f} ms (n={len(cut)}); after a stream that ran to its "
+        f"end: {statistics.median(clean) if clean else float('nan'):.1f} ms (n={len(clean)})"
+    )
     e = results["explain"]
     if explains:
-        print(f"explain ({len(explains)} runs), median: server TTFT {e['server_ttft_ms']['median']:.1f} ms; "
-              f"float's first text {e['first_text_lag_ms']['median']:.1f} ms after the server's first token, "
-              f"last text {e['last_text_lag_ms']['median']:.1f} ms after its last; "
-              f"{e['server_tokens_per_s']['median']:.0f} tok/s at the server, "
-              f"{e['plugin_tokens_per_s']['median']:.0f} as the plugin reports it")
+        print(
+            f"explain ({len(explains)} runs), median: server TTFT {e['server_ttft_ms']['median']:.1f} ms; "
+            f"float's first text {e['first_text_lag_ms']['median']:.1f} ms after the server's first token, "
+            f"last text {e['last_text_lag_ms']['median']:.1f} ms after its last; "
+            f"{e['server_tokens_per_s']['median']:.0f} tok/s at the server, "
+            f"{e['plugin_tokens_per_s']['median']:.0f} as the plugin reports it"
+        )
     write_results("real.json", results, Path(args.results))
 
 

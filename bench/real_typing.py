@@ -58,9 +58,9 @@ def run(step: int, lines: int, model_path: pathlib.Path, work: pathlib.Path) -> 
     start = source.index(FUNCTION) + 2  # past the def line and the docstring's first line
     while not source[start - 1].strip().endswith('"""'):
         start += 1
-    body = source[start:start + lines]  # the function's code after its docstring
+    body = source[start : start + lines]  # the function's code after its docstring
     target = work / f"textwrap_{step}.py"
-    target.write_text("\n".join(source[:start] + [""] + source[start + lines:]))
+    target.write_text("\n".join(source[:start] + [""] + source[start + lines :]))
     log = work / f"server_{step}.log"
     server = serve(model_path, log, extra_args=["--verbose", "True"])
     env = try_env(server.url, AI_HOST_KEEP_WINDOW=str(step))
@@ -81,7 +81,10 @@ def run(step: int, lines: int, model_path: pathlib.Path, work: pathlib.Path) -> 
     evaluated = [b for _, b in hits]
     seen = sorted(p for p in pauses if p is not None)
     return {
-        "step": step, "lines": len(body), "requests": requests, "requests_sharing_nothing": requests - len(hits),
+        "step": step,
+        "lines": len(body),
+        "requests": requests,
+        "requests_sharing_nothing": requests - len(hits),
         "reused_share": reused / (reused + sum(evaluated)) if hits else 0.0,
         "evaluated_median": statistics.median(evaluated) if evaluated else None,
         "pause_median_s": statistics.median(seen) if seen else None,
@@ -124,11 +127,14 @@ def main() -> int:
         for step in (int(x) for x in args.steps.split(",")):
             r = run(step, args.lines, model_path, work)
             results.append(r)
-            print(f"window {'kept still' if step else 'moving   '}: {r['requests']} requests "
-                  f"({r['requests_sharing_nothing']} sharing no start with the one before), "
-                  f"{r['reused_share']:.0%} of the others' prompt tokens reused, {r['evaluated_median']} evaluated "
-                  f"(median); pause to ghost text {r['pause_median_s']:.1f} s median, {r['pause_p90_s']:.1f} s p90, "
-                  f"{r['pauses_without_ghost']}/{r['lines']} without", flush=True)
+            print(
+                f"window {'kept still' if step else 'moving   '}: {r['requests']} requests "
+                f"({r['requests_sharing_nothing']} sharing no start with the one before), "
+                f"{r['reused_share']:.0%} of the others' prompt tokens reused, {r['evaluated_median']} evaluated "
+                f"(median); pause to ghost text {r['pause_median_s']:.1f} s median, {r['pause_p90_s']:.1f} s p90, "
+                f"{r['pauses_without_ghost']}/{r['lines']} without",
+                flush=True,
+            )
     finally:
         if args.keep:
             print(f"kept: {work}")

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "bench"))
 from common import SNIPPET  # noqa: E402
 
@@ -66,10 +67,15 @@ def start_nvim(double: OllamaDouble, nvim_bin: Path) -> pynvim.Nvim:
     env.update(NVIM_RPLUGIN_MANIFEST=f"{tmp}/rplugin.vim", OLLAMA_HOST=double.url)
     os.environ.update(env)
     init = str(ROOT / "scripts/minimal_init.lua")
-    subprocess.run([str(nvim_bin), "--headless", "-u", init, "-i", "NONE", "+UpdateRemotePlugins", "+qa"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(nvim_bin), "--headless", "-u", init, "-i", "NONE", "+UpdateRemotePlugins", "+qa"],
+        check=True,
+        capture_output=True,
+    )
     n = pynvim.attach("child", argv=[str(nvim_bin), "--embed", "--headless", "-u", init, "-i", "NONE"])
-    n.exec_lua(f"require('ai_host').setup({{completion = {{debounce_ms = {DEBOUNCE_MS}, prefetch = false}}, explain = {{num_predict = 100000}}}})")
+    n.exec_lua(
+        f"require('ai_host').setup({{completion = {{debounce_ms = {DEBOUNCE_MS}, prefetch = false}}, explain = {{num_predict = 100000}}}})"
+    )
     n.exec_lua("""
       _G.bench_last_key = 0
       vim.api.nvim_create_autocmd('TextChangedI', {callback = function() _G.bench_last_key = vim.uv.hrtime() end})
@@ -119,7 +125,8 @@ def responsiveness(n: pynvim.Nvim, reps: int, min_s: float = 0.0) -> tuple[list[
     ticks = max(reps, int(min_s / 2 / 0.0105))
     # The timer runs while the main loop is free (no vim.wait): keys typed by another client are
     # processed meanwhile. The client sleeps, then collects.
-    n.exec_lua("""
+    n.exec_lua(
+        """
       local n = ...
       local state = { out = {}, done = false }
       _G.bench_timer = state
@@ -131,7 +138,9 @@ def responsiveness(n: pynvim.Nvim, reps: int, min_s: float = 0.0) -> tuple[list[
         last = now
         if #state.out >= n then timer:stop(); timer:close(); state.done = true end
       end)
-    """, ticks)
+    """,
+        ticks,
+    )
     time.sleep(ticks * 0.01)
     end = time.monotonic() + 10 + ticks * 0.01
     while not n.exec_lua("return _G.bench_timer.done") and time.monotonic() < end:
@@ -215,8 +224,12 @@ def summarise(xs: list[float]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--load-seconds", type=float, default=10.0,
-                    help="the explain + ghost text case lasts at least this long (enough typing)")
+    ap.add_argument(
+        "--load-seconds",
+        type=float,
+        default=10.0,
+        help="the explain + ghost text case lasts at least this long (enough typing)",
+    )
     ap.add_argument("--quick", action="store_true", help="--reps 100 --load-seconds 4")
     ap.add_argument("--nvim", default=str(ROOT / ".venv/bin/nvim"))
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"))
@@ -227,12 +240,16 @@ def main() -> None:
     double.script.tokens = ["tok "] * 12
     double.start_in_thread()
     n = start_nvim(double, Path(args.nvim))
-    results: dict = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                     "mode": "quick" if args.quick else "full",
-                     "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                                f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-                     "load_average": os.getloadavg(), "reps": args.reps, "load_seconds": args.load_seconds,
-                     "debounce_ms": DEBOUNCE_MS}
+    results: dict = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "load_average": os.getloadavg(),
+        "reps": args.reps,
+        "load_seconds": args.load_seconds,
+        "debounce_ms": DEBOUNCE_MS,
+    }
     try:
         trig = trigger_latency(n, double, min(args.reps, 100))
         trig_full = trigger_latency(n, double, min(args.reps, 100), lines=1000)
@@ -265,35 +282,63 @@ def main() -> None:
         ghost_shown = n.exec_lua("return require('ai_host.ghost').samples(true)")
         ghost_requests = sum(1 for r in double.requests if r.path == "/api/generate") - before
         load_streamed = len(n.exec_lua("return require('ai_host.explain').info().text"))
-        results.update({
-            "trigger_ms": {"median": statistics.median(trig), "p95": pct(trig, 95), "n": len(trig)},
-            "trigger_full_window_ms": {"median": statistics.median(trig_full), "p95": pct(trig_full, 95),
-                                       "n": len(trig_full)},
-            "rpc_ms": {"idle_p50": pct(idle_rpc, 50), "idle_p99": pct(idle_rpc, 99),
-                       "explain_p50": pct(expl_rpc, 50), "explain_p99": pct(expl_rpc, 99),
-                       "load_p50": pct(load_rpc, 50), "load_p99": pct(load_rpc, 99)},
-            "timer_late_ms": {"idle_p50": pct(idle_timer, 50), "idle_p99": pct(idle_timer, 99),
-                              "explain_p50": pct(expl_timer, 50), "explain_p99": pct(expl_timer, 99),
-                              "load_p50": pct(load_timer, 50), "load_p99": pct(load_timer, 99),
-                              "control_p50": pct(ctrl_timer, 50), "control_p99": pct(ctrl_timer, 99)},
-            "control": {"rate_per_s": frame_rate, "rpc_p99": pct(ctrl_rpc, 99)},
-            "dispatch_ms": {"p50": pct(dispatch, 50), "p99": pct(dispatch, 99),
-                            "max": max(dispatch) if dispatch else float("nan"), "n": len(dispatch),
-                            "busy_ms_per_s": sum(dispatch) / max(1e-9, len(dispatch) / frame_rate)},
-            "chars_streamed_during_explain": expl_streamed,
-            "chars_streamed_during_load": load_streamed,
-            "load_ghost": {"keys": stats["keys"], "requests": ghost_requests, "shown": len(ghost_shown),
-                           "latency_ms": summarise(ghost_shown)},
-            "samples": {
-                "trigger_ms": trig,
-                "trigger_full_window_ms": trig_full,
-                "rpc_ms": {"idle": idle_rpc, "explain": expl_rpc, "load": load_rpc},
-                "timer_late_ms": {"idle": idle_timer, "explain": expl_timer, "load": load_timer,
-                                  "control": ctrl_timer},
-                "dispatch_ms": dispatch,
-                "load_ghost_latency_ms": ghost_shown,
-            },
-        })
+        results.update(
+            {
+                "trigger_ms": {"median": statistics.median(trig), "p95": pct(trig, 95), "n": len(trig)},
+                "trigger_full_window_ms": {
+                    "median": statistics.median(trig_full),
+                    "p95": pct(trig_full, 95),
+                    "n": len(trig_full),
+                },
+                "rpc_ms": {
+                    "idle_p50": pct(idle_rpc, 50),
+                    "idle_p99": pct(idle_rpc, 99),
+                    "explain_p50": pct(expl_rpc, 50),
+                    "explain_p99": pct(expl_rpc, 99),
+                    "load_p50": pct(load_rpc, 50),
+                    "load_p99": pct(load_rpc, 99),
+                },
+                "timer_late_ms": {
+                    "idle_p50": pct(idle_timer, 50),
+                    "idle_p99": pct(idle_timer, 99),
+                    "explain_p50": pct(expl_timer, 50),
+                    "explain_p99": pct(expl_timer, 99),
+                    "load_p50": pct(load_timer, 50),
+                    "load_p99": pct(load_timer, 99),
+                    "control_p50": pct(ctrl_timer, 50),
+                    "control_p99": pct(ctrl_timer, 99),
+                },
+                "control": {"rate_per_s": frame_rate, "rpc_p99": pct(ctrl_rpc, 99)},
+                "dispatch_ms": {
+                    "p50": pct(dispatch, 50),
+                    "p99": pct(dispatch, 99),
+                    "max": max(dispatch) if dispatch else float("nan"),
+                    "n": len(dispatch),
+                    "busy_ms_per_s": sum(dispatch) / max(1e-9, len(dispatch) / frame_rate),
+                },
+                "chars_streamed_during_explain": expl_streamed,
+                "chars_streamed_during_load": load_streamed,
+                "load_ghost": {
+                    "keys": stats["keys"],
+                    "requests": ghost_requests,
+                    "shown": len(ghost_shown),
+                    "latency_ms": summarise(ghost_shown),
+                },
+                "samples": {
+                    "trigger_ms": trig,
+                    "trigger_full_window_ms": trig_full,
+                    "rpc_ms": {"idle": idle_rpc, "explain": expl_rpc, "load": load_rpc},
+                    "timer_late_ms": {
+                        "idle": idle_timer,
+                        "explain": expl_timer,
+                        "load": load_timer,
+                        "control": ctrl_timer,
+                    },
+                    "dispatch_ms": dispatch,
+                    "load_ghost_latency_ms": ghost_shown,
+                },
+            }
+        )
     finally:
         try:
             n.command("qa!")
@@ -302,22 +347,32 @@ def main() -> None:
         double.stop_thread()
     t, r, tm = results["trigger_ms"], results["rpc_ms"], results["timer_late_ms"]
     tf = results["trigger_full_window_ms"]
-    print(f"trigger latency beyond the debounce: median {t['median']:.2f} ms, p95 {t['p95']:.2f} ms (n={t['n']}, "
-          f"200 lines); full 12 KB window: median {tf['median']:.2f} ms, p95 {tf['p95']:.2f} ms")
+    print(
+        f"trigger latency beyond the debounce: median {t['median']:.2f} ms, p95 {t['p95']:.2f} ms (n={t['n']}, "
+        f"200 lines); full 12 KB window: median {tf['median']:.2f} ms, p95 {tf['p95']:.2f} ms"
+    )
     for name, fig in (("nvim_eval('1') round trip", r), ("10 ms timer lateness", tm)):
-        print(f"{name}: idle p50 {fig['idle_p50']:.2f} / p99 {fig['idle_p99']:.2f} ms; "
-              f"explain p50 {fig['explain_p50']:.2f} / p99 {fig['explain_p99']:.2f} ms; "
-              f"explain + ghost text p50 {fig['load_p50']:.2f} / p99 {fig['load_p99']:.2f} ms")
+        print(
+            f"{name}: idle p50 {fig['idle_p50']:.2f} / p99 {fig['idle_p99']:.2f} ms; "
+            f"explain p50 {fig['explain_p50']:.2f} / p99 {fig['explain_p99']:.2f} ms; "
+            f"explain + ghost text p50 {fig['load_p50']:.2f} / p99 {fig['load_p99']:.2f} ms"
+        )
     c, d = results["control"], results["dispatch_ms"]
-    print(f"control (no-op notifications at the explain's {c['rate_per_s']:.0f} frames/s, no plugin work): "
-          f"timer lateness p50 {tm['control_p50']:.2f} / p99 {tm['control_p99']:.2f} ms")
-    print(f"our handling of one streamed frame in Neovim: p50 {d['p50']:.3f} / p99 {d['p99']:.3f} / max "
-          f"{d['max']:.3f} ms ({d['busy_ms_per_s']:.1f} ms of every second)")
+    print(
+        f"control (no-op notifications at the explain's {c['rate_per_s']:.0f} frames/s, no plugin work): "
+        f"timer lateness p50 {tm['control_p50']:.2f} / p99 {tm['control_p99']:.2f} ms"
+    )
+    print(
+        f"our handling of one streamed frame in Neovim: p50 {d['p50']:.3f} / p99 {d['p99']:.3f} / max "
+        f"{d['max']:.3f} ms ({d['busy_ms_per_s']:.1f} ms of every second)"
+    )
     g = results["load_ghost"]
-    print(f"(the explain float received {results['chars_streamed_during_explain']:,} characters during the explain "
-          f"run, {results['chars_streamed_during_load']:,} during the load run; meanwhile {g['keys']} keys typed, "
-          f"{g['requests']} ghost-text requests, {g['shown']} suggestions drawn, latency median "
-          f"{g['latency_ms']['p50']:.1f} ms / max {g['latency_ms']['max']:.1f} ms)")
+    print(
+        f"(the explain float received {results['chars_streamed_during_explain']:,} characters during the explain "
+        f"run, {results['chars_streamed_during_load']:,} during the load run; meanwhile {g['keys']} keys typed, "
+        f"{g['requests']} ghost-text requests, {g['shown']} suggestions drawn, latency median "
+        f"{g['latency_ms']['p50']:.1f} ms / max {g['latency_ms']['max']:.1f} ms)"
+    )
     sys.path.insert(0, str(ROOT / "bench"))
     from common import write_results  # the raw samples' lists on one line each
 

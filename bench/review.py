@@ -51,15 +51,20 @@ _FILE = re.compile(r"^File: (\S+)", re.MULTILINE)
 
 
 def base_module(i: int) -> str:
-    return "".join(f"def f{i}_{k}(items):\n    total = 0\n    for x in items:\n        total += x\n    return total\n\n\n"
-                   for k in range(FUNCTIONS))
+    return "".join(
+        f"def f{i}_{k}(items):\n    total = 0\n    for x in items:\n        total += x\n    return total\n\n\n"
+        for k in range(FUNCTIONS)
+    )
 
 
 def changed_module(i: int) -> str:
     text = base_module(i)
     text = text.replace(f"def f{i}_1(items):\n    total = 0\n", f"def f{i}_1(items):\n    total = None\n", 1)
-    return text.replace(f"def f{i}_4(items):\n    total = 0\n    for x in items:\n",
-                        f"def f{i}_4(items):\n    total = 0\n    for x in items[1:]:\n", 1)
+    return text.replace(
+        f"def f{i}_4(items):\n    total = 0\n    for x in items:\n",
+        f"def f{i}_4(items):\n    total = 0\n    for x in items[1:]:\n",
+        1,
+    )
 
 
 def build_repo(path: Path, files: int) -> GitRepo:
@@ -80,10 +85,22 @@ def scripted(sent: dict[str, Any]) -> list[str]:
     path = (_FILE.search(next(str(m["content"]) for m in messages if m.get("role") == "user")) or [None, ""])[1]
     n = int(re.sub(r"\D", "", path) or 0)
     repair = any(m.get("role") == "assistant" for m in messages)
-    good = {"file": path, "anchor": "    total = None", "line": 9, "severity": "major", "category": "bug",
-            "message": "total starts as None: += fails"}
-    second = {"file": path, "anchor": "for x in items[1:]:", "line": 26, "severity": "minor",
-              "category": "bug", "message": "skips the first item"}
+    good = {
+        "file": path,
+        "anchor": "    total = None",
+        "line": 9,
+        "severity": "major",
+        "category": "bug",
+        "message": "total starts as None: += fails",
+    }
+    second = {
+        "file": path,
+        "anchor": "for x in items[1:]:",
+        "line": 26,
+        "severity": "minor",
+        "category": "bug",
+        "message": "skips the first item",
+    }
     kind = n % 4
     if kind == 1:
         good["line"] = 42  # the wrong number, the right quote
@@ -113,10 +130,15 @@ async def bench(files: int, real: bool) -> dict[str, Any]:
         from scripts.fetch_model import fetch
         from tests.fakes.llama_server import start_llama_server
 
-        server = start_llama_server(fetch("smollm2-135m"), log_path=tmp / "server.log", alias="smollm2",
-                                    n_ctx=2048, threads=2, timeout_s=120)
-        cfg = config.merge({"backend": {"kind": "openai", "url": server.url},
-                            "review": {"num_ctx": 2048, "num_predict": 200, "temperature": 0.0}})
+        server = start_llama_server(
+            fetch("smollm2-135m"), log_path=tmp / "server.log", alias="smollm2", n_ctx=2048, threads=2, timeout_s=120
+        )
+        cfg = config.merge(
+            {
+                "backend": {"kind": "openai", "url": server.url},
+                "review": {"num_ctx": 2048, "num_predict": 200, "temperature": 0.0},
+            }
+        )
         model = "smollm2"
     else:
         ollama = OllamaDouble(models=[ModelSpec(MODEL)], script=Script(tokens=scripted))
@@ -144,14 +166,23 @@ async def bench(files: int, real: bool) -> dict[str, Any]:
     placed = sum(1 for f in reported if f["line"] is not None and not (f["why"] or "").startswith("not placeable"))
     reviewed = files - len(first.not_reviewed)
     return {
-        "model": model, "real": real, "files": files, "files_reviewed": reviewed,
-        "findings": len(reported), "placed": placed, "placement_rate": placed / len(reported) if reported else None,
-        "inline_posted": first.posted, "position_4xx": len(gitlab.position_4xx()),
+        "model": model,
+        "real": real,
+        "files": files,
+        "files_reviewed": reviewed,
+        "findings": len(reported),
+        "placed": placed,
+        "placement_rate": placed / len(reported) if reported else None,
+        "inline_posted": first.posted,
+        "position_4xx": len(gitlab.position_4xx()),
         "parse_first_try": (reviewed - (first.model_calls - reviewed)) / reviewed if reviewed else None,
         "parse_after_repair": (reviewed - first.parse_failures) / reviewed if reviewed else None,
-        "model_calls": first.model_calls, "gitlab_requests": requests_first,
-        "duplicates_on_rerun": notes_after_second - notes_after_first, "rerun_skipped": second.skipped_duplicates,
-        "wall_s": round(wall, 3), "timings": {k: round(v, 3) for k, v in first.timings.items()},
+        "model_calls": first.model_calls,
+        "gitlab_requests": requests_first,
+        "duplicates_on_rerun": notes_after_second - notes_after_first,
+        "rerun_skipped": second.skipped_duplicates,
+        "wall_s": round(wall, 3),
+        "timings": {k: round(v, 3) for k, v in first.timings.items()},
     }
 
 
@@ -165,16 +196,27 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     t = result["timings"]
     rate = result["placement_rate"]
-    print(f"model {result['model']}: {result['files_reviewed']}/{result['files']} files reviewed, "
-          f"{result['model_calls']} model calls")
-    print(f"placement  {result['placed']}/{result['findings']} findings placed"
-          + (f" ({rate:.0%})" if rate is not None else "") + f", {result['inline_posted']} posted inline")
-    print(f"4xx        {result['position_4xx']} on position-bearing requests "
-          f"({result['gitlab_requests']} GitLab requests in the first run)")
-    print(f"parse      {result['parse_first_try']:.0%} at the first try, {result['parse_after_repair']:.0%} after repair")
+    print(
+        f"model {result['model']}: {result['files_reviewed']}/{result['files']} files reviewed, "
+        f"{result['model_calls']} model calls"
+    )
+    print(
+        f"placement  {result['placed']}/{result['findings']} findings placed"
+        + (f" ({rate:.0%})" if rate is not None else "")
+        + f", {result['inline_posted']} posted inline"
+    )
+    print(
+        f"4xx        {result['position_4xx']} on position-bearing requests "
+        f"({result['gitlab_requests']} GitLab requests in the first run)"
+    )
+    print(
+        f"parse      {result['parse_first_try']:.0%} at the first try, {result['parse_after_repair']:.0%} after repair"
+    )
     print(f"duplicates {result['duplicates_on_rerun']} on re-run ({result['rerun_skipped']} skipped as already posted)")
-    print(f"wall time  {result['wall_s']:.2f} s: GitLab {t['gitlab_s']:.2f} s, model {t['model_s']:.2f} s, "
-          f"ours {t['ours_s']:.2f} s")
+    print(
+        f"wall time  {result['wall_s']:.2f} s: GitLab {t['gitlab_s']:.2f} s, model {t['model_s']:.2f} s, "
+        f"ours {t['ours_s']:.2f} s"
+    )
     print(f"written to {out.relative_to(ROOT)}")
 
 

@@ -51,8 +51,12 @@ def main() -> int:
             failed.append(part)
     if not args.no_plot:
         print("== plot.py", flush=True)
-        if subprocess.run([sys.executable, str(HERE / "plot.py"), "--results", args.results,
-                           "--out", args.img]).returncode != 0:
+        if (
+            subprocess.run(
+                [sys.executable, str(HERE / "plot.py"), "--results", args.results, "--out", args.img]
+            ).returncode
+            != 0
+        ):
             failed.append("plot")
     print("== times: " + ", ".join(f"{p} {s:.0f} s" + (f" (exit {c})" if c else "") for p, s, c in timings))
     if failed:

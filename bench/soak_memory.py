@@ -38,8 +38,11 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="ai_host_soak_"))
     gpu = tmp / "gpu.json"
-    gpu.write_text(json.dumps({"name": "RTX", "total": 12 * GIB,
-                               "used": [int(p / 100 * 12 * GIB) for p in (50, 79, 83, 77, 70, 60)]}))
+    gpu.write_text(
+        json.dumps(
+            {"name": "RTX", "total": 12 * GIB, "used": [int(p / 100 * 12 * GIB) for p in (50, 79, 83, 77, 70, 60)]}
+        )
+    )
     double = OllamaDouble(models=[ModelSpec(DEFAULT_MODEL)])
     double.start_in_thread()
     env = {"OLLAMA_HOST": double.url, "AI_HOST_FAKE_NVML": str(gpu)}
@@ -80,8 +83,15 @@ def main() -> None:
         "traced_growth_kib": warm[-1][2] - warm[0][2] if args.frames else None,
     }
     print(json.dumps(figures))
-    write_results("soak_memory.json", {"meta": meta(False, keys=args.keys, warmup=args.warmup, frames=args.frames),
-                                       "samples": samples, "figures": figures, "top_growth": top})
+    write_results(
+        "soak_memory.json",
+        {
+            "meta": meta(False, keys=args.keys, warmup=args.warmup, frames=args.frames),
+            "samples": samples,
+            "figures": figures,
+            "top_growth": top,
+        },
+    )
 
 
 if __name__ == "__main__":

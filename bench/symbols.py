@@ -72,14 +72,25 @@ def write_project(root: Path) -> tuple[Path, Path, int, int]:
     explained, which calls every helper). Returns the paths and the function's lines."""
     helpers = []
     for name in NAMES:
-        helpers += [f"def {name}(value, *, scale=1.0):", f'    """{name.replace("_", " ").title()}: scale a value."""',
-                    "    if value is None:", "        return 0.0", "    return value * scale", "", ""]
+        helpers += [
+            f"def {name}(value, *, scale=1.0):",
+            f'    """{name.replace("_", " ").title()}: scale a value."""',
+            "    if value is None:",
+            "        return 0.0",
+            "    return value * scale",
+            "",
+            "",
+        ]
     (root / "helpers.py").write_text("\n".join(helpers))
     main = [f"from helpers import {', '.join(NAMES)}", ""]
     main += [f"# padding line {i}" for i in range(200)]
     line1 = len(main) + 1
-    main += ["def pipeline(values):", '    """Run every helper over the values."""', "    out = []",
-             "    for v in values:"]
+    main += [
+        "def pipeline(values):",
+        '    """Run every helper over the values."""',
+        "    out = []",
+        "    for v in values:",
+    ]
     main += [f"        out.append({name}(v))" for name in NAMES]
     main += ["    return out", ""]
     line2 = len(main) - 1
@@ -103,7 +114,9 @@ def write_big(root: Path) -> dict[str, tuple[Path, int]]:
 def one(n, double: od.OllamaDouble, with_symbols: bool, line1: int, line2: int) -> tuple[float, int]:
     before = len(double.requests)
     n.exec_lua("_G.bench.run(...)", with_symbols, line1, line2)
-    if not wait(lambda: n.exec_lua("return _G.bench.first ~= nil and require('ai_host.explain').info().status == 'done'"), 10):
+    if not wait(
+        lambda: n.exec_lua("return _G.bench.first ~= nil and require('ai_host.explain').info().status == 'done'"), 10
+    ):
         info = n.exec_lua("return require('ai_host.explain').info()")
         raise RuntimeError(f"the explanation did not finish: {info}")
     ms = n.exec_lua("return (_G.bench.first - _G.bench.start) / 1e6")
@@ -126,7 +139,9 @@ def main() -> None:
     double = od.OllamaDouble(models=[od.ModelSpec(MODEL)])
     double.script.tokens = ["It runs every helper."]
     double.start_in_thread()
-    n = start_nvim({"OLLAMA_HOST": double.url}, "{gpu = {enabled = false}, scheduler = {interactive_rate_per_s = 1000}}", nvim_bin)
+    n = start_nvim(
+        {"OLLAMA_HOST": double.url}, "{gpu = {enabled = false}, scheduler = {interactive_rate_per_s = 1000}}", nvim_bin
+    )
     try:
         n.command(f"cd {root}")
         n.command(f"edit {main_py}")
@@ -147,8 +162,10 @@ def main() -> None:
                 runs[key].append(ms)
                 chars[key].append(size)
         identifiers = n.exec_lua("return #require('ai_host.symbols').identifiers(0, ...)", line1, line2)
-        lookups = [n.exec_lua("return _G.bench.lookup(vim.api.nvim_get_current_buf(), ...)", line1, line2)
-                   for _ in range(args.reps)]
+        lookups = [
+            n.exec_lua("return _G.bench.lookup(vim.api.nvim_get_current_buf(), ...)", line1, line2)
+            for _ in range(args.reps)
+        ]
         local: dict[str, list[float]] = {}
         for ft, (path, count) in write_big(root).items():
             n.command(f"edit {path}")
@@ -161,24 +178,39 @@ def main() -> None:
 
     added = statistics.median(runs["with"]) - statistics.median(runs["without"])
     lookup_ms = [x["ms"] for x in lookups]
-    results = meta(False, nvim_bin, reps=args.reps, identifiers=identifiers,
-                   ttft_with_ms=summary(runs["with"]), ttft_without_ms=summary(runs["without"]),
-                   added_median_ms=round(added, 2), lookup_ms=summary(lookup_ms),
-                   definitions=lookups[0]["n"],
-                   prompt_chars_with=statistics.median(chars["with"]),
-                   prompt_chars_without=statistics.median(chars["without"]),
-                   local_lookup_ms={ft: summary(v) for ft, v in local.items()})
+    results = meta(
+        False,
+        nvim_bin,
+        reps=args.reps,
+        identifiers=identifiers,
+        ttft_with_ms=summary(runs["with"]),
+        ttft_without_ms=summary(runs["without"]),
+        added_median_ms=round(added, 2),
+        lookup_ms=summary(lookup_ms),
+        definitions=lookups[0]["n"],
+        prompt_chars_with=statistics.median(chars["with"]),
+        prompt_chars_without=statistics.median(chars["without"]),
+        local_lookup_ms={ft: summary(v) for ft, v in local.items()},
+    )
     w, wo = results["ttft_with_ms"], results["ttft_without_ms"]
-    print(f"{args.reps} runs each; {identifiers} identifiers looked up, {lookups[0]['n']} definitions found "
-          "(the language server answers at once)")
-    print(f"time to first token in the float: with the lookup median {w['median']:.1f} ms (p95 {w['p95']:.1f}), "
-          f"without {wo['median']:.1f} ms (p95 {wo['p95']:.1f})")
-    print(f"added by the lookup: median {added:.1f} ms; the lookup alone: median "
-          f"{results['lookup_ms']['median']:.1f} ms (p95 {results['lookup_ms']['p95']:.1f})")
+    print(
+        f"{args.reps} runs each; {identifiers} identifiers looked up, {lookups[0]['n']} definitions found "
+        "(the language server answers at once)"
+    )
+    print(
+        f"time to first token in the float: with the lookup median {w['median']:.1f} ms (p95 {w['p95']:.1f}), "
+        f"without {wo['median']:.1f} ms (p95 {wo['p95']:.1f})"
+    )
+    print(
+        f"added by the lookup: median {added:.1f} ms; the lookup alone: median "
+        f"{results['lookup_ms']['median']:.1f} ms (p95 {results['lookup_ms']['p95']:.1f})"
+    )
     print(f"prompt: {results['prompt_chars_without']:.0f} -> {results['prompt_chars_with']:.0f} characters")
     for ft, v in results["local_lookup_ms"].items():
-        print(f"without a language server, 8,000 lines of {ft}: the lookup takes median {v['median']:.1f} ms "
-              f"(p95 {v['p95']:.1f}), in the editor")
+        print(
+            f"without a language server, 8,000 lines of {ft}: the lookup takes median {v['median']:.1f} ms "
+            f"(p95 {v['p95']:.1f}), in the editor"
+        )
     if args.out:
         write_results(Path(args.out).name, results, Path(args.out).resolve().parent)
 

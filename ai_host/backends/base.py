@@ -17,8 +17,21 @@ from ..untrusted import one_line
 from .framing import LineSplitter, LineTooLong
 from .types import ChatRequest, Chunk, GenerateRequest, Message, Progress, TextOf, Timeouts, Where
 
-__all__ = ["Backend", "ChatRequest", "Chunk", "GenerateRequest", "Message", "Progress", "TextOf", "Timeouts",
-           "Where", "checked_text", "drain", "error_text", "figure"]
+__all__ = [
+    "Backend",
+    "ChatRequest",
+    "Chunk",
+    "GenerateRequest",
+    "Message",
+    "Progress",
+    "TextOf",
+    "Timeouts",
+    "Where",
+    "checked_text",
+    "drain",
+    "error_text",
+    "figure",
+]
 
 
 # How much of an error body we read: enough for any real error sentence, never a whole stream.
@@ -69,8 +82,11 @@ class Backend:
     async def list_models(self) -> list[dict[str, Any]]:
         """The models the server offers: [{name, size?, parameter_size?, quantization?}]."""
         info = await self._request_json("/v1/models", None, "")
-        return [{"name": one_line(str(m.get("id")), MAX_REASON_CHARS)} for m in _listed(info.get("data"))
-                if isinstance(m, dict)]
+        return [
+            {"name": one_line(str(m.get("id")), MAX_REASON_CHARS)}
+            for m in _listed(info.get("data"))
+            if isinstance(m, dict)
+        ]
 
     async def model_info(self, model: str) -> dict[str, Any]:
         """{"found": bool, "capabilities": set | None, "context_length": int | None} for `model`."""
@@ -114,7 +130,9 @@ class Backend:
         return resp
 
     @asynccontextmanager
-    async def _reply(self, path: str, body: dict[str, Any] | None, ctx: Where) -> AsyncGenerator[aiohttp.ClientResponse, None]:
+    async def _reply(
+        self, path: str, body: dict[str, Any] | None, ctx: Where
+    ) -> AsyncGenerator[aiohttp.ClientResponse, None]:
         """The response of one request with a good status, for the block; a failed status, a cut
         connection and every way out are handled here: a reply read to its end gives its connection
         back to the pool, any other end closes it (so the server sees the disconnect and stops)."""
@@ -133,8 +151,9 @@ class Backend:
             else:
                 resp.close()
 
-    async def _stream_lines(self, path: str, body: dict[str, Any] | None, model: str,
-                            progress: Progress) -> AsyncGenerator[str, None]:
+    async def _stream_lines(
+        self, path: str, body: dict[str, Any] | None, model: str, progress: Progress
+    ) -> AsyncGenerator[str, None]:
         """POST `body` and yield the reply's lines as they arrive, mapping every failure to BackendError.
 
         The caller parses the lines and calls `progress.made()` for each that carries the model's
@@ -187,7 +206,9 @@ class Backend:
                         if size > MAX_JSON_BYTES:
                             raise errors.ProtocolError(
                                 f"{path} answered with more than {MAX_JSON_BYTES // 2**20} MiB, far more than "
-                                "such a reply holds", **ctx)
+                                "such a reply holds",
+                                **ctx,
+                            )
                         parts.append(data)
             except TimeoutError as e:
                 raise errors.IdleTimeout(f"{path} did not answer in full within {t.idle_s:g} s", **ctx) from e
@@ -213,7 +234,9 @@ class Backend:
                         url,
                         data=None if body is None else json.dumps(body),
                         headers=self._headers(),
-                        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=t.connect_s, sock_read=None),
+                        timeout=aiohttp.ClientTimeout(
+                            total=None, connect=None, sock_connect=t.connect_s, sock_read=None
+                        ),
                         allow_redirects=False,
                     )
                 except aiohttp.ServerDisconnectedError:
@@ -247,7 +270,8 @@ async def _status_error(resp: aiohttp.ClientResponse, idle_s: float, ctx: Where)
     if status == 404:
         return errors.RequestRejected(
             f"{one_line(resp.url.path)} does not exist on {ctx['url']} (is `backend.kind` right for this server?)",
-            status=status, **ctx,
+            status=status,
+            **ctx,
         )
     if status == 503:
         return errors.ServerBusy(said=text, status=status, **ctx)
@@ -280,8 +304,11 @@ def _origin(base: Any, location: str) -> str:
         target = None
     if target is None or not target.host:
         return "an address it did not name" if not location else "an address that does not parse"
-    return "".join(ch for ch in f"{target.scheme}://{target.host}" + (f":{target.port}" if target.explicit_port else "")
-                   if ch.isprintable())[:200]
+    return "".join(
+        ch
+        for ch in f"{target.scheme}://{target.host}" + (f":{target.port}" if target.explicit_port else "")
+        if ch.isprintable()
+    )[:200]
 
 
 def _listed(value: Any) -> list[Any]:
@@ -300,7 +327,8 @@ def checked_text(value: Any, ctx: Where) -> str:
     text = value if isinstance(value, str) else str(value or "")
     if _SURROGATE.search(text):
         raise errors.ProtocolError(
-            "it sent text that is not valid Unicode (a lone UTF-16 surrogate), which no model writes", **ctx)
+            "it sent text that is not valid Unicode (a lone UTF-16 surrogate), which no model writes", **ctx
+        )
     return text
 
 

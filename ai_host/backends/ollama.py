@@ -7,8 +7,7 @@ from typing import Any, AsyncGenerator
 
 from .. import errors
 from ..untrusted import one_line
-from .base import (Backend, ChatRequest, Chunk, GenerateRequest, Progress, TextOf, Where, checked_text, drain,
-                   figure)
+from .base import Backend, ChatRequest, Chunk, GenerateRequest, Progress, TextOf, Where, checked_text, drain, figure
 from .framing import parse_json_line
 
 # Most characters of a name, a size or a digest a server lists that we keep (shown in the picker).
@@ -51,14 +50,18 @@ class OllamaBackend(Backend):
         """Pull a model: Ollama's progress lines ({status, digest?, total?, completed?}) as they come."""
         progress = Progress(self.timeouts.idle_s)
         last: tuple[Any, Any] | None = None
-        async with aclosing(self._stream_lines("/api/pull", {"model": model, "stream": True}, model, progress)) as lines:
+        async with aclosing(
+            self._stream_lines("/api/pull", {"model": model, "stream": True}, model, progress)
+        ) as lines:
             async for line in lines:
                 if not line.strip():
                     continue
                 try:
                     obj = parse_json_line(line)
                 except ValueError as e:
-                    raise errors.ProtocolError(_malformed("a malformed line in the pull stream", e), url=self.url, model=model) from e
+                    raise errors.ProtocolError(
+                        _malformed("a malformed line in the pull stream", e), url=self.url, model=model
+                    ) from e
                 if "error" in obj:
                     raise errors.StreamFailed(said=str(obj["error"]), url=self.url, model=model)
                 status = one_line(str(obj.get("status") or ""), MAX_LISTED_CHARS)
@@ -81,10 +84,15 @@ class OllamaBackend(Backend):
             if isinstance(m, dict):
                 d = m.get("details") or {}
                 d = d if isinstance(d, dict) else {}
-                out.append({"name": _listed(m.get("name", "")), "size": figure(m.get("size")) or 0,
-                            "parameter_size": _listed(d.get("parameter_size", "")),
-                            "quantization": _listed(d.get("quantization_level", "")),
-                            "digest": _listed(m.get("digest") or "")})
+                out.append(
+                    {
+                        "name": _listed(m.get("name", "")),
+                        "size": figure(m.get("size")) or 0,
+                        "parameter_size": _listed(d.get("parameter_size", "")),
+                        "quantization": _listed(d.get("quantization_level", "")),
+                        "digest": _listed(m.get("digest") or ""),
+                    }
+                )
         return out
 
     async def model_info(self, model: str) -> dict[str, Any]:
@@ -94,21 +102,38 @@ class OllamaBackend(Backend):
             return {"found": False, "capabilities": None, "context_length": None}
         caps = info.get("capabilities")
         details = info.get("model_info")
-        ctx = next((v for k, v in (details if isinstance(details, dict) else {}).items()
-                    if str(k).endswith(".context_length")), None)
-        return {"found": True, "capabilities": {str(c) for c in caps} if isinstance(caps, list) else None,
-                "context_length": figure(ctx)}
+        ctx = next(
+            (
+                v
+                for k, v in (details if isinstance(details, dict) else {}).items()
+                if str(k).endswith(".context_length")
+            ),
+            None,
+        )
+        return {
+            "found": True,
+            "capabilities": {str(c) for c in caps} if isinstance(caps, list) else None,
+            "context_length": figure(ctx),
+        }
 
     async def loaded_models(self) -> list[dict[str, Any]] | None:
         info = await self._request_json("/api/ps", None, "")
         models = info.get("models")
         if not isinstance(models, list):
             return None
-        return [{"name": _listed(m.get("name", "")), "size": figure(m.get("size")) or 0,
-                 "size_vram": figure(m.get("size_vram")) or 0}
-                for m in models if isinstance(m, dict)]
+        return [
+            {
+                "name": _listed(m.get("name", "")),
+                "size": figure(m.get("size")) or 0,
+                "size_vram": figure(m.get("size_vram")) or 0,
+            }
+            for m in models
+            if isinstance(m, dict)
+        ]
 
-    async def _chunks(self, path: str, body: dict[str, Any], model: str, text_of: TextOf) -> AsyncGenerator[Chunk, None]:
+    async def _chunks(
+        self, path: str, body: dict[str, Any], model: str, text_of: TextOf
+    ) -> AsyncGenerator[Chunk, None]:
         ctx = Where(url=self.url, model=model)
         progress = Progress(self.timeouts.idle_s)
         async with aclosing(self._stream_lines(path, body, model, progress)) as lines:

@@ -8,8 +8,7 @@ from typing import Any, AsyncGenerator
 
 from .. import errors
 from ..untrusted import one_line
-from .base import (Backend, ChatRequest, Chunk, GenerateRequest, Progress, TextOf, Where, checked_text, drain,
-                   figure)
+from .base import Backend, ChatRequest, Chunk, GenerateRequest, Progress, TextOf, Where, checked_text, drain, figure
 from .framing import SSEDecoder
 
 # Our neutral option names (Ollama's) mapped to the OpenAI request fields that mean the same.
@@ -86,7 +85,9 @@ class OpenAIBackend(Backend):
             async for chunk in chunks:
                 yield chunk
 
-    async def _chunks(self, path: str, body: dict[str, Any], model: str, delta_of: TextOf) -> AsyncGenerator[Chunk, None]:
+    async def _chunks(
+        self, path: str, body: dict[str, Any], model: str, delta_of: TextOf
+    ) -> AsyncGenerator[Chunk, None]:
         ctx = Where(url=self.url, model=model)
         progress = Progress(self.timeouts.idle_s)
         sse = SSEDecoder()
@@ -100,8 +101,9 @@ class OpenAIBackend(Backend):
             except ValueError as e:
                 raise errors.ProtocolError("a malformed event in the stream", **ctx) from e
             except RecursionError as e:  # a "JSON bomb"
-                raise errors.ProtocolError("a malformed event in the stream (it is nested deeper than any reply is)",
-                                           **ctx) from e
+                raise errors.ProtocolError(
+                    "a malformed event in the stream (it is nested deeper than any reply is)", **ctx
+                ) from e
             if not isinstance(obj, dict):
                 raise errors.ProtocolError("a malformed event in the stream", **ctx)
             if "error" in obj:

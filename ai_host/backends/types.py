@@ -9,12 +9,14 @@ from typing import Any, Callable, TypedDict
 
 class Where(TypedDict):
     """What an error names: the server and the model."""
+
     url: str
     model: str
 
 
 # A backend's reader of one streamed object: (visible text, thinking text).
 TextOf = Callable[[dict[str, Any]], tuple[str, str]]
+
 
 class Progress:
     """When the model last made progress (a token, a thought, the end): the idle limit counts from

@@ -93,6 +93,7 @@ class _RaisingNvml:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
             raise self.NVMLError(self._message)
+
         return call
 
 
@@ -129,8 +130,14 @@ def make_probe(device: int, env: dict[str, str] | None = None) -> Probe:
 class GpuGate:
     """Is there room on the GPU? Reads are cached for `cache_s` and run in a worker thread."""
 
-    def __init__(self, probe: Probe, threshold: float, cache_s: float, clock: Callable[[], float] = time.monotonic,
-                 read_timeout_s: float = READ_TIMEOUT_S):
+    def __init__(
+        self,
+        probe: Probe,
+        threshold: float,
+        cache_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ):
         self.probe = probe
         self.threshold = threshold
         self.cache_s = cache_s

@@ -50,4 +50,8 @@ class LspGate:
             self.waiting -= 1
 
     def state(self) -> dict[str, Any]:
-        return {"busy_above": self.busy_above, "waiting": self.waiting, "pending": {str(k): v for k, v in self._pending.items() if v}}
+        return {
+            "busy_above": self.busy_above,
+            "waiting": self.waiting,
+            "pending": {str(k): v for k, v in self._pending.items() if v},
+        }

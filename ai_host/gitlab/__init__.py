@@ -8,5 +8,14 @@ with its input and output types `Inline`, `Summary`, `PublishResult`.
 from .client import GitLabClient, GitLabToken, project_ref, tls_context, token_from_env
 from .publish import Inline, PublishResult, Summary, publish_review
 
-__all__ = ["GitLabClient", "GitLabToken", "Inline", "PublishResult", "Summary", "project_ref", "publish_review",
-           "tls_context", "token_from_env"]
+__all__ = [
+    "GitLabClient",
+    "GitLabToken",
+    "Inline",
+    "PublishResult",
+    "Summary",
+    "project_ref",
+    "publish_review",
+    "tls_context",
+    "token_from_env",
+]

@@ -57,6 +57,8 @@ def project_ref(project: int | str) -> str:
 
 def token_cannot_write_message(token: GitLabToken, what: str) -> str:
     who = "a CI job token" if token.kind == "job" else "this token (read-only, or a role below Reporter)"
-    return (f"GitLab refused {what} to {who}. Reviewing needs a project access token with `api` scope, "
-            f"role Reporter or above, in a CI/CD variable that is masked but not Protected, given as "
-            f"${token.token_env} (Settings > Access tokens).")
+    return (
+        f"GitLab refused {what} to {who}. Reviewing needs a project access token with `api` scope, "
+        f"role Reporter or above, in a CI/CD variable that is masked but not Protected, given as "
+        f"${token.token_env} (Settings > Access tokens)."
+    )

@@ -39,11 +39,26 @@ from ..errors import (
     GitLabUnreachable,
 )
 from ..untrusted import one_line
-from .auth import (JOB_TOKEN_ENV, TOKEN_ENV, GitLabToken, project_ref, tls_context, token_cannot_write_message,
-                   token_from_env)
+from .auth import (
+    JOB_TOKEN_ENV,
+    TOKEN_ENV,
+    GitLabToken,
+    project_ref,
+    tls_context,
+    token_cannot_write_message,
+    token_from_env,
+)
 
-__all__ = ["GitLabClient", "GitLabToken", "JOB_TOKEN_ENV", "TOKEN_ENV", "project_ref", "tls_context",
-           "token_cannot_write_message", "token_from_env"]
+__all__ = [
+    "GitLabClient",
+    "GitLabToken",
+    "JOB_TOKEN_ENV",
+    "TOKEN_ENV",
+    "project_ref",
+    "tls_context",
+    "token_cannot_write_message",
+    "token_from_env",
+]
 
 PER_PAGE = 100  # GitLab's maximum page size
 MAX_PAGES = 1000  # a server whose X-Next-Page never ends is not followed forever
@@ -71,9 +86,17 @@ class GitLabClient:
     """The ~15 calls a review needs, for one project on one GitLab. Every method raises the
     `GitLabError` family; JSON comes back as GitLab sent it."""
 
-    def __init__(self, session: aiohttp.ClientSession, api_url: str, token: GitLabToken, *, project: int | str,
-                 ca_file: str | None = None, sleep: Sleep = asyncio.sleep,
-                 now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_url: str,
+        token: GitLabToken,
+        *,
+        project: int | str,
+        ca_file: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._session = session
         self.api_url = api_url.rstrip("/")
         self._token = token
@@ -103,8 +126,9 @@ class GitLabClient:
                 return mr
             if attempt + 1 < DIFF_REFS_ATTEMPTS:
                 await self._sleep(backoff_s(attempt))
-        raise GitLabNotReady(f"diff_refs of merge request !{iid} still empty after {DIFF_REFS_ATTEMPTS} reads",
-                             url=self.api_url)
+        raise GitLabNotReady(
+            f"diff_refs of merge request !{iid} still empty after {DIFF_REFS_ATTEMPTS} reads", url=self.api_url
+        )
 
     async def versions(self, iid: int) -> list[dict[str, Any]]:
         """The MR's diff versions, newest first (versions[0] holds the SHAs positions must use)."""
@@ -133,13 +157,15 @@ class GitLabClient:
     # -- writing -------------------------------------------------------------------------------
 
     async def create_note(self, iid: int, body: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("POST", self._mr(iid, "/notes"), {"body": body},
-                                                  what="a merge-request note")
+        result: dict[str, Any] = await self._json(
+            "POST", self._mr(iid, "/notes"), {"body": body}, what="a merge-request note"
+        )
         return result
 
     async def edit_note(self, iid: int, note_id: int, body: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("PUT", self._mr(iid, f"/notes/{note_id}"), {"body": body},
-                                                  what="an edit of a note")
+        result: dict[str, Any] = await self._json(
+            "PUT", self._mr(iid, f"/notes/{note_id}"), {"body": body}, what="an edit of a note"
+        )
         return result
 
     async def create_discussion(self, iid: int, body: str, position: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -147,26 +173,26 @@ class GitLabClient:
         payload: dict[str, Any] = {"body": body}
         if position is not None:
             payload["position"] = dict(position)
-        result: dict[str, Any] = await self._json("POST", self._mr(iid, "/discussions"), payload,
-                                                  what="a discussion")
+        result: dict[str, Any] = await self._json("POST", self._mr(iid, "/discussions"), payload, what="a discussion")
         return result
 
     async def reply(self, iid: int, discussion_id: str, body: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("POST", self._mr(iid, f"/discussions/{discussion_id}/notes"),
-                                                  {"body": body}, what="a reply")
+        result: dict[str, Any] = await self._json(
+            "POST", self._mr(iid, f"/discussions/{discussion_id}/notes"), {"body": body}, what="a reply"
+        )
         return result
 
     async def resolve_discussion(self, iid: int, discussion_id: str, resolved: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("PUT", self._mr(iid, f"/discussions/{discussion_id}"),
-                                                  {"resolved": resolved}, what="resolving a discussion")
+        result: dict[str, Any] = await self._json(
+            "PUT", self._mr(iid, f"/discussions/{discussion_id}"), {"resolved": resolved}, what="resolving a discussion"
+        )
         return result
 
     async def create_draft_note(self, iid: int, note: str, position: Mapping[str, Any] | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"note": note}
         if position is not None:
             payload["position"] = dict(position)
-        result: dict[str, Any] = await self._json("POST", self._mr(iid, "/draft_notes"), payload,
-                                                  what="a draft note")
+        result: dict[str, Any] = await self._json("POST", self._mr(iid, "/draft_notes"), payload, what="a draft note")
         return result
 
     async def delete_draft_note(self, iid: int, draft_id: int) -> None:
@@ -174,8 +200,9 @@ class GitLabClient:
 
     async def bulk_publish(self, iid: int) -> None:
         """Publish all of the token user's drafts: tried once, never retried (see the module docstring)."""
-        await self._request("POST", self._mr(iid, "/draft_notes/bulk_publish"), retry=False,
-                            what="publishing draft notes")
+        await self._request(
+            "POST", self._mr(iid, "/draft_notes/bulk_publish"), retry=False, what="publishing draft notes"
+        )
 
     # -- the wire ------------------------------------------------------------------------------
 
@@ -185,8 +212,7 @@ class GitLabClient:
     def _mr(self, iid: int, tail: str) -> str:
         return self._p(f"/merge_requests/{int(iid)}{tail}")
 
-    async def _json(self, method: str, url: str, payload: Mapping[str, Any] | None = None, *,
-                    what: str = "") -> Json:
+    async def _json(self, method: str, url: str, payload: Mapping[str, Any] | None = None, *, what: str = "") -> Json:
         if not url.startswith("http"):
             url = self.api_url + url
         return await self._request(method, url, payload=payload, what=what)
@@ -198,8 +224,9 @@ class GitLabClient:
         for _ in range(MAX_PAGES):
             page, headers = await self._request("GET", url, params=params, with_headers=True, what=what)
             if not isinstance(page, list):
-                raise GitLabFailed(f"GitLab answered {url_path(url)} with something other than a list",
-                                   url=self.api_url)
+                raise GitLabFailed(
+                    f"GitLab answered {url_path(url)} with something other than a list", url=self.api_url
+                )
             items.extend(page)
             following = headers.get("X-Next-Page")
             if following is not None:
@@ -216,33 +243,62 @@ class GitLabClient:
             params = {"per_page": str(per_page), "page": page_no}
         raise GitLabFailed(f"more than {MAX_PAGES} pages at {url_path(url)}", url=self.api_url)
 
-    async def _request(self, method: str, url: str, *, payload: Mapping[str, Any] | None = None,
-                       params: Mapping[str, str] | None = None, retry: bool = True, raw: bool = False,
-                       with_headers: bool = False, what: str = "") -> Any:
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        payload: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        retry: bool = True,
+        raw: bool = False,
+        with_headers: bool = False,
+        what: str = "",
+    ) -> Any:
         """One call with the retry policy; the parsed JSON (or bytes with `raw`), and the headers."""
         started = time.monotonic()
         try:
-            return await self._attempts(method, url, payload=payload, params=params, retry=retry, raw=raw,
-                                        with_headers=with_headers, what=what)
+            return await self._attempts(
+                method, url, payload=payload, params=params, retry=retry, raw=raw, with_headers=with_headers, what=what
+            )
         finally:
             self.elapsed_s += time.monotonic() - started
 
-    async def _attempts(self, method: str, url: str, *, payload: Mapping[str, Any] | None,
-                        params: Mapping[str, str] | None, retry: bool, raw: bool, with_headers: bool,
-                        what: str) -> Any:
+    async def _attempts(
+        self,
+        method: str,
+        url: str,
+        *,
+        payload: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        retry: bool,
+        raw: bool,
+        with_headers: bool,
+        what: str,
+    ) -> Any:
         rate_limited = failed = 0
         while True:
             try:
                 async with self._session.request(
-                        method, url, json=payload, params=params, headers=self._token.headers(),
-                        ssl=self._ssl, allow_redirects=False) as resp:
+                    method,
+                    url,
+                    json=payload,
+                    params=params,
+                    headers=self._token.headers(),
+                    ssl=self._ssl,
+                    allow_redirects=False,
+                ) as resp:
                     status = resp.status
                     if status == HTTP_TOO_MANY and retry and rate_limited + 1 < RATE_LIMIT_ATTEMPTS:
                         await self._sleep(self._rate_limit_wait(resp.headers, rate_limited))
                         rate_limited += 1
                         continue
-                    if status >= HTTP_SERVER_ERROR and retry and method in READ_METHODS \
-                            and failed + 1 < SERVER_ERROR_ATTEMPTS:
+                    if (
+                        status >= HTTP_SERVER_ERROR
+                        and retry
+                        and method in READ_METHODS
+                        and failed + 1 < SERVER_ERROR_ATTEMPTS
+                    ):
                         await self._sleep(backoff_s(failed))
                         failed += 1
                         continue
@@ -254,8 +310,9 @@ class GitLabClient:
             except aiohttp.ClientConnectorCertificateError as exc:
                 raise GitLabCertificateError(_cert_reason(exc), url=self.api_url) from None
             except aiohttp.ClientSSLError as exc:
-                raise GitLabCertificateError(one_line(str(exc.__cause__ or exc)) or "TLS handshake failed",
-                                             url=self.api_url) from None
+                raise GitLabCertificateError(
+                    one_line(str(exc.__cause__ or exc)) or "TLS handshake failed", url=self.api_url
+                ) from None
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 if retry and method in READ_METHODS and failed + 1 < SERVER_ERROR_ATTEMPTS:
                     await self._sleep(backoff_s(failed))
@@ -286,11 +343,13 @@ class GitLabClient:
         where = f"{method} {url_path(url)}"
         detail = f"{status} on {where}" + (f": {said}" if said else "")
         if self._token.kind == "job" and status in (401, 403, 404):
-            return GitLabTokenCannotWrite(token_cannot_write_message(self._token, what or where),
-                                          url=self.api_url, status=status)
+            return GitLabTokenCannotWrite(
+                token_cannot_write_message(self._token, what or where), url=self.api_url, status=status
+            )
         if status == 403 and method not in READ_METHODS and "insufficient_scope" in said:
-            return GitLabTokenCannotWrite(token_cannot_write_message(self._token, what or where),
-                                          url=self.api_url, status=status)
+            return GitLabTokenCannotWrite(
+                token_cannot_write_message(self._token, what or where), url=self.api_url, status=status
+            )
         if status in (401, 403):
             failed = GitLabAuthFailed(detail, url=self.api_url, status=status)
             failed.token_env = self._token.token_env
@@ -300,8 +359,11 @@ class GitLabClient:
         if status == HTTP_TOO_MANY:
             return GitLabRateLimited(detail, url=self.api_url, status=status)
         if status < HTTP_CLIENT_ERROR:
-            return GitLabRejected(f"{detail} (a redirect, not followed: point --gitlab-url at the API itself)",
-                                  url=self.api_url, status=status)
+            return GitLabRejected(
+                f"{detail} (a redirect, not followed: point --gitlab-url at the API itself)",
+                url=self.api_url,
+                status=status,
+            )
         if status < HTTP_SERVER_ERROR:
             return GitLabRejected(detail, url=self.api_url, status=status)
         return GitLabFailed(detail, url=self.api_url, status=status)
@@ -313,7 +375,7 @@ def diff_refs_ready(mr: Mapping[str, Any]) -> bool:
 
 
 def backoff_s(attempt: int) -> float:
-    return float(min(BACKOFF_FIRST_S * 2.0 ** attempt, BACKOFF_MAX_S))
+    return float(min(BACKOFF_FIRST_S * 2.0**attempt, BACKOFF_MAX_S))
 
 
 def url_path(url: str) -> str:

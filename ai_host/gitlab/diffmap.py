@@ -115,8 +115,9 @@ def parse_hunks(diff: str) -> list[Hunk]:
     return hunks
 
 
-def _hunk_lines(rows: list[str], i: int, old: int, new: int, old_left: int,
-                new_left: int) -> tuple[list[DiffLine], int]:
+def _hunk_lines(
+    rows: list[str], i: int, old: int, new: int, old_left: int, new_left: int
+) -> tuple[list[DiffLine], int]:
     """The lines of one hunk from rows[i]; returns them and the index after the hunk."""
     lines: list[DiffLine] = []
     while i < len(rows) and (old_left > 0 or new_left > 0 or rows[i].startswith("\\")):
@@ -151,9 +152,14 @@ def file_diff(entry: Mapping[str, Any]) -> FileDiff:
     """One entry of GitLab's `/diffs` (or `/changes`) as a FileDiff."""
     new_path = str(entry.get("new_path") or entry.get("old_path") or "")
     old_path = str(entry.get("old_path") or new_path)
-    return FileDiff(old_path=old_path, new_path=new_path, hunks=parse_hunks(str(entry.get("diff") or "")),
-                    new_file=bool(entry.get("new_file")), renamed_file=bool(entry.get("renamed_file")),
-                    deleted_file=bool(entry.get("deleted_file")))
+    return FileDiff(
+        old_path=old_path,
+        new_path=new_path,
+        hunks=parse_hunks(str(entry.get("diff") or "")),
+        new_file=bool(entry.get("new_file")),
+        renamed_file=bool(entry.get("renamed_file")),
+        deleted_file=bool(entry.get("deleted_file")),
+    )
 
 
 def line_code(path: str, old_pos: int, new_pos: int) -> str:
@@ -164,8 +170,12 @@ def line_code(path: str, old_pos: int, new_pos: int) -> str:
 def position(fd: FileDiff, line: DiffLine, refs: DiffRefs) -> dict[str, Any]:
     """The `text` position of a one-line comment on `line`: both paths always, the side(s) by kind."""
     pos: dict[str, Any] = {
-        "position_type": "text", "base_sha": refs.base_sha, "start_sha": refs.start_sha,
-        "head_sha": refs.head_sha, "old_path": fd.old_path, "new_path": fd.new_path,
+        "position_type": "text",
+        "base_sha": refs.base_sha,
+        "start_sha": refs.start_sha,
+        "head_sha": refs.head_sha,
+        "old_path": fd.old_path,
+        "new_path": fd.new_path,
     }
     if line.kind != REMOVED:
         pos["new_line"] = line.new_line
@@ -176,14 +186,18 @@ def position(fd: FileDiff, line: DiffLine, refs: DiffRefs) -> dict[str, Any]:
 
 def line_range(fd: FileDiff, first: DiffLine, last: DiffLine) -> dict[str, Any]:
     """`position.line_range` for a comment on first..last (same hunk); the position's own line is `last`."""
+
     def end(line: DiffLine) -> dict[str, Any]:
-        out: dict[str, Any] = {"line_code": line_code(fd.new_path, line.old_pos, line.new_pos),
-                               "type": "old" if line.kind == REMOVED else "new"}
+        out: dict[str, Any] = {
+            "line_code": line_code(fd.new_path, line.old_pos, line.new_pos),
+            "type": "old" if line.kind == REMOVED else "new",
+        }
         if line.old_line is not None:
             out["old_line"] = line.old_line
         if line.new_line is not None:
             out["new_line"] = line.new_line
         return out
+
     return {"start": end(first), "end": end(last)}
 
 
@@ -194,7 +208,10 @@ def invalid_position(fd: FileDiff, pos: Mapping[str, Any], refs: DiffRefs | None
     if pos.get("old_path") != fd.old_path or pos.get("new_path") != fd.new_path:
         return "old_path and new_path must both be the file's"
     if refs is not None and (pos.get("base_sha"), pos.get("start_sha"), pos.get("head_sha")) != (
-            refs.base_sha, refs.start_sha, refs.head_sha):
+        refs.base_sha,
+        refs.start_sha,
+        refs.head_sha,
+    ):
         return "the SHAs are not the newest version's"
     old, new = pos.get("old_line"), pos.get("new_line")
     if old is None and new is None:
@@ -203,15 +220,23 @@ def invalid_position(fd: FileDiff, pos: Mapping[str, Any], refs: DiffRefs | None
     if line is None:
         side = fd.find(None, new) or fd.find(old, None) or _by_one_side(fd, old, new)
         if side is not None:
-            return f"a {side.kind} line needs " + {ADDED: "new_line only", REMOVED: "old_line only",
-                                                   CONTEXT: "both old_line and new_line"}[side.kind]
+            return (
+                f"a {side.kind} line needs "
+                + {ADDED: "new_line only", REMOVED: "old_line only", CONTEXT: "both old_line and new_line"}[side.kind]
+            )
         return "the line is not inside a hunk"
     return None
 
 
 def _by_one_side(fd: FileDiff, old: Any, new: Any) -> DiffLine | None:
-    return next((ln for ln in fd.lines() if (new is not None and ln.new_line == new)
-                 or (old is not None and ln.old_line == old)), None)
+    return next(
+        (
+            ln
+            for ln in fd.lines()
+            if (new is not None and ln.new_line == new) or (old is not None and ln.old_line == old)
+        ),
+        None,
+    )
 
 
 def snap_anchor(fd: FileDiff, quote: str, hint: int | None = None) -> DiffLine | None:
@@ -268,4 +293,5 @@ def _nearest(found: list[DiffLine], hint: int | None, unique: bool) -> DiffLine 
     def distance(ln: DiffLine) -> tuple[int, int]:
         at = ln.new_line if ln.new_line is not None else ln.old_line
         return abs((at or 0) - hint), _KIND_RANK[ln.kind]
+
     return min(found, key=distance)

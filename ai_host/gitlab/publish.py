@@ -69,8 +69,11 @@ class PublishResult:
 
 
 def fingerprint_marker(fingerprint: str) -> str:
-    safe = fingerprint if _SAFE_FP.fullmatch(fingerprint) else \
-        hashlib.sha256(fingerprint.encode()).hexdigest()[:FP_HASH_CHARS]
+    safe = (
+        fingerprint
+        if _SAFE_FP.fullmatch(fingerprint)
+        else hashlib.sha256(fingerprint.encode()).hexdigest()[:FP_HASH_CHARS]
+    )
     return FINDING_MARKER.format(fp=safe)
 
 
@@ -78,8 +81,9 @@ def summary_marker(head_sha: str) -> str:
     return f"{SUMMARY_MARKER} head={head_sha} -->"
 
 
-async def publish_review(client: GitLabClient, iid: int, summary: Summary, inlines: Sequence[Inline], *,
-                         head_sha: str) -> PublishResult:
+async def publish_review(
+    client: GitLabClient, iid: int, summary: Summary, inlines: Sequence[Inline], *, head_sha: str
+) -> PublishResult:
     """Publish `summary` and `inlines`, reviewed at `head_sha`, on merge request `iid`."""
     result = PublishResult()
     if await _is_stale(client, iid, head_sha):
@@ -133,8 +137,9 @@ def _author(note: Mapping[str, Any]) -> int | None:
     return int(author["id"]) if isinstance(author, dict) and "id" in author else None
 
 
-async def _resolve_gone(client: GitLabClient, iid: int, discussions: Sequence[Mapping[str, Any]], me: int,
-                        current: set[str]) -> int:
+async def _resolve_gone(
+    client: GitLabClient, iid: int, discussions: Sequence[Mapping[str, Any]], me: int, current: set[str]
+) -> int:
     """Resolve our open threads whose finding this run did not report; leave any a person joined."""
     resolved = 0
     for discussion in discussions:
@@ -154,8 +159,9 @@ async def _resolve_gone(client: GitLabClient, iid: int, discussions: Sequence[Ma
     return resolved
 
 
-async def _post_inlines(client: GitLabClient, iid: int, fresh: list[Inline], head_sha: str,
-                        result: PublishResult) -> None:
+async def _post_inlines(
+    client: GitLabClient, iid: int, fresh: list[Inline], head_sha: str, result: PublishResult
+) -> None:
     if await _drafts_usable(client, iid):
         await _post_as_drafts(client, iid, fresh, head_sha, result)
     else:
@@ -175,8 +181,9 @@ async def _drafts_usable(client: GitLabClient, iid: int) -> bool:
     return len(ours) == len(drafts)
 
 
-async def _post_as_drafts(client: GitLabClient, iid: int, fresh: list[Inline], head_sha: str,
-                          result: PublishResult) -> None:
+async def _post_as_drafts(
+    client: GitLabClient, iid: int, fresh: list[Inline], head_sha: str, result: PublishResult
+) -> None:
     created: list[int] = []
     for inline in fresh:
         try:
@@ -250,8 +257,11 @@ def summary_body(summary: Summary, demoted: Sequence[Inline], head_sha: str) -> 
 
 
 async def _upsert_summary(client: GitLabClient, iid: int, me: int, body: str, result: PublishResult) -> None:
-    ours = [n for n in await client.notes(iid)
-            if _author(n) == me and not n.get("system") and SUMMARY_MARKER in str(n.get("body", ""))]
+    ours = [
+        n
+        for n in await client.notes(iid)
+        if _author(n) == me and not n.get("system") and SUMMARY_MARKER in str(n.get("body", ""))
+    ]
     if ours:
         oldest = min(ours, key=lambda n: int(n["id"]))
         note = await client.edit_note(iid, int(oldest["id"]), body)

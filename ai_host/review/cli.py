@@ -37,31 +37,47 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     """Register `review` and `review-server` on the subparsers; their handlers by command name."""
     rv = sub.add_parser("review", help="review a GitLab merge request (run it in a merge-request pipeline)")
     _gitlab_flags(rv)
-    rv.add_argument("--project", default="", help="project id or group/project (default: $CI_MERGE_REQUEST_"
-                                                    "PROJECT_ID, else $CI_PROJECT_ID)")
+    rv.add_argument(
+        "--project",
+        default="",
+        help="project id or group/project (default: $CI_MERGE_REQUEST_PROJECT_ID, else $CI_PROJECT_ID)",
+    )
     rv.add_argument("--mr", default="", help="merge request IID (default: $CI_MERGE_REQUEST_IID)")
     rv.add_argument("--dry-run", action="store_true", help="print what would be posted; post nothing")
     rv.add_argument("--json", default="", metavar="FILE", help="write the findings as JSON")
     rv.add_argument("--codequality", default="", metavar="FILE", help="write a GitLab Code Quality report")
-    rv.add_argument("--fail-on", default=None, choices=list(SEVERITIES),
-                    help="exit 1 when a finding is this severe or more, 3 when the review could not run "
-                         "(default: exit 0 whatever happens, a review never fails the pipeline)")
+    rv.add_argument(
+        "--fail-on",
+        default=None,
+        choices=list(SEVERITIES),
+        help="exit 1 when a finding is this severe or more, 3 when the review could not run "
+        "(default: exit 0 whatever happens, a review never fails the pipeline)",
+    )
     srv = sub.add_parser("review-server", help="a GitLab webhook receiver that reviews merge requests")
     _gitlab_flags(srv)
     srv.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     srv.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    srv.add_argument("--secret-env", default=SECRET_ENV,
-                     help=f"variable holding the hook's secret token (default {SECRET_ENV})")
-    srv.add_argument("--queue", type=int, default=DEFAULT_QUEUE,
-                     help=f"merge requests waiting at most (default {DEFAULT_QUEUE})")
+    srv.add_argument(
+        "--secret-env", default=SECRET_ENV, help=f"variable holding the hook's secret token (default {SECRET_ENV})"
+    )
+    srv.add_argument(
+        "--queue", type=int, default=DEFAULT_QUEUE, help=f"merge requests waiting at most (default {DEFAULT_QUEUE})"
+    )
     return {"review": run_review, "review-server": run_server}
 
 
 def _gitlab_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gitlab-url", default="", help="GitLab's URL, e.g. https://gitlab.example.com "
-                                                    "(default: $CI_API_V4_URL or $CI_SERVER_URL)")
-    p.add_argument("--token-env", default=TOKEN_ENV, metavar="NAME",
-                   help=f"variable holding a project access token with `api` scope (default {TOKEN_ENV})")
+    p.add_argument(
+        "--gitlab-url",
+        default="",
+        help="GitLab's URL, e.g. https://gitlab.example.com (default: $CI_API_V4_URL or $CI_SERVER_URL)",
+    )
+    p.add_argument(
+        "--token-env",
+        default=TOKEN_ENV,
+        metavar="NAME",
+        help=f"variable holding a project access token with `api` scope (default {TOKEN_ENV})",
+    )
     p.add_argument("--ca-file", default="", help="a private CA's certificate (default: $CI_SERVER_TLS_CA_FILE)")
     p.add_argument("--model", default="", help="the model (default: `models.review` of the config)")
 
@@ -90,22 +106,30 @@ def target_from(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
 
     url = api_url(args.gitlab_url, env)
     if not url:
-        return ("ai_host: no GitLab URL. Pass --gitlab-url https://gitlab.example.com, or run in a GitLab CI "
-                "job (it sets $CI_API_V4_URL).")
+        return (
+            "ai_host: no GitLab URL. Pass --gitlab-url https://gitlab.example.com, or run in a GitLab CI "
+            "job (it sets $CI_API_V4_URL)."
+        )
     if not url.startswith(("https://", "http://")):
         return f"ai_host: the GitLab URL {url!r} should start with https://. Fix --gitlab-url."
     project = args.project or env.get("CI_MERGE_REQUEST_PROJECT_ID") or env.get("CI_PROJECT_ID") or ""
     if not project:
-        return ("ai_host: no project. Pass --project (an id or group/project), or run in a merge-request "
-                "pipeline (it sets $CI_MERGE_REQUEST_PROJECT_ID).")
+        return (
+            "ai_host: no project. Pass --project (an id or group/project), or run in a merge-request "
+            "pipeline (it sets $CI_MERGE_REQUEST_PROJECT_ID)."
+        )
     iid = str(args.mr or env.get("CI_MERGE_REQUEST_IID") or "").strip().lstrip("!")
     if not iid.isdigit() or int(iid) < 1:
-        return ("ai_host: no merge request. Pass --mr IID, or run the job in a merge-request pipeline "
-                "(rules: if $CI_PIPELINE_SOURCE == \"merge_request_event\"), which sets $CI_MERGE_REQUEST_IID.")
+        return (
+            "ai_host: no merge request. Pass --mr IID, or run the job in a merge-request pipeline "
+            '(rules: if $CI_PIPELINE_SOURCE == "merge_request_event"), which sets $CI_MERGE_REQUEST_IID.'
+        )
     token = token_from_env(env, args.token_env or TOKEN_ENV)
     if token is None:
-        return (f"ai_host: no GitLab token. Set ${args.token_env or TOKEN_ENV} to a project access token with "
-                "`api` scope, role Reporter or above (a CI/CD variable, masked, not Protected).")
+        return (
+            f"ai_host: no GitLab token. Set ${args.token_env or TOKEN_ENV} to a project access token with "
+            "`api` scope, role Reporter or above (a CI/CD variable, masked, not Protected)."
+        )
     ca_file = args.ca_file or env.get("CI_SERVER_TLS_CA_FILE") or None
     if ca_file and not os.path.isfile(ca_file):
         return f"ai_host: the CA file {ca_file} does not exist. Fix --ca-file or $CI_SERVER_TLS_CA_FILE."
@@ -135,16 +159,19 @@ async def _review(args: argparse.Namespace, cfg: dict[str, Any], target: Any) ->
     if args.model:
         cfg = {**cfg, "models": {**cfg["models"], "review": args.model}}
     # One session for GitLab and the model: the loopback resolver only pins `localhost` names.
-    async with aiohttp.ClientSession(connector=loopback_connector(), trust_env=False,
-                                     timeout=aiohttp.ClientTimeout(total=None)) as session:
-        outcome = await review_merge_request(session, target, cfg, model=args.model or None, dry_run=args.dry_run,
-                                             fail_on=args.fail_on, out=_err)
+    async with aiohttp.ClientSession(
+        connector=loopback_connector(), trust_env=False, timeout=aiohttp.ClientTimeout(total=None)
+    ) as session:
+        outcome = await review_merge_request(
+            session, target, cfg, model=args.model or None, dry_run=args.dry_run, fail_on=args.fail_on, out=_err
+        )
     if args.dry_run and outcome.error is None:
         _print_dry_run(outcome)
     if args.json:
         _write(args.json, _json_report(outcome, target))
     if args.codequality:
         from .report import code_quality
+
         _write(args.codequality, code_quality(outcome.findings))
     _err(outcome.error or _result_line(outcome, target.iid))
     return outcome.exit_code
@@ -154,11 +181,15 @@ def _result_line(outcome: Any, iid: int) -> str:
     if outcome.dry_run:
         return f"ai_host: dry run of !{iid}: nothing was posted ({len(outcome.findings)} findings above)."
     if outcome.stale:
-        return (f"ai_host: a newer push reached !{iid} during the review, so nothing was posted against the "
-                "outdated version; the pipeline of the new push reviews it.")
-    return (f"ai_host: reviewed !{iid}: {outcome.posted} inline findings posted, {outcome.skipped_duplicates} "
-            f"already there, {outcome.unplaced} in the summary only, {len(outcome.not_reviewed)} files not "
-            "reviewed (named in the summary note).")
+        return (
+            f"ai_host: a newer push reached !{iid} during the review, so nothing was posted against the "
+            "outdated version; the pipeline of the new push reviews it."
+        )
+    return (
+        f"ai_host: reviewed !{iid}: {outcome.posted} inline findings posted, {outcome.skipped_duplicates} "
+        f"already there, {outcome.unplaced} in the summary only, {len(outcome.not_reviewed)} files not "
+        "reviewed (named in the summary note)."
+    )
 
 
 def _print_dry_run(outcome: Any) -> None:
@@ -166,18 +197,32 @@ def _print_dry_run(outcome: Any) -> None:
     out.write(for_terminal("=== summary note (would be posted or edited in place) ===\n" + outcome.summary) + "\n")
     for f in outcome.findings:
         if f["where"] == "inline":
-            out.write(for_terminal(f"=== inline on {f['file']}:{f['line']} ===\n[{f['severity']}] {f['message']}")
-                      + "\n")
+            out.write(
+                for_terminal(f"=== inline on {f['file']}:{f['line']} ===\n[{f['severity']}] {f['message']}") + "\n"
+            )
     out.flush()
 
 
 def _json_report(outcome: Any, target: Any) -> dict[str, Any]:
-    return {"version": 1, "project": target.project, "merge_request": target.iid, "head_sha": outcome.head_sha,
-            "model": outcome.model, "dry_run": outcome.dry_run, "stale": outcome.stale, "error": outcome.error,
-            "exit_code": outcome.exit_code, "posted": outcome.posted,
-            "skipped_duplicates": outcome.skipped_duplicates, "unplaced": outcome.unplaced,
-            "http_4xx": outcome.http_4xx, "parse_failures": outcome.parse_failures,
-            "not_reviewed": outcome.not_reviewed, "timings": outcome.timings, "findings": outcome.findings}
+    return {
+        "version": 1,
+        "project": target.project,
+        "merge_request": target.iid,
+        "head_sha": outcome.head_sha,
+        "model": outcome.model,
+        "dry_run": outcome.dry_run,
+        "stale": outcome.stale,
+        "error": outcome.error,
+        "exit_code": outcome.exit_code,
+        "posted": outcome.posted,
+        "skipped_duplicates": outcome.skipped_duplicates,
+        "unplaced": outcome.unplaced,
+        "http_4xx": outcome.http_4xx,
+        "parse_failures": outcome.parse_failures,
+        "not_reviewed": outcome.not_reviewed,
+        "timings": outcome.timings,
+        "findings": outcome.findings,
+    }
 
 
 def _write(path: str, data: Any) -> None:

@@ -31,7 +31,7 @@ class GitFailed(AiHostError):
 
 @dataclass
 class LocalChanges:
-    root: str                                   # the repository's top directory
+    root: str  # the repository's top directory
     files: list[FileDiff] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # path -> its new text (enclosing functions)
     skipped: dict[str, str] = field(default_factory=dict)  # path -> why it is not reviewed
@@ -90,8 +90,14 @@ async def _add(out: LocalChanges, ref: str, status: str, old: str, new: str) -> 
     else:
         paths = [old, new] if old != new else [new]
         diff = await _git(out.root, "diff", "-M", "-U3", ref, "--", *paths)
-    fd = FileDiff(old_path=old, new_path=new, hunks=parse_hunks(diff), new_file=status in ("A", "?"),
-                  renamed_file=status == "R", deleted_file=status == "D")
+    fd = FileDiff(
+        old_path=old,
+        new_path=new,
+        hunks=parse_hunks(diff),
+        new_file=status in ("A", "?"),
+        renamed_file=status == "R",
+        deleted_file=status == "D",
+    )
     out.files.append(fd)
     if status != "D":
         text = _read(path)
@@ -112,8 +118,14 @@ def _read(path: str) -> str | None:
 
 async def _git(cwd: str, *args: str) -> str:
     try:
-        proc = await asyncio.create_subprocess_exec(*_GIT, *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *_GIT,
+            *args,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
     except (OSError, ValueError) as e:
         raise GitFailed(f"git could not run in {cwd} ({e.__class__.__name__})") from e
     try:

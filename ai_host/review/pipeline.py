@@ -99,9 +99,17 @@ def budget_chars(options: ReviewOptions, system: str) -> int:
     return tokens * CHARS_PER_TOKEN - len(system)
 
 
-async def review_file(backend: Backend, model: str, fd: FileDiff, *, options: ReviewOptions | None = None,
-                      title: str = "", description: str = "", instructions: str = "",
-                      source: str | None = None) -> FileReview:
+async def review_file(
+    backend: Backend,
+    model: str,
+    fd: FileDiff,
+    *,
+    options: ReviewOptions | None = None,
+    title: str = "",
+    description: str = "",
+    instructions: str = "",
+    source: str | None = None,
+) -> FileReview:
     """Review one file of a change (see the module's docstring). `source`: the file's new text, if
     at hand, for the enclosing function of each hunk. Backend errors propagate (the server is down:
     the caller says so once, for the whole review)."""
@@ -111,19 +119,28 @@ async def review_file(backend: Backend, model: str, fd: FileDiff, *, options: Re
     review = FileReview(path=fd.new_path, findings=secret_findings(redacted, redactor))
     review.not_reviewed = _refusal(fd, options.deny)
     if review.not_reviewed is None and not any(ln.kind == ADDED for ln in fd.lines()):
-        review.not_reviewed = ("no added lines to review" if fd.hunks else
-                               "no text changes to review (binary, a mode change, or an empty diff)")
+        review.not_reviewed = (
+            "no added lines to review"
+            if fd.hunks
+            else "no text changes to review (binary, a mode change, or an empty diff)"
+        )
     if review.not_reviewed is not None:
         return review
     system = prompts.system_prompt(MAX_FINDINGS)
     budget = budget_chars(options, system)
     prompt = prompts.file_prompt(
-        redacted, budget, title=_redacted(title, redactor), description=_redacted(description, redactor),
+        redacted,
+        budget,
+        title=_redacted(title, redactor),
+        description=_redacted(description, redactor),
         instructions=_redacted(instructions, redactor),
-        source=_redacted(source, redactor) if source is not None else None)
+        source=_redacted(source, redactor) if source is not None else None,
+    )
     if budget < MIN_BUDGET_CHARS or prompt.hunks_shown == 0:
-        review.not_reviewed = (f"too large for the model's context (num_ctx {options.num_ctx}: about "
-                               f"{max(budget, 0)} characters of diff fit)")
+        review.not_reviewed = (
+            f"too large for the model's context (num_ctx {options.num_ctx}: about "
+            f"{max(budget, 0)} characters of diff fit)"
+        )
         return review
     if prompt.hunks_shown < prompt.hunks_total:
         review.partial = f"{prompt.hunks_shown} of {prompt.hunks_total} hunks fit in the model's context"
@@ -131,8 +148,10 @@ async def review_file(backend: Backend, model: str, fd: FileDiff, *, options: Re
     reply = await _ask(backend, _request(model, messages, options), review)
     parsed = parse_findings(reply)
     if parsed.error is not None:
-        messages += [Message("assistant", reply[:MAX_ECHOED_REPLY_CHARS]),
-                     Message("user", prompts.repair_prompt(parsed.error))]
+        messages += [
+            Message("assistant", reply[:MAX_ECHOED_REPLY_CHARS]),
+            Message("user", prompts.repair_prompt(parsed.error)),
+        ]
         parsed = parse_findings(await _ask(backend, _request(model, messages, options), review))
     review.parse_error = parsed.error
     _place(review, redacted, parsed.findings, options.min_severity)
@@ -154,9 +173,13 @@ def _redacted(text: str, redactor: Redactor) -> str:
 
 def _request(model: str, messages: list[Message], options: ReviewOptions) -> ChatRequest:
     return ChatRequest(
-        model=model, messages=list(messages), keep_alive=options.keep_alive, schema=finding_schema(),
+        model=model,
+        messages=list(messages),
+        keep_alive=options.keep_alive,
+        schema=finding_schema(),
         schema_name=SCHEMA_NAME,
-        options={"num_ctx": options.num_ctx, "num_predict": options.num_predict, "temperature": options.temperature})
+        options={"num_ctx": options.num_ctx, "num_predict": options.num_predict, "temperature": options.temperature},
+    )
 
 
 async def _ask(backend: Backend, req: ChatRequest, review: FileReview) -> str:
@@ -174,7 +197,9 @@ async def _ask(backend: Backend, req: ChatRequest, review: FileReview) -> str:
                 if chunk.done or size > MAX_REPLY_CHARS:
                     break
                 if ">" in chunk.text and _parroting("".join(parts[-PARROT_LOOKBACK_PIECES:])):
-                    review.partial = review.partial or "the model repeated the prompt's template; its reply was cut short"
+                    review.partial = (
+                        review.partial or "the model repeated the prompt's template; its reply was cut short"
+                    )
                     break
     finally:
         review.model_calls += 1
@@ -194,8 +219,12 @@ def _place(review: FileReview, fd: FileDiff, found: list[Finding], min_severity:
         if SEVERITIES.index(raw.severity) > floor:
             continue
         line = snap_anchor(fd, raw.anchor, raw.line_hint) if raw.anchor.strip() else None
-        finding = replace(raw, message=scrub(raw.message), anchor=scrub(raw.anchor),
-                          suggestion=scrub(raw.suggestion) if raw.suggestion else None)
+        finding = replace(
+            raw,
+            message=scrub(raw.message),
+            anchor=scrub(raw.anchor),
+            suggestion=scrub(raw.suggestion) if raw.suggestion else None,
+        )
         if finding.file not in (fd.new_path, fd.old_path) and line is None:
             review.discarded += 1  # about a file this call never showed, quoting nothing of this one
             continue
@@ -204,5 +233,10 @@ def _place(review: FileReview, fd: FileDiff, found: list[Finding], min_severity:
         if key not in seen:
             seen.add(key)
             review.findings.append(finding)
-    review.findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.line is None,
-                                        (f.line.new_line or f.line.old_line or 0) if f.line else 0))
+    review.findings.sort(
+        key=lambda f: (
+            SEVERITIES.index(f.severity),
+            f.line is None,
+            (f.line.new_line or f.line.old_line or 0) if f.line else 0,
+        )
+    )

@@ -29,7 +29,8 @@ NUMBER_WIDTH = 5
 # gave no heading); looked for upwards from the hunk, at most this many lines.
 _DEFINITION = re.compile(
     r"^\s*(?:(?:export|pub(?:\([a-z]+\))?|public|private|protected|static|async|override|final)\s+)*"
-    r"(?:def|class|function|func|fn|sub|impl|interface|struct|module|trait)\b")
+    r"(?:def|class|function|func|fn|sub|impl|interface|struct|module|trait)\b"
+)
 MAX_LOOKBACK_LINES = 400
 _TRUNCATED_NOTE = "(the rest of this file's changes did not fit in the model's context and are not shown)"
 
@@ -79,19 +80,30 @@ def repair_prompt(error: str) -> str:
     return REPAIR_PROMPT.format(error=error)
 
 
-def file_prompt(fd: FileDiff, budget_chars: int, *, title: str = "", description: str = "",
-                instructions: str = "", source: str | None = None) -> FilePrompt:
+def file_prompt(
+    fd: FileDiff,
+    budget_chars: int,
+    *,
+    title: str = "",
+    description: str = "",
+    instructions: str = "",
+    source: str | None = None,
+) -> FilePrompt:
     """The user prompt for one file: as many whole hunks as fit in `budget_chars` after the header."""
     parts: list[str] = []
-    mr_text = _cut(title.strip(), MAX_TITLE_CHARS) + ("\n\n" + _cut(description.strip(), MAX_DESCRIPTION_CHARS)
-                                                      if description.strip() else "")
+    mr_text = _cut(title.strip(), MAX_TITLE_CHARS) + (
+        "\n\n" + _cut(description.strip(), MAX_DESCRIPTION_CHARS) if description.strip() else ""
+    )
     if mr_text.strip():
         parts.append("The merge request's title and description:\n" + _data(mr_text))
     if instructions.strip():
-        parts.append("The project's review instructions for this file (from its target branch):\n"
-                     + _cut(instructions.strip(), MAX_INSTRUCTIONS_CHARS))
-    head = "\n\n".join(parts + ["The file and its changes (new-side line numbers; + added, space unchanged, "
-                                "- removed):\n"])
+        parts.append(
+            "The project's review instructions for this file (from its target branch):\n"
+            + _cut(instructions.strip(), MAX_INSTRUCTIONS_CHARS)
+        )
+    head = "\n\n".join(
+        parts + ["The file and its changes (new-side line numbers; + added, space unchanged, - removed):\n"]
+    )
     head = head.lstrip("\n")
     title_line = f"File: {_describe(fd)}\n"
     source_lines = source.split("\n") if source is not None else None

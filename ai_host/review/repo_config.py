@@ -55,9 +55,11 @@ class RepoConfig:
 
     def instructions_for(self, path: str) -> str:
         """Every instruction whose globs take `path`, in file order, one paragraph each."""
-        return "\n\n".join(i.text for i in self.instructions
-                           if any(glob_match(g, path) for g in i.include)
-                           and not any(glob_match(g, path) for g in i.exclude))
+        return "\n\n".join(
+            i.text
+            for i in self.instructions
+            if any(glob_match(g, path) for g in i.include) and not any(glob_match(g, path) for g in i.exclude)
+        )
 
 
 def parse_repo_config(data: bytes | None, ref: str) -> RepoConfig:
@@ -72,8 +74,10 @@ def parse_repo_config(data: bytes | None, ref: str) -> RepoConfig:
         config = _from_table(table)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:200]
-        return RepoConfig(found=True, problem=f"{where} could not be used ({reason}), so the defaults "
-                                              f"applied. Fix the file on `{ref}`.")
+        return RepoConfig(
+            found=True,
+            problem=f"{where} could not be used ({reason}), so the defaults applied. Fix the file on `{ref}`.",
+        )
     return replace(config, found=True)
 
 
@@ -87,8 +91,12 @@ def _from_table(table: dict[str, Any]) -> RepoConfig:
     cap = table.get("max_inline")
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
         raise ValueError(f"max_inline should be a whole number, 0 or more, not {cap!r}")
-    return RepoConfig(min_severity=severity, max_inline=cap, categories=_categories(table.get("categories", {})),
-                      instructions=tuple(_instructions(table.get("instructions", []))))
+    return RepoConfig(
+        min_severity=severity,
+        max_inline=cap,
+        categories=_categories(table.get("categories", {})),
+        instructions=tuple(_instructions(table.get("instructions", []))),
+    )
 
 
 def _categories(value: Any) -> frozenset[str]:
@@ -118,9 +126,13 @@ def _instructions(value: Any) -> list[PathInstructions]:
             raise ValueError(f"instructions[{i}].paths should be a list of globs")
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"instructions[{i}].text should be a non-empty string")
-        out.append(PathInstructions(tuple(p for p in paths if not p.startswith("!")),
-                                    tuple(p[1:] for p in paths if p.startswith("!")),
-                                    text.strip()[:MAX_INSTRUCTION_CHARS]))
+        out.append(
+            PathInstructions(
+                tuple(p for p in paths if not p.startswith("!")),
+                tuple(p[1:] for p in paths if p.startswith("!")),
+                text.strip()[:MAX_INSTRUCTION_CHARS],
+            )
+        )
     return out
 
 

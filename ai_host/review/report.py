@@ -62,9 +62,12 @@ def line_of(finding: Finding) -> int | None:
 
 def inline_body(finding: Finding) -> str:
     """The text of an inline comment (publish adds the fingerprint marker)."""
-    parts = [f"**{BADGES.get(finding.severity, finding.severity)}** · {finding.category}"
-             + (" · found by the secret scan" if finding.source == "secret-scan" else ""), "",
-             finding.message]
+    parts = [
+        f"**{BADGES.get(finding.severity, finding.severity)}** · {finding.category}"
+        + (" · found by the secret scan" if finding.source == "secret-scan" else ""),
+        "",
+        finding.message,
+    ]
     if finding.suggestion:
         lines = finding.suggestion.split("\n")[:MAX_SUGGESTION_LINES]
         fence = "````" if any("```" in ln for ln in lines) else "```"
@@ -87,13 +90,19 @@ def verdict(reported: list[Reported]) -> str:
 def summary_text(reported: list[Reported], facts: SummaryFacts) -> str:
     """The summary note's visible text (publish adds the marker and any finding GitLab refused)."""
     inline = sum(1 for r in reported if r.where == INLINE)
-    parts = ["### ai-host review", verdict(reported),
-             f"Reviewed {facts.files_reviewed} of {facts.files_total} files at `{facts.head_sha[:SHORT_SHA]}`: "
-             f"{len(reported)} findings, {inline} of them inline."]
+    parts = [
+        "### ai-host review",
+        verdict(reported),
+        f"Reviewed {facts.files_reviewed} of {facts.files_total} files at `{facts.head_sha[:SHORT_SHA]}`: "
+        f"{len(reported)} findings, {inline} of them inline.",
+    ]
     listed = [r for r in reported if r.where == SUMMARY]
     if listed:
-        rows = [f"- {_where(r)} **{r.finding.severity}** ({r.finding.category}): {_one_line(r.finding.message)}"
-                + (f" _({r.why})_" if r.why else "") for r in listed[:MAX_LISTED]]
+        rows = [
+            f"- {_where(r)} **{r.finding.severity}** ({r.finding.category}): {_one_line(r.finding.message)}"
+            + (f" _({r.why})_" if r.why else "")
+            for r in listed[:MAX_LISTED]
+        ]
         if len(listed) > MAX_LISTED:
             rows.append(f"- … and {len(listed) - MAX_LISTED} more (see the job's --json report)")
         parts.append("**More findings**\n\n" + "\n".join(rows))
@@ -102,8 +111,10 @@ def summary_text(reported: list[Reported], facts: SummaryFacts) -> str:
     if facts.partial:
         parts.append("**Files reviewed in part**\n\n" + "\n".join(f"- `{p}`: {why}" for p, why in facts.partial))
     if facts.parse_failures:
-        parts.append("**Replies of the model that could not be read** (those files got no model findings)\n\n"
-                     + "\n".join(f"- `{p}`: {_one_line(e)}" for p, e in facts.parse_failures))
+        parts.append(
+            "**Replies of the model that could not be read** (those files got no model findings)\n\n"
+            + "\n".join(f"- `{p}`: {_one_line(e)}" for p, e in facts.parse_failures)
+        )
     if facts.config_note:
         parts.append(f"**Review settings**: {facts.config_note}")
     parts.append(f"<sub>{_footer(facts)}</sub>")
@@ -113,8 +124,10 @@ def summary_text(reported: list[Reported], facts: SummaryFacts) -> str:
 def _footer(facts: SummaryFacts) -> str:
     model = f"model `{facts.model}`" + (f" ({facts.digest[:SHORT_DIGEST]})" if facts.digest else "")
     t = facts.timings
-    times = (f"GitLab {t.get('gitlab_s', 0.0):.1f} s · model {t.get('model_s', 0.0):.1f} s · "
-             f"ai-host {t.get('ours_s', 0.0):.1f} s")
+    times = (
+        f"GitLab {t.get('gitlab_s', 0.0):.1f} s · model {t.get('model_s', 0.0):.1f} s · "
+        f"ai-host {t.get('ours_s', 0.0):.1f} s"
+    )
     return f"Reviewed by ai-host with {model} · {times} · edited in place on every run"
 
 
@@ -131,10 +144,21 @@ def _one_line(text: str, limit: int = 400) -> str:
 def finding_json(r: Reported) -> dict[str, Any]:
     f = r.finding
     line = f.line
-    return {"file": f.file, "line": line_of(f), "old_line": line.old_line if line else None,
-            "new_line": line.new_line if line else None, "line_hint": f.line_hint, "severity": f.severity,
-            "category": f.category, "message": f.message, "suggestion": f.suggestion, "source": f.source,
-            "fingerprint": r.fingerprint, "where": r.where, "why": r.why or None}
+    return {
+        "file": f.file,
+        "line": line_of(f),
+        "old_line": line.old_line if line else None,
+        "new_line": line.new_line if line else None,
+        "line_hint": f.line_hint,
+        "severity": f.severity,
+        "category": f.category,
+        "message": f.message,
+        "suggestion": f.suggestion,
+        "source": f.source,
+        "fingerprint": r.fingerprint,
+        "where": r.where,
+        "why": r.why or None,
+    }
 
 
 def code_quality(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -146,35 +170,51 @@ def code_quality(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if fp in seen:
             continue
         seen.add(fp)
-        out.append({"description": _one_line(str(f["message"]), 1000), "check_name": f"ai-host/{f['category']}",
-                    "fingerprint": fp, "severity": CODE_QUALITY_SEVERITY.get(str(f["severity"]), "info"),
-                    "location": {"path": f["file"], "lines": {"begin": int(f.get("line") or f.get("line_hint") or 1)}}})
+        out.append(
+            {
+                "description": _one_line(str(f["message"]), 1000),
+                "check_name": f"ai-host/{f['category']}",
+                "fingerprint": fp,
+                "severity": CODE_QUALITY_SEVERITY.get(str(f["severity"]), "info"),
+                "location": {"path": f["file"], "lines": {"begin": int(f.get("line") or f.get("line_hint") or 1)}},
+            }
+        )
     return out
 
 
-def plan_files(entries: list[dict[str, Any]], refs: DiffRefs, model: str,
-               digest: str) -> tuple[list[FileDiff], SummaryFacts]:
+def plan_files(
+    entries: list[dict[str, Any]], refs: DiffRefs, model: str, digest: str
+) -> tuple[list[FileDiff], SummaryFacts]:
     """The files to send to the model; the others named with GitLab's reason."""
     facts = SummaryFacts(head_sha=refs.head_sha, model=model, digest=digest, files_total=len(entries))
     files = []
     for entry in entries:
         path = str(entry.get("new_path") or entry.get("old_path") or "")
         if entry.get("too_large"):
-            facts.not_reviewed.append((path, "GitLab sent no diff: it is over the instance's diff size limit "
-                                             "(too_large)"))
+            facts.not_reviewed.append(
+                (path, "GitLab sent no diff: it is over the instance's diff size limit (too_large)")
+            )
         elif entry.get("collapsed"):
-            facts.not_reviewed.append((path, "GitLab collapsed it: the merge request is over the instance's "
-                                             "diff limits (collapsed)"))
+            facts.not_reviewed.append(
+                (path, "GitLab collapsed it: the merge request is over the instance's diff limits (collapsed)")
+            )
         elif not str(entry.get("diff") or "").strip():
-            facts.not_reviewed.append((path, "GitLab sent an empty diff (a binary file, a mode change, or a "
-                                             "rename without edits)"))
+            facts.not_reviewed.append(
+                (path, "GitLab sent an empty diff (a binary file, a mode change, or a rename without edits)")
+            )
         else:
             files.append(file_diff(entry))
     return files, facts
 
 
-def place_findings(files: list[FileDiff], reviews: list[FileReview], refs: DiffRefs, repo: RepoConfig,
-                   max_inline: int, facts: SummaryFacts) -> list[Reported]:
+def place_findings(
+    files: list[FileDiff],
+    reviews: list[FileReview],
+    refs: DiffRefs,
+    repo: RepoConfig,
+    max_inline: int,
+    facts: SummaryFacts,
+) -> list[Reported]:
     """Every finding, placed inline where GitLab will take it, most severe first, at most `max_inline`."""
     reported: list[Reported] = []
     for fd, review in zip(files, reviews):

@@ -77,10 +77,17 @@ class ReviewOutcome:
 Admit = Callable[[], AsyncContextManager[None]]
 
 
-async def review_merge_request(session: aiohttp.ClientSession, target: ReviewTarget, cfg: dict[str, Any], *,
-                               model: str | None = None, dry_run: bool = False, fail_on: str | None = None,
-                               admit: Admit | None = None,
-                               out: Callable[[str], None] | None = None) -> ReviewOutcome:
+async def review_merge_request(
+    session: aiohttp.ClientSession,
+    target: ReviewTarget,
+    cfg: dict[str, Any],
+    *,
+    model: str | None = None,
+    dry_run: bool = False,
+    fail_on: str | None = None,
+    admit: Admit | None = None,
+    out: Callable[[str], None] | None = None,
+) -> ReviewOutcome:
     """Review merge request `target.iid` and publish the review (see the module docstring)."""
     if target.token.kind == "job":
         return _not_run(job_token_message(target.token), None, EXIT_USAGE)
@@ -97,14 +104,17 @@ async def review_merge_request(session: aiohttp.ClientSession, target: ReviewTar
 
 
 def job_token_message(token: GitLabToken) -> str:
-    return (f"ai_host: only a CI job token is set (${token.source}), and GitLab lets it neither read a merge "
-            "request's diffs nor post notes, so nothing was posted. Set "
-            f"${token.token_env} to a project access token with `api` scope, role Reporter or above, in a CI/CD "
-            "variable that is masked but not Protected (Settings > Access tokens).")
+    return (
+        f"ai_host: only a CI job token is set (${token.source}), and GitLab lets it neither read a merge "
+        "request's diffs nor post notes, so nothing was posted. Set "
+        f"${token.token_env} to a project access token with `api` scope, role Reporter or above, in a CI/CD "
+        "variable that is masked but not Protected (Settings > Access tokens)."
+    )
 
 
-def _not_run(message: str, fail_on: str | None, code: int | None = None,
-             timings: dict[str, float] | None = None) -> ReviewOutcome:
+def _not_run(
+    message: str, fail_on: str | None, code: int | None = None, timings: dict[str, float] | None = None
+) -> ReviewOutcome:
     exit_code = code if code is not None else (EXIT_NOT_RUN if fail_on else EXIT_OK)
     return ReviewOutcome(exit_code, 0, 0, 0, [], False, [], "", message, timings=timings or {})
 
@@ -112,12 +122,19 @@ def _not_run(message: str, fail_on: str | None, code: int | None = None,
 class _Run:
     """One review's state: the client, the model, the timings."""
 
-    def __init__(self, session: aiohttp.ClientSession, target: ReviewTarget, cfg: dict[str, Any], model: str,
-                 admit: Admit | None, out: Callable[[str], None]) -> None:
-        self.session, self.target, self.cfg, self.model, self.admit, self.out = \
-            session, target, cfg, model, admit, out
-        self.client = GitLabClient(session, target.api_url, target.token, project=target.project,
-                                   ca_file=target.ca_file)
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        target: ReviewTarget,
+        cfg: dict[str, Any],
+        model: str,
+        admit: Admit | None,
+        out: Callable[[str], None],
+    ) -> None:
+        self.session, self.target, self.cfg, self.model, self.admit, self.out = session, target, cfg, model, admit, out
+        self.client = GitLabClient(
+            session, target.api_url, target.token, project=target.project, ca_file=target.ca_file
+        )
         self.started = time.monotonic()
         self.model_s = 0.0
 
@@ -143,11 +160,22 @@ class _Run:
         reported = report.place_findings(files, reviews, refs, repo, options.max_inline, facts)
         facts.timings = self.timings()
         text = report.summary_text(reported, facts)
-        outcome = ReviewOutcome(_exit_code(reported, fail_on), 0, 0, 0,
-                                [f"{p}: {why}" for p, why in facts.not_reviewed], False, [], "", None,
-                                model=name, head_sha=refs.head_sha, dry_run=dry_run,
-                                parse_failures=len(facts.parse_failures),
-                                model_calls=sum(r.model_calls for r in reviews))
+        outcome = ReviewOutcome(
+            _exit_code(reported, fail_on),
+            0,
+            0,
+            0,
+            [f"{p}: {why}" for p, why in facts.not_reviewed],
+            False,
+            [],
+            "",
+            None,
+            model=name,
+            head_sha=refs.head_sha,
+            dry_run=dry_run,
+            parse_failures=len(facts.parse_failures),
+            model_calls=sum(r.model_calls for r in reviews),
+        )
         if dry_run:
             outcome.summary = summary_body(Summary(text), [], refs.head_sha)
         else:
@@ -200,20 +228,39 @@ class _Run:
 
     def _options(self, num_ctx: int, repo: RepoConfig) -> ReviewOptions:
         rc = self.cfg["review"]
-        return ReviewOptions(num_ctx=num_ctx, num_predict=int(rc["num_predict"]), temperature=float(rc["temperature"]),
-                             keep_alive=rc["keep_alive"] or None,
-                             max_inline=repo.max_inline if repo.max_inline is not None else int(rc["max_inline"]),
-                             min_severity=repo.min_severity or str(rc["min_severity"]),
-                             deny=tuple(self.cfg["security"]["deny"]))
+        return ReviewOptions(
+            num_ctx=num_ctx,
+            num_predict=int(rc["num_predict"]),
+            temperature=float(rc["temperature"]),
+            keep_alive=rc["keep_alive"] or None,
+            max_inline=repo.max_inline if repo.max_inline is not None else int(rc["max_inline"]),
+            min_severity=repo.min_severity or str(rc["min_severity"]),
+            deny=tuple(self.cfg["security"]["deny"]),
+        )
 
-    async def _review_files(self, backend: Backend, name: str, files: list[FileDiff], options: ReviewOptions,
-                            mr: dict[str, Any], repo: RepoConfig, refs: DiffRefs) -> list[FileReview]:
+    async def _review_files(
+        self,
+        backend: Backend,
+        name: str,
+        files: list[FileDiff],
+        options: ReviewOptions,
+        mr: dict[str, Any],
+        repo: RepoConfig,
+        refs: DiffRefs,
+    ) -> list[FileReview]:
         reviews = []
         for n, fd in enumerate(files, 1):
             source = await self._source(fd, refs)
-            call = review_file(backend, name, fd, options=options, title=str(mr.get("title") or ""),
-                               description=str(mr.get("description") or ""),
-                               instructions=repo.instructions_for(fd.new_path), source=source)
+            call = review_file(
+                backend,
+                name,
+                fd,
+                options=options,
+                title=str(mr.get("title") or ""),
+                description=str(mr.get("description") or ""),
+                instructions=repo.instructions_for(fd.new_path),
+                source=source,
+            )
             review = await (_admitted(self.admit, call) if self.admit else call)
             self.model_s += review.model_seconds
             reviews.append(review)
@@ -231,8 +278,11 @@ class _Run:
             return None
 
     async def _publish(self, reported: list[Reported], text: str, refs: DiffRefs) -> PublishResult:
-        inlines = [Inline(r.finding.file, r.position, report.inline_body(r.finding), r.fingerprint)
-                   for r in reported if r.where == INLINE and r.position is not None]
+        inlines = [
+            Inline(r.finding.file, r.position, report.inline_body(r.finding), r.fingerprint)
+            for r in reported
+            if r.where == INLINE and r.position is not None
+        ]
         self.out(f"ai_host: publishing {len(inlines)} inline findings and the summary")
         return await publish_review(self.client, self.target.iid, Summary(text), inlines, head_sha=refs.head_sha)
 
@@ -269,14 +319,14 @@ async def _digest(backend: Backend, name: str) -> str:
 
 def _refs(version: dict[str, Any] | None, mr: dict[str, Any]) -> DiffRefs:
     if version is not None:
-        return DiffRefs(str(version["base_commit_sha"]), str(version["start_commit_sha"]),
-                        str(version["head_commit_sha"]))
+        return DiffRefs(
+            str(version["base_commit_sha"]), str(version["start_commit_sha"]), str(version["head_commit_sha"])
+        )
     refs = mr["diff_refs"]
     return DiffRefs(str(refs["base_sha"]), str(refs["start_sha"]), str(refs["head_sha"]))
 
 
-def _apply(outcome: ReviewOutcome, reported: list[Reported], result: PublishResult, text: str,
-           refs: DiffRefs) -> None:
+def _apply(outcome: ReviewOutcome, reported: list[Reported], result: PublishResult, text: str, refs: DiffRefs) -> None:
     refused = {i.fingerprint for i in result.demoted}
     for r in reported:
         if r.where == INLINE and r.fingerprint in refused:

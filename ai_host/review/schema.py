@@ -19,8 +19,17 @@ from typing import Any
 from ..gitlab.diffmap import DiffLine
 
 SEVERITIES = ("blocker", "major", "minor", "info")
-CATEGORIES = ("bug", "security", "performance", "error-handling", "concurrency", "maintainability", "style",
-              "docs", "tests")
+CATEGORIES = (
+    "bug",
+    "security",
+    "performance",
+    "error-handling",
+    "concurrency",
+    "maintainability",
+    "style",
+    "docs",
+    "tests",
+)
 MAX_FINDINGS = 8  # per file and model call: a reviewer with more to say is repeating itself
 MAX_PATH_CHARS = 300
 MAX_ANCHOR_CHARS = 240
@@ -167,7 +176,7 @@ def _closed(body: str) -> str | None:
                 return None
             stack.pop()
             if not stack:
-                return body[:i + 1]
+                return body[: i + 1]
             if stack[-1] == "]" and ch == "}":  # an element of an array just ended
                 last_cut = (i + 1, list(stack))
     if last_cut is None:
@@ -177,6 +186,7 @@ def _closed(body: str) -> str | None:
 
 
 # -- from JSON to findings --------------------------------------------------------------------
+
 
 def _items_of(value: Any) -> list[Any] | None:
     if isinstance(value, list):

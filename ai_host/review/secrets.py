@@ -63,7 +63,7 @@ def _align(before: list[str], after: list[str]) -> list[str | None]:
     if not before:
         return []
     if len(after) >= len(before):  # never fewer originals than results: redaction only joins lines
-        return [*after[:len(before) - 1], " ".join(after[len(before) - 1:])]
+        return [*after[: len(before) - 1], " ".join(after[len(before) - 1 :])]
     out: list[str | None] = [None] * len(before)
     at = 0
     for k, text in enumerate(after):
@@ -81,7 +81,7 @@ def _fill(lines: list[str | None]) -> list[str]:
         if line is not None:
             out.append(line)
             continue
-        near = [x for x in reversed(lines[:i]) if x is not None] + [x for x in lines[i + 1:] if x is not None]
+        near = [x for x in reversed(lines[:i]) if x is not None] + [x for x in lines[i + 1 :] if x is not None]
         out.append(next((p for x in near if (p := _last_placeholder(x))), _SWALLOWED))
     return out
 
@@ -112,11 +112,21 @@ def secret_findings(redacted: FileDiff, redactor: Redactor) -> list[Finding]:
 
 def _finding(path: str, line: DiffLine, kind: str, secret: str) -> Finding:
     what = kind.replace("-", " ")
-    message = (f"A credential ({what}) is added here: `{mask(secret)}`. Remove it from the change and "
-               "rotate it (it is in the branch's history now); read it from the environment or a secret "
-               "store instead.")
-    return Finding(file=path, anchor=line.text, line_hint=line.new_line, severity="blocker",
-                   category="security", message=message, line=line, source="secret-scan")
+    message = (
+        f"A credential ({what}) is added here: `{mask(secret)}`. Remove it from the change and "
+        "rotate it (it is in the branch's history now); read it from the environment or a secret "
+        "store instead."
+    )
+    return Finding(
+        file=path,
+        anchor=line.text,
+        line_hint=line.new_line,
+        severity="blocker",
+        category="security",
+        message=message,
+        line=line,
+        source="secret-scan",
+    )
 
 
 def mask(secret: str) -> str:

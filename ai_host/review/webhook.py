@@ -84,8 +84,9 @@ class Receiver:
 
     async def startup(self, app: web.Application) -> None:
         self.session = aiohttp.ClientSession()
-        client = GitLabClient(self.session, self.settings.api_url, self.settings.token, project="-",
-                              ca_file=self.settings.ca_file)
+        client = GitLabClient(
+            self.session, self.settings.api_url, self.settings.token, project="-", ca_file=self.settings.ca_file
+        )
         try:
             self.user_id = int((await client.current_user())["id"])  # our notes are skipped by this id
         except BaseException:
@@ -105,8 +106,12 @@ class Receiver:
         given = request.headers.get("X-Gitlab-Token", "").encode()
         if not hmac.compare_digest(given, self.settings.secret.encode()):
             logger.warning("webhook: 401 (%s token)", "wrong" if given else "no")
-            return _answer(401, "refused", "ai_host: wrong or missing X-Gitlab-Token. Set the hook's "
-                           "Secret token to the receiver's webhook secret.")
+            return _answer(
+                401,
+                "refused",
+                "ai_host: wrong or missing X-Gitlab-Token. Set the hook's "
+                "Secret token to the receiver's webhook secret.",
+            )
         body = await request.read()
         try:
             payload = json.loads(body)
@@ -115,8 +120,11 @@ class Receiver:
         event = request.headers.get("X-Gitlab-Event", "")[:MAX_EVENT_CHARS]
         if not isinstance(payload, dict):
             logger.warning("webhook: 400 %s: %d bytes, not a JSON object", event, len(body))
-            return _answer(400, "refused", "ai_host: the body is not a JSON object. Send GitLab's webhook "
-                           "payload as application/json.")
+            return _answer(
+                400,
+                "refused",
+                "ai_host: the body is not a JSON object. Send GitLab's webhook payload as application/json.",
+            )
         key = delivery_key(request.headers)
         if key and key in self.seen:
             logger.info("webhook: 200 %s %s: duplicate", event, key)
@@ -131,8 +139,14 @@ class Receiver:
     def _act(self, event: str, key: str, size: int, d: Decision) -> web.Response:
         if d.cancel and d.key is not None:
             cancelled = self.queue.cancel(d.key)
-            logger.info("webhook: 200 %s %s MR %s!%s: %s%s", event, key, *d.key, d.reason,
-                        " (review cancelled)" if cancelled else "")
+            logger.info(
+                "webhook: 200 %s %s MR %s!%s: %s%s",
+                event,
+                key,
+                *d.key,
+                d.reason,
+                " (review cancelled)" if cancelled else "",
+            )
             return _answer(200, "ignored", d.reason + ("; its review was cancelled" if cancelled else ""))
         if d.key is None:
             logger.info("webhook: 200 %s %s (%d bytes): %s", event, key, size, d.reason)
@@ -142,10 +156,20 @@ class Receiver:
         return _answer(202, "accepted", f"review of !{d.key[1]} {said}")
 
     async def healthz(self, request: web.Request) -> web.Response:
-        running = [{"project": r.key[0], "iid": r.key[1], "why": r.why, "state": r.state}
-                   for r, _ in self.queue.running.values()]
-        return web.json_response({"status": "ok", "queued": len(self.queue.pending), "running": running,
-                                  "dropped": self.queue.dropped, **self.counts, "user_id": self.user_id})
+        running = [
+            {"project": r.key[0], "iid": r.key[1], "why": r.why, "state": r.state}
+            for r, _ in self.queue.running.values()
+        ]
+        return web.json_response(
+            {
+                "status": "ok",
+                "queued": len(self.queue.pending),
+                "running": running,
+                "dropped": self.queue.dropped,
+                **self.counts,
+                "user_id": self.user_id,
+            }
+        )
 
     # -- a review --------------------------------------------------------------------------------
 
@@ -154,8 +178,9 @@ class Receiver:
         project, iid = req.key
         target = ReviewTarget(api_url=s.api_url, project=str(project), iid=iid, token=s.token, ca_file=s.ca_file)
         try:
-            outcome = await self._review(self.session, target, s.cfg, model=s.model, admit=self._admitter(req),
-                                         out=_quiet)
+            outcome = await self._review(
+                self.session, target, s.cfg, model=s.model, admit=self._admitter(req), out=_quiet
+            )
         except asyncio.CancelledError:
             self.counts["cancelled"] += 1
             logger.info("webhook: review of MR %s!%s cancelled (superseded or stopping)", project, iid)
@@ -167,10 +192,13 @@ class Receiver:
             return
         error = getattr(outcome, "error", None)
         self.counts["failed" if error else "reviewed"] += 1
-        logger.info("webhook: review of MR %s!%s: exit %s, posted %s, duplicates %s, unplaced %s, stale %s%s",
-                    project, iid, *(getattr(outcome, a, "?") for a in
-                                    ("exit_code", "posted", "skipped_duplicates", "unplaced", "stale")),
-                    f"; {one_line(str(error))}" if error else "")
+        logger.info(
+            "webhook: review of MR %s!%s: exit %s, posted %s, duplicates %s, unplaced %s, stale %s%s",
+            project,
+            iid,
+            *(getattr(outcome, a, "?") for a in ("exit_code", "posted", "skipped_duplicates", "unplaced", "stale")),
+            f"; {one_line(str(error))}" if error else "",
+        )
 
     def _admitter(self, req: Request) -> Admit:
         @asynccontextmanager
@@ -186,7 +214,8 @@ class Receiver:
                 while True:
                     try:
                         await stack.enter_async_context(
-                            self.scheduler.slot(s.endpoint, REVIEW, f"review-{req.key[0]}-{req.key[1]}"))
+                            self.scheduler.slot(s.endpoint, REVIEW, f"review-{req.key[0]}-{req.key[1]}")
+                        )
                         break
                     except QueueFull:  # the editor's queue is full: it comes first, try again later
                         await asyncio.sleep(delay)
@@ -196,11 +225,17 @@ class Receiver:
                     yield
                 finally:
                     req.state = "running"
+
         return admit
 
 
-def make_app(settings: Settings, review: ReviewFn = review_merge_request, *, scheduler: Scheduler | None = None,
-             gpu: GpuGate | None = None) -> web.Application:
+def make_app(
+    settings: Settings,
+    review: ReviewFn = review_merge_request,
+    *,
+    scheduler: Scheduler | None = None,
+    gpu: GpuGate | None = None,
+) -> web.Application:
     """The receiver: POST / or /webhook (GitLab's deliveries), GET /healthz."""
     receiver = Receiver(settings, review, scheduler, gpu)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -226,11 +261,15 @@ def main(args: Any, cfg: dict[str, Any]) -> int:
         print(problem, file=sys.stderr)
         return 2
     gcfg = cfg["gpu"]
-    gpu = GpuGate(make_probe(int(gcfg["device"])), float(gcfg["threshold"]), gcfg["cache_ms"] / 1000) \
-        if gcfg["enabled"] else None
+    gpu = (
+        GpuGate(make_probe(int(gcfg["device"])), float(gcfg["threshold"]), gcfg["cache_ms"] / 1000)
+        if gcfg["enabled"]
+        else None
+    )
     ca_file = args.ca_file or os.environ.get("CI_SERVER_TLS_CA_FILE") or None
-    settings = Settings(secret, url, token, ca_file, args.model or None,
-                        int(args.queue), resolve_url(cfg["backend"]["url"]), cfg)
+    settings = Settings(
+        secret, url, token, ca_file, args.model or None, int(args.queue), resolve_url(cfg["backend"]["url"]), cfg
+    )
     scheduler = Scheduler(int(cfg["scheduler"]["concurrency"]), int(cfg["scheduler"]["queue_limit"]))
     journal = logging.StreamHandler(sys.stderr)  # under systemd: the journal (sizes, ids, statuses only)
     logger.addHandler(journal)
@@ -240,8 +279,11 @@ def main(args: Any, cfg: dict[str, Any]) -> int:
     except AiHostError as e:
         print(e.user_message(), file=sys.stderr)
     except OSError as e:
-        print(f"ai_host: cannot listen on {args.host}:{args.port} ({e.strerror}). Pick another --port, "
-              "or stop what is using it.", file=sys.stderr)
+        print(
+            f"ai_host: cannot listen on {args.host}:{args.port} ({e.strerror}). Pick another --port, "
+            "or stop what is using it.",
+            file=sys.stderr,
+        )
     finally:
         logger.removeHandler(journal)
     return 2
@@ -256,8 +298,11 @@ async def _serve(app: web.Application, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        print(f"ai_host: review server listening on http://{host}:{port}/webhook. Point the GitLab hook "
-              "there (Merge request events, Comments); stop with Ctrl-C or SIGTERM.", file=sys.stderr)
+        print(
+            f"ai_host: review server listening on http://{host}:{port}/webhook. Point the GitLab hook "
+            "there (Merge request events, Comments); stop with Ctrl-C or SIGTERM.",
+            file=sys.stderr,
+        )
         await stop.wait()
     finally:
         await runner.cleanup()  # cancels the reviews (their streams close) and closes the session
@@ -266,14 +311,20 @@ async def _serve(app: web.Application, host: str, port: int) -> int:
 
 def _problem(args: Any, secret: str, token: GitLabToken | None, url: str) -> str:
     if not secret:
-        return (f"ai_host: ${args.secret_env} is empty. Set it to the hook's Secret token (a long random "
-                "string), then start the review server again.")
+        return (
+            f"ai_host: ${args.secret_env} is empty. Set it to the hook's Secret token (a long random "
+            "string), then start the review server again."
+        )
     if token is None:
-        return (f"ai_host: no GitLab token: set ${args.token_env} to a project access token with `api` scope, "
-                "then start the review server again.")
+        return (
+            f"ai_host: no GitLab token: set ${args.token_env} to a project access token with `api` scope, "
+            "then start the review server again."
+        )
     if hmac.compare_digest(token.value.encode(), secret.encode()):
-        return (f"ai_host: ${args.secret_env} and ${args.token_env} hold the same value. The hook's secret is "
-                "sent in every delivery; give it its own random value and start again.")
+        return (
+            f"ai_host: ${args.secret_env} and ${args.token_env} hold the same value. The hook's secret is "
+            "sent in every delivery; give it its own random value and start again."
+        )
     if not url.startswith(("https://", "http://")):
         return "ai_host: no GitLab URL. Pass --gitlab-url https://gitlab.example.com, then start again."
     return ""

@@ -39,6 +39,7 @@ class TaskBase:
     @asynccontextmanager
     async def _admitted(self, job: Job, priority: int, backend: Backend, model: str) -> AsyncIterator[None]:
         """Through the gates and into a slot of the backend's server (ai_host/admission.py)."""
-        async with self.admission.admitted(job, priority, backend.url, model, self._say(job),
-                                           lambda: self.servers.loaded(backend)):
+        async with self.admission.admitted(
+            job, priority, backend.url, model, self._say(job), lambda: self.servers.loaded(backend)
+        ):
             yield

@@ -28,6 +28,7 @@ MODELS_SHOWN = 50
 
 class _Append:
     """Explain's view of the stream: every piece of visible text is appended."""
+
     stopped = False
 
     def feed(self, text: str) -> str | None:
@@ -36,6 +37,7 @@ class _Append:
 
 class _Code:
     """Refactor's view: the code found in the reply so far (fences, prose and <think> left out)."""
+
     stopped = False
 
     def __init__(self, extractor: CodeExtractor):
@@ -59,9 +61,17 @@ class ChatTasks(TaskBase):
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=ecfg["keep_alive"])
             logger.info("job %s: %s %d chars with %s", job.id, task, sum(len(m.content) for m in messages), model)
             async with self._admitted(job, INTERACTIVE, backend, model):
-                out = await relay(backend.chat(req), _Append(), lambda text: self._emit(job.id, Chunk(text)),
-                                  self._frame_s(), ReplyGuard(ecfg["num_predict"], "explain.num_predict"),
-                                  latest_only=False, show_rest=True, show_on_error=True, job_id=job.id)
+                out = await relay(
+                    backend.chat(req),
+                    _Append(),
+                    lambda text: self._emit(job.id, Chunk(text)),
+                    self._frame_s(),
+                    ReplyGuard(ecfg["num_predict"], "explain.num_predict"),
+                    latest_only=False,
+                    show_rest=True,
+                    show_on_error=True,
+                    job_id=job.id,
+                )
             figures = out.figures(model)
             self._record(model, figures["ttft_ms"], figures["tokens_per_s"])  # type: ignore[arg-type]
             logger.info("job %s done: %d pieces, ttft %s", job.id, out.pieces, figures["ttft_ms"])
@@ -81,15 +91,22 @@ class ChatTasks(TaskBase):
                 async with asyncio.timeout(MODELS_TIMEOUT_S):
                     listed = await backend.list_models()
                     loaded = {tagged(m["name"]) for m in (await backend.loaded_models() or [])}
-                    infos = await asyncio.gather(*(backend.model_info(m["name"]) for m in listed[:MODELS_SHOWN]),
-                                                 return_exceptions=True)
+                    infos = await asyncio.gather(
+                        *(backend.model_info(m["name"]) for m in listed[:MODELS_SHOWN]), return_exceptions=True
+                    )
             except (AiHostError, TimeoutError) as e:
                 problems.append(e.user_message() if isinstance(e, AiHostError) else f"{ep.url}: no answer")
                 continue
             for m, info in zip(listed, infos):
                 caps = info.get("capabilities") if isinstance(info, dict) else None
-                models.append({**m, "endpoint": ep.name, "loaded": tagged(m["name"]) in loaded,
-                               "fim": None if caps is None else ("insert" in caps or bool(fim.family_of(m["name"])))})
+                models.append(
+                    {
+                        **m,
+                        "endpoint": ep.name,
+                        "loaded": tagged(m["name"]) in loaded,
+                        "fim": None if caps is None else ("insert" in caps or bool(fim.family_of(m["name"]))),
+                    }
+                )
         self._emit(job.id, Done(models=models, problems=problems, current=dict(router.models)))
 
     async def _run_refactor(self, job: Job, request: RefactorRequest, redactor: Redactor) -> None:
@@ -103,17 +120,23 @@ class ChatTasks(TaskBase):
             view = _Code(CodeExtractor(request.code, request.use_tabs, request.shiftwidth))
             req = ChatRequest(model=model, messages=messages, options=options, keep_alive=rcfg["keep_alive"])
             async with self._admitted(job, INTERACTIVE, backend, model):
-                out = await relay(backend.chat(req), view,
-                                  lambda text: self._emit(job.id, Proposal(redactor.restore(text))),
-                                  self._frame_s(), ReplyGuard(rcfg["num_predict"], "refactor.num_predict"),
-                                  latest_only=True, job_id=job.id)
+                out = await relay(
+                    backend.chat(req),
+                    view,
+                    lambda text: self._emit(job.id, Proposal(redactor.restore(text))),
+                    self._frame_s(),
+                    ReplyGuard(rcfg["num_predict"], "refactor.num_predict"),
+                    latest_only=True,
+                    job_id=job.id,
+                )
             try:
                 code = view.extractor.finish()
             except NoCode as e:
                 raise UnusableReply(str(e)) from e
             text = redactor.restore(code)  # a placeholder the model moved stays one, and is named
-            self._emit(job.id, Done({**out.figures(model), **_symbols(symbols)}, text=text,
-                                    unrestored=redactor.unrestored))
+            self._emit(
+                job.id, Done({**out.figures(model), **_symbols(symbols)}, text=text, unrestored=redactor.unrestored)
+            )
 
         task = "doc" if request.purpose == "doc" else "refactor"
         await self.servers.routed(job, task, request.model, attempt, self._say(job))

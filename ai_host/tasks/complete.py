@@ -56,8 +56,14 @@ class CompletionTask(TaskBase):
         last one started while it can, so the server's prompt cache keeps matching."""
         ccfg = self.config["completion"]
         keep = self._window_starts.get(request.buf) if KEEP_WINDOW else None
-        prefix, suffix, start = fim.window(request.prefix, request.suffix, int(ccfg["context_chars"]),
-                                           float(ccfg["prefix_ratio"]), request.prefix_row, keep)
+        prefix, suffix, start = fim.window(
+            request.prefix,
+            request.suffix,
+            int(ccfg["context_chars"]),
+            float(ccfg["prefix_ratio"]),
+            request.prefix_row,
+            keep,
+        )
         if start is not None and not request.prefetch:
             self._window_starts[request.buf] = start  # the next request of the buffer starts there too
         return replace(request, prefix=prefix, suffix=suffix)
@@ -83,15 +89,20 @@ class CompletionTask(TaskBase):
             self._emit(job.id, Done(skipped=True))  # only when nothing else wants the model
             return
         try:
-            await self.servers.routed(job, "completion", request.model,
-                                      lambda backend, model: self._suggest(job, request, redactor, backend, model),
-                                      self._say(job))
+            await self.servers.routed(
+                job,
+                "completion",
+                request.model,
+                lambda backend, model: self._suggest(job, request, redactor, backend, model),
+                self._say(job),
+            )
         finally:
             if request.prefetch and self._prefetches.get(buf, (None, None, None))[2] == job.id:
                 del self._prefetches[buf]
 
-    async def _suggest(self, job: Job, request: CompleteRequest, redactor: Redactor, backend: Backend,
-                       model: str) -> None:
+    async def _suggest(
+        self, job: Job, request: CompleteRequest, redactor: Redactor, backend: Backend, model: str
+    ) -> None:
         """One attempt at a suggestion on one endpoint with one model."""
         ccfg = self.config["completion"]
         prefix, suffix = request.prefix, request.suffix
@@ -109,9 +120,16 @@ class CompletionTask(TaskBase):
                 self._emit(job.id, Suggestion(redactor.restore(text, line_prefix, line_suffix)))
 
         async with self._admitted(job, PREFETCH if request.prefetch else COMPLETION, backend, model):
-            out = await relay(backend.generate(gen), view, send, self._frame_s(),
-                              ReplyGuard(int(ccfg["num_predict"]), "completion.num_predict"),
-                              latest_only=True, cut_long=True, job_id=job.id)
+            out = await relay(
+                backend.generate(gen),
+                view,
+                send,
+                self._frame_s(),
+                ReplyGuard(int(ccfg["num_predict"]), "completion.num_predict"),
+                latest_only=True,
+                cut_long=True,
+                job_id=job.id,
+            )
         text = view.filt.finish()
         if text != last_sent:
             send(text)
@@ -119,8 +137,7 @@ class CompletionTask(TaskBase):
             self.cache.put(prefix, suffix, redactor.restore(text, line_prefix, line_suffix))
         ttft = out.figures(model)["ttft_ms"]
         self._record(model, ttft, None)  # type: ignore[arg-type]
-        self._emit(job.id, Done({"cached": False, "ttft_ms": ttft, "model": model,
-                                 "stopped_early": out.stopped_early}))
+        self._emit(job.id, Done({"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": out.stopped_early}))
 
     async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
         """A prefetch for exactly this place is awaited (its answer lands in the cache); any other
@@ -157,17 +174,31 @@ class CompletionTask(TaskBase):
             family = fim.family_of(model)
         if request.extra:
             budget = int(int(ccfg["context_chars"]) * EXTRA_CONTEXT_SHARE)
-            prefix = fim.with_extra(prefix, [{"filename": c.filename, "text": c.text} for c in request.extra],
-                                    family, request.source.filename, request.commentstring, budget)
+            prefix = fim.with_extra(
+                prefix,
+                [{"filename": c.filename, "text": c.text} for c in request.extra],
+                family,
+                request.source.filename,
+                request.commentstring,
+                budget,
+            )
         if use_suffix:
-            return GenerateRequest(model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"])
+            return GenerateRequest(
+                model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"]
+            )
         template = fim.TEMPLATES.get(family or "")
         if template is None:
-            raise UnsuitableModel("cannot fill in the middle (no `insert` capability, unknown family)",
-                                  url=backend.url, model=model)
+            raise UnsuitableModel(
+                "cannot fill in the middle (no `insert` capability, unknown family)", url=backend.url, model=model
+            )
         options["stop"] = list(template.stop)
-        return GenerateRequest(model=model, prompt=template.render(prefix, suffix), raw=True, options=options,
-                               keep_alive=ccfg["keep_alive"])
+        return GenerateRequest(
+            model=model,
+            prompt=template.render(prefix, suffix),
+            raw=True,
+            options=options,
+            keep_alive=ccfg["keep_alive"],
+        )
 
 
 def group_of(prefetch: bool, buf: Any) -> str:

@@ -24,10 +24,15 @@ class ReviewTask(TaskBase):
         started = time.monotonic()
         local = await changes(request.cwd or os.getcwd(), request.ref)
         rcfg = self.config["review"]
-        options = ReviewOptions(num_ctx=int(rcfg["num_ctx"]), num_predict=int(rcfg["num_predict"]),
-                                temperature=float(rcfg["temperature"]), keep_alive=rcfg["keep_alive"],
-                                max_inline=int(rcfg["max_inline"]), min_severity=str(rcfg["min_severity"]),
-                                deny=tuple(self.config["security"]["deny"]))
+        options = ReviewOptions(
+            num_ctx=int(rcfg["num_ctx"]),
+            num_predict=int(rcfg["num_predict"]),
+            temperature=float(rcfg["temperature"]),
+            keep_alive=rcfg["keep_alive"],
+            max_inline=int(rcfg["max_inline"]),
+            min_severity=str(rcfg["min_severity"]),
+            deny=tuple(self.config["security"]["deny"]),
+        )
         for path, reason in local.skipped.items():
             self._emit(job.id, Findings(os.path.join(local.root, path), [], not_reviewed=reason))
         counts = {"files": len(local.files), "findings": 0, "not_reviewed": len(local.skipped)}
@@ -37,16 +42,18 @@ class ReviewTask(TaskBase):
 
             async def attempt(backend: Backend, model: str) -> None:
                 async with self._admitted(job, REVIEW, backend, model):
-                    review.append(await review_file(backend, model, fd, options=options,
-                                                    source=local.sources.get(fd.new_path)))
+                    review.append(
+                        await review_file(backend, model, fd, options=options, source=local.sources.get(fd.new_path))
+                    )
 
             await self.servers.routed(job, "review", request.model, attempt, self._say(job))
             done = review[0]
             items = [_item(f) for f in done.findings]
             counts["findings"] += len(items)
             counts["not_reviewed"] += done.not_reviewed is not None
-            why = done.not_reviewed or (f"the model's reply could not be read ({done.parse_error})"
-                                        if done.parse_error and not items else None)
+            why = done.not_reviewed or (
+                f"the model's reply could not be read ({done.parse_error})" if done.parse_error and not items else None
+            )
             self._emit(job.id, Findings(os.path.join(local.root, fd.new_path), items, not_reviewed=why))
         logger.info("job %s: reviewed %d files, %d findings", job.id, counts["files"], counts["findings"])
         self._emit(job.id, Done({**counts, "root": local.root, "seconds": round(time.monotonic() - started, 1)}))
@@ -55,5 +62,10 @@ class ReviewTask(TaskBase):
 def _item(finding: Any) -> dict[str, Any]:
     line = finding.line
     lnum = line.new_line if line is not None and line.new_line is not None else None
-    return {"lnum": lnum, "severity": finding.severity, "category": finding.category,
-            "message": finding.message, "suggestion": finding.suggestion}
+    return {
+        "lnum": lnum,
+        "severity": finding.severity,
+        "category": finding.category,
+        "message": finding.message,
+        "suggestion": finding.suggestion,
+    }

@@ -43,8 +43,9 @@ class AiHostPlugin:
             "Install its dependencies into the python Neovim uses (see :checkhealth ai_host)."
         )
         if payload.get("id"):
-            self._nvim.exec_lua("require('ai_host.host')._dispatch(...)", payload["id"], "error",
-                                {"message": message}, async_=True)
+            self._nvim.exec_lua(
+                "require('ai_host.host')._dispatch(...)", payload["id"], "error", {"message": message}, async_=True
+            )
         elif not getattr(self, "_reported", False):
             self._reported = True
             self._nvim.exec_lua("vim.notify(..., vim.log.levels.ERROR)", message, async_=True)

@@ -46,7 +46,10 @@ def send(stream, message: dict) -> None:
 def code_actions(params: dict) -> list[dict]:
     diagnostics = (params.get("context") or {}).get("diagnostics") or []
     code = diagnostics[0].get("code", "?") if diagnostics else "nothing"
-    return [{"title": "Import 'math'", "kind": "quickfix"}, {"title": f"Ignore {code} for this line", "kind": "quickfix"}]
+    return [
+        {"title": "Import 'math'", "kind": "quickfix"},
+        {"title": f"Ignore {code} for this line", "kind": "quickfix"},
+    ]
 
 
 def word_at(text: str, line: int, character: int) -> str:
@@ -75,16 +78,29 @@ def main() -> None:
     held: list[tuple[int, Any]] = []  # (id, the answer it gets on release)
     hold_actions = hold_definitions = False
     documents: dict[str, str] = {}  # uri -> text, as the editor synced it (full sync)
-    defined: dict[str, dict] = {}   # name -> {uri, line, character}
+    defined: dict[str, dict] = {}  # name -> {uri, line, character}
     while True:
         msg = read_message(stdin)
         if msg is None:
             return
         method, mid = msg.get("method"), msg.get("id")
         if method == "initialize":
-            send(stdout, {"jsonrpc": "2.0", "id": mid, "result": {
-                "capabilities": {"hoverProvider": True, "codeActionProvider": True, "definitionProvider": True,
-                                 "textDocumentSync": 1}, "serverInfo": {"name": "slow-lsp"}}})
+            send(
+                stdout,
+                {
+                    "jsonrpc": "2.0",
+                    "id": mid,
+                    "result": {
+                        "capabilities": {
+                            "hoverProvider": True,
+                            "codeActionProvider": True,
+                            "definitionProvider": True,
+                            "textDocumentSync": 1,
+                        },
+                        "serverInfo": {"name": "slow-lsp"},
+                    },
+                },
+            )
         elif method == "textDocument/didOpen":
             item = (msg.get("params") or {}).get("textDocument") or {}
             documents[item.get("uri", "")] = item.get("text", "")

@@ -64,7 +64,7 @@ BODY_INSUFFICIENT_SCOPE = {
     "error_description": "The request requires higher privileges than provided by the access token.",
     "scope": "api",
 }
-BODY_LINE_CODE = {"message": "400 Bad request - Note {:line_code=>[\"can't be blank\", \"must be a valid line code\"]}"}
+BODY_LINE_CODE = {"message": '400 Bad request - Note {:line_code=>["can\'t be blank", "must be a valid line code"]}'}
 BODY_429 = {"message": {"error": "This endpoint has been requested too many times. Try again later."}}
 
 POSITION_REQUIRED = ("base_sha", "start_sha", "head_sha", "position_type")
@@ -73,10 +73,16 @@ WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 
 # What a CI job token may call (GL doc/ci/jobs/ci_job_token.md); anything else is 404 under /projects.
 _MR = r"/projects/[^/]+/merge_requests"
-JOB_TOKEN_ALLOWED = [re.compile(p) for p in (
-    rf"GET {_MR}", rf"GET {_MR}/\d+", rf"GET {_MR}/\d+/notes", rf"GET {_MR}/\d+/notes/\d+",
-    r"GET /projects/[^/]+/repository/files/[^/]+/raw",
-)]
+JOB_TOKEN_ALLOWED = [
+    re.compile(p)
+    for p in (
+        rf"GET {_MR}",
+        rf"GET {_MR}/\d+",
+        rf"GET {_MR}/\d+/notes",
+        rf"GET {_MR}/\d+/notes/\d+",
+        r"GET /projects/[^/]+/repository/files/[^/]+/raw",
+    )
+]
 
 
 def _now_iso(t: float) -> str:
@@ -96,8 +102,14 @@ class User:
     bot: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "username": self.username, "name": self.name or self.username, "state": "active",
-                "bot": self.bot, "web_url": f"https://gitlab.example.com/{self.username}"}
+        return {
+            "id": self.id,
+            "username": self.username,
+            "name": self.name or self.username,
+            "state": "active",
+            "bot": self.bot,
+            "web_url": f"https://gitlab.example.com/{self.username}",
+        }
 
 
 @dataclass
@@ -125,11 +137,20 @@ class Note:
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "id": self.id, "type": self.type, "body": self.body, "attachment": None,
-            "author": self.author.as_json(), "created_at": _now_iso(self.created_at),
-            "updated_at": _now_iso(self.updated_at or self.created_at), "system": self.system,
-            "noteable_id": self.mr_iid + 1000, "noteable_type": "MergeRequest", "noteable_iid": self.mr_iid,
-            "resolvable": self.resolvable, "confidential": False, "internal": False,
+            "id": self.id,
+            "type": self.type,
+            "body": self.body,
+            "attachment": None,
+            "author": self.author.as_json(),
+            "created_at": _now_iso(self.created_at),
+            "updated_at": _now_iso(self.updated_at or self.created_at),
+            "system": self.system,
+            "noteable_id": self.mr_iid + 1000,
+            "noteable_type": "MergeRequest",
+            "noteable_iid": self.mr_iid,
+            "resolvable": self.resolvable,
+            "confidential": False,
+            "internal": False,
         }
         if self.resolvable:
             out["resolved"] = self.resolved
@@ -159,9 +180,17 @@ class Draft:
     resolve_discussion: bool = False
 
     def as_json(self, mr_iid: int) -> dict[str, Any]:
-        return {"id": self.id, "author_id": self.author.id, "merge_request_id": mr_iid + 1000,
-                "resolve_discussion": self.resolve_discussion, "discussion_id": self.in_reply_to_discussion_id,
-                "note": self.note, "commit_id": None, "line_code": None, "position": self.position}
+        return {
+            "id": self.id,
+            "author_id": self.author.id,
+            "merge_request_id": mr_iid + 1000,
+            "resolve_discussion": self.resolve_discussion,
+            "discussion_id": self.in_reply_to_discussion_id,
+            "note": self.note,
+            "commit_id": None,
+            "line_code": None,
+            "position": self.position,
+        }
 
 
 @dataclass
@@ -174,10 +203,17 @@ class Version:
     created_at: float
 
     def as_json(self, mr_id: int, state: str = "collected") -> dict[str, Any]:
-        return {"id": self.id, "head_commit_sha": self.head_sha, "base_commit_sha": self.base_sha,
-                "start_commit_sha": self.start_sha, "created_at": _now_iso(self.created_at),
-                "merge_request_id": mr_id, "state": state, "real_size": str(len(self.diffs)),
-                "patch_id_sha": hashlib.sha1(self.head_sha.encode()).hexdigest()}
+        return {
+            "id": self.id,
+            "head_commit_sha": self.head_sha,
+            "base_commit_sha": self.base_sha,
+            "start_commit_sha": self.start_sha,
+            "created_at": _now_iso(self.created_at),
+            "merge_request_id": mr_id,
+            "state": state,
+            "real_size": str(len(self.diffs)),
+            "patch_id_sha": hashlib.sha1(self.head_sha.encode()).hexdigest(),
+        }
 
 
 @dataclass
@@ -219,8 +255,14 @@ class Project:
 
     def as_json(self) -> dict[str, Any]:
         name = self.path_with_namespace.rsplit("/", 1)[-1]
-        return {"id": self.id, "name": name, "path": name, "path_with_namespace": self.path_with_namespace,
-                "default_branch": "main", "web_url": f"https://gitlab.example.com/{self.path_with_namespace}"}
+        return {
+            "id": self.id,
+            "name": name,
+            "path": name,
+            "path_with_namespace": self.path_with_namespace,
+            "default_branch": "main",
+            "web_url": f"https://gitlab.example.com/{self.path_with_namespace}",
+        }
 
 
 @dataclass
@@ -273,8 +315,12 @@ class Recorded:
         """A create that carries a diff position (discussion or draft), or a bulk publish of drafts."""
         if self.method == "POST" and self.path.endswith("/draft_notes/bulk_publish"):
             return True
-        return (self.method == "POST" and isinstance(self.json, dict) and self.json.get("position") is not None
-                and re.search(r"/(discussions|draft_notes)$", self.path) is not None)
+        return (
+            self.method == "POST"
+            and isinstance(self.json, dict)
+            and self.json.get("position") is not None
+            and re.search(r"/(discussions|draft_notes)$", self.path) is not None
+        )
 
 
 class ApiError(Exception):
@@ -393,8 +439,14 @@ Hook = Callable[[Recorded], "Awaitable[None] | None"]
 class GitLabDouble:
     """In-memory GitLab: users, tokens, projects, MRs with versions, notes, discussions and drafts."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time, limits: DiffLimits | None = None,
-                 rate_limit: RateLimit | None = None, drafts_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        limits: DiffLimits | None = None,
+        rate_limit: RateLimit | None = None,
+        drafts_enabled: bool = True,
+    ) -> None:
         self.clock = clock  # epoch seconds: note times, rate-limit windows, RateLimit-Reset
         self.limits = limits or DiffLimits()
         self.rate_limit = rate_limit
@@ -438,19 +490,28 @@ class GitLabDouble:
         self.projects[project.id] = project
         return project
 
-    def create_mr(self, project: Project, diff: Any, *, title: str = "Add feature",
-                  diff_refs_empty_reads: int = 0, author: User | None = None) -> MergeRequest:
+    def create_mr(
+        self,
+        project: Project,
+        diff: Any,
+        *,
+        title: str = "Add feature",
+        diff_refs_empty_reads: int = 0,
+        author: User | None = None,
+    ) -> MergeRequest:
         """A new MR whose first version is `diff` (a gitrepo.MrDiff: base/start/head SHAs and diffs)."""
-        mr = MergeRequest(len(project.mrs) + 1, project, title, author or self.human,
-                          diff_refs_empty_reads=diff_refs_empty_reads)
+        mr = MergeRequest(
+            len(project.mrs) + 1, project, title, author or self.human, diff_refs_empty_reads=diff_refs_empty_reads
+        )
         project.mrs[mr.iid] = mr
         self.push(mr, diff)
         return mr
 
     def push(self, mr: MergeRequest, diff: Any) -> Version:
         """A push to the source branch: a new version, which becomes versions[0] and the MR's diff_refs."""
-        version = Version(self._next_id(), diff.base_sha, diff.start_sha, diff.head_sha,
-                          [dict(d) for d in diff.diffs], self.clock())
+        version = Version(
+            self._next_id(), diff.base_sha, diff.start_sha, diff.head_sha, [dict(d) for d in diff.diffs], self.clock()
+        )
         mr.versions.append(version)
         return version
 
@@ -479,8 +540,14 @@ class GitLabDouble:
 
     # -- serving ------------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None,
-                    url_host: str | None = None) -> str:
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        url_host: str | None = None,
+    ) -> str:
         if self._runner is not None:
             raise RuntimeError("GitLabDouble is already started")
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -512,7 +579,7 @@ class GitLabDouble:
             parsed = json.loads(text) if text.strip() else None
         except ValueError:
             parsed = None
-        path = raw_path[len(API):] if raw_path.startswith(API) else raw_path
+        path = raw_path[len(API) :] if raw_path.startswith(API) else raw_path
         rec = Recorded(request.method, path, dict(request.query), dict(request.headers), text, parsed)
         self.requests.append(rec)
         try:
@@ -547,7 +614,7 @@ class GitLabDouble:
         job = request.headers.get("JOB-TOKEN") or request.query.get("job_token")
         auth = request.headers.get("Authorization", "")
         if not value and auth.startswith("Bearer "):
-            value = auth[len("Bearer "):]
+            value = auth[len("Bearer ") :]
         token = self.tokens.get(value or job or "")
         if token is None or (job and token.kind != "job") or (value and token.kind == "job"):
             raise ApiError(401, BODY_401)
@@ -556,8 +623,11 @@ class GitLabDouble:
         if token.kind == "job" and not any(p.fullmatch(call) for p in JOB_TOKEN_ALLOWED):
             # the job token authenticates only on its allow-listed routes: elsewhere the caller is
             # anonymous, so a private project is "not found" and /user is unauthorized
-            raise ApiError(404, {"message": "404 Project Not Found"}) if rec.path.startswith("/projects") \
+            raise (
+                ApiError(404, {"message": "404 Project Not Found"})
+                if rec.path.startswith("/projects")
                 else ApiError(401, BODY_401)
+            )
         if rec.method in WRITE_METHODS and "api" not in token.scopes:
             raise ApiError(403, BODY_INSUFFICIENT_SCOPE)
         return token
@@ -581,9 +651,15 @@ class GitLabDouble:
             if limit.retry_after:
                 headers["Retry-After"] = str(max(1, math.ceil(reset_at - now)))
             if limit.reset_headers:
-                headers.update({"RateLimit-Limit": str(limit.limit), "RateLimit-Observed": str(len(recent) + 1),
-                                "RateLimit-Remaining": "0", "RateLimit-Reset": str(math.ceil(reset_at)),
-                                "RateLimit-ResetTime": formatdate(math.ceil(reset_at), usegmt=True)})
+                headers.update(
+                    {
+                        "RateLimit-Limit": str(limit.limit),
+                        "RateLimit-Observed": str(len(recent) + 1),
+                        "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": str(math.ceil(reset_at)),
+                        "RateLimit-ResetTime": formatdate(math.ceil(reset_at), usegmt=True),
+                    }
+                )
             raise ApiError(429, BODY_429, headers)
         recent.append(now)
 
@@ -630,8 +706,11 @@ class GitLabDouble:
 
     def _project(self, ref: str) -> Project:
         ref = unquote(ref)
-        project = self.projects.get(int(ref)) if ref.isdigit() else next(
-            (p for p in self.projects.values() if p.path_with_namespace == ref), None)
+        project = (
+            self.projects.get(int(ref))
+            if ref.isdigit()
+            else next((p for p in self.projects.values() if p.path_with_namespace == ref), None)
+        )
         if project is None:
             raise _not_found("Project")
         return project
@@ -644,14 +723,16 @@ class GitLabDouble:
 
     def _paged(self, request: web.Request, items: list[Any]) -> tuple[int, Any, dict[str, str]]:
         """One page and GitLab's offset-pagination headers (X-Next-Page empty on the last page)."""
+
         def as_int(name: str, default: int) -> int:
             value = request.query.get(name, "")
             return int(value) if value.isdigit() and int(value) > 0 else default
+
         per_page = min(as_int("per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)
         page = as_int("page", 1)
         total = len(items)
         pages = max(1, math.ceil(total / per_page))
-        chunk = items[(page - 1) * per_page: page * per_page]
+        chunk = items[(page - 1) * per_page : page * per_page]
         next_page = str(page + 1) if page < pages else ""
         prev_page = str(page - 1) if page > 1 else ""
         base = f"{self.url or 'http://localhost'}{request.raw_path.split('?', 1)[0]}"
@@ -659,11 +740,11 @@ class GitLabDouble:
 
         def link(n: int) -> str:
             return f"{base}?{urlencode({**query, 'page': n, 'per_page': per_page})}"
+
         links = [f'<{link(page + 1)}>; rel="next"'] if next_page else []
         links += [f'<{link(page - 1)}>; rel="prev"'] if prev_page else []
         links.append(f'<{link(1)}>; rel="first"')
-        headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Next-Page": next_page,
-                   "X-Prev-Page": prev_page}
+        headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Next-Page": next_page, "X-Prev-Page": prev_page}
         if total <= self.totals_limit:
             headers.update({"X-Total": str(total), "X-Total-Pages": str(pages)})
             links.append(f'<{link(pages)}>; rel="last"')
@@ -690,16 +771,27 @@ class GitLabDouble:
             mr.diff_refs_empty_reads -= 1
         count = len(mr.latest.diffs)
         return {
-            "id": mr.id, "iid": mr.iid, "project_id": mr.project.id, "title": mr.title,
-            "description": mr.description, "state": "opened", "draft": mr.draft, "work_in_progress": mr.draft,
-            "source_branch": mr.source_branch, "target_branch": mr.target_branch,
-            "source_project_id": mr.project.id, "target_project_id": mr.project.id,
-            "author": mr.author.as_json(), "labels": [], "sha": mr.latest.head_sha,
+            "id": mr.id,
+            "iid": mr.iid,
+            "project_id": mr.project.id,
+            "title": mr.title,
+            "description": mr.description,
+            "state": "opened",
+            "draft": mr.draft,
+            "work_in_progress": mr.draft,
+            "source_branch": mr.source_branch,
+            "target_branch": mr.target_branch,
+            "source_project_id": mr.project.id,
+            "target_project_id": mr.project.id,
+            "author": mr.author.as_json(),
+            "labels": [],
+            "sha": mr.latest.head_sha,
             "detailed_merge_status": "checking" if empty else "mergeable",
             # [inf] empty right after creation: GitLab fills them asynchronously (issue 386562)
             "changes_count": None if empty else (f"{CHANGES_COUNT_CAP}+" if count > CHANGES_COUNT_CAP else str(count)),
-            "diff_refs": None if empty else {"base_sha": mr.latest.base_sha, "head_sha": mr.latest.head_sha,
-                                             "start_sha": mr.latest.start_sha},
+            "diff_refs": None
+            if empty
+            else {"base_sha": mr.latest.base_sha, "head_sha": mr.latest.head_sha, "start_sha": mr.latest.start_sha},
             "web_url": f"https://gitlab.example.com/{mr.project.path_with_namespace}/-/merge_requests/{mr.iid}",
         }
 
@@ -710,8 +802,9 @@ class GitLabDouble:
         mr = self._mr(ref, iid)
         return self._paged(request, [v.as_json(mr.id) for v in reversed(mr.versions)])
 
-    async def _get_version(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                           version_id: str) -> Any:
+    async def _get_version(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, version_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         version = next((v for v in mr.versions if v.id == int(version_id)), None)
         if version is None:
@@ -743,8 +836,9 @@ class GitLabDouble:
     async def _list_notes(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str) -> Any:
         notes = self._mr(ref, iid).notes()
         key = "updated_at" if request.query.get("order_by") == "updated_at" else "created_at"
-        notes.sort(key=lambda n: (getattr(n, key) or n.created_at, n.id),
-                   reverse=request.query.get("sort", "desc") != "asc")  # GitLab's default: newest first
+        notes.sort(
+            key=lambda n: (getattr(n, key) or n.created_at, n.id), reverse=request.query.get("sort", "desc") != "asc"
+        )  # GitLab's default: newest first
         return self._paged(request, [n.as_json() for n in notes])
 
     def _find_note(self, mr: MergeRequest, note_id: str) -> Note:
@@ -753,8 +847,9 @@ class GitLabDouble:
             raise _not_found("Note")
         return note
 
-    async def _get_note(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                        note_id: str) -> Any:
+    async def _get_note(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, note_id: str
+    ) -> Any:
         return 200, self._find_note(self._mr(ref, iid), note_id).as_json(), {}
 
     async def _list_discussions(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str) -> Any:
@@ -766,8 +861,9 @@ class GitLabDouble:
             raise _not_found("Discussion")
         return discussion
 
-    async def _get_discussion(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                              discussion_id: str) -> Any:
+    async def _get_discussion(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, discussion_id: str
+    ) -> Any:
         return 200, self._find_discussion(self._mr(ref, iid), discussion_id).as_json(), {}
 
     async def _file_raw(self, request: web.Request, rec: Recorded, token: Token, ref: str, path: str) -> Any:
@@ -779,13 +875,23 @@ class GitLabDouble:
 
     # -- handlers: writing ---------------------------------------------------------------------------
 
-    def _new_discussion(self, mr: MergeRequest, body: str, author: User, *, individual: bool,
-                        position: dict[str, Any] | None = None) -> Discussion:
+    def _new_discussion(
+        self, mr: MergeRequest, body: str, author: User, *, individual: bool, position: dict[str, Any] | None = None
+    ) -> Discussion:
         discussion_id = secrets.token_hex(20)
         now = self.clock()
         note_type = "DiffNote" if position is not None else (None if individual else "DiscussionNote")
-        note = Note(self._next_id(), body, author, now, discussion_id, note_type, position,
-                    resolvable=not individual, mr_iid=mr.iid)
+        note = Note(
+            self._next_id(),
+            body,
+            author,
+            now,
+            discussion_id,
+            note_type,
+            position,
+            resolvable=not individual,
+            mr_iid=mr.iid,
+        )
         discussion = Discussion(discussion_id, [note], individual)
         mr.discussions.append(discussion)
         return discussion
@@ -796,8 +902,17 @@ class GitLabDouble:
             for n in discussion.notes:
                 n.type, n.resolvable = "DiscussionNote", True
         first = discussion.notes[0]
-        note = Note(self._next_id(), body, author, self.clock(), discussion.id, first.type, first.position,
-                    resolvable=first.resolvable, mr_iid=mr.iid)
+        note = Note(
+            self._next_id(),
+            body,
+            author,
+            self.clock(),
+            discussion.id,
+            first.type,
+            first.position,
+            resolvable=first.resolvable,
+            mr_iid=mr.iid,
+        )
         discussion.notes.append(note)
         return note
 
@@ -815,8 +930,9 @@ class GitLabDouble:
         self._count_creation(token.user)
         return 201, self._new_discussion(mr, body, token.user, individual=True).notes[0].as_json(), {}
 
-    async def _edit_note(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                         note_id: str) -> Any:
+    async def _edit_note(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, note_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         note = self._find_note(mr, note_id)
         if note.author.id != token.user.id:
@@ -824,8 +940,9 @@ class GitLabDouble:
         note.body, note.updated_at = self._body(rec), self.clock()
         return 200, note.as_json(), {}
 
-    async def _delete_note(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                           note_id: str) -> Any:
+    async def _delete_note(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, note_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         note = self._find_note(mr, note_id)
         if note.author.id != token.user.id:
@@ -835,8 +952,7 @@ class GitLabDouble:
         mr.discussions = [d for d in mr.discussions if d.notes]
         return 204, None, {}
 
-    async def _create_discussion(self, request: web.Request, rec: Recorded, token: Token, ref: str,
-                                 iid: str) -> Any:
+    async def _create_discussion(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str) -> Any:
         mr = self._mr(ref, iid)
         body = self._body(rec)
         raw_position = rec.json.get("position") if isinstance(rec.json, dict) else None
@@ -845,8 +961,9 @@ class GitLabDouble:
         discussion = self._new_discussion(mr, body, token.user, individual=False, position=position)
         return 201, discussion.as_json(), {}
 
-    async def _resolve_discussion(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                                  discussion_id: str) -> Any:
+    async def _resolve_discussion(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, discussion_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         discussion = self._find_discussion(mr, discussion_id)
         data = rec.json if isinstance(rec.json, dict) else {}
@@ -859,16 +976,18 @@ class GitLabDouble:
             n.resolved = value in (True, "true", "1")
         return 200, discussion.as_json(), {}
 
-    async def _reply(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                     discussion_id: str) -> Any:
+    async def _reply(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, discussion_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         discussion = self._find_discussion(mr, discussion_id)
         body = self._body(rec)
         self._count_creation(token.user)
         return 201, self._add_reply(mr, discussion, body, token.user).as_json(), {}
 
-    async def _edit_discussion_note(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                                    discussion_id: str, note_id: str) -> Any:
+    async def _edit_discussion_note(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, discussion_id: str, note_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         discussion = self._find_discussion(mr, discussion_id)
         note = next((n for n in discussion.notes if n.id == int(note_id)), None)
@@ -876,7 +995,9 @@ class GitLabDouble:
             raise _not_found("Note")
         data = rec.json if isinstance(rec.json, dict) else {}
         if ("body" in data) == ("resolved" in data):
-            raise ApiError(400, {"error": "body, resolved are mutually exclusive, exactly one parameter must be provided"})
+            raise ApiError(
+                400, {"error": "body, resolved are mutually exclusive, exactly one parameter must be provided"}
+            )
         if "body" in data:
             if note.author.id != token.user.id:
                 raise ApiError(403, BODY_403)
@@ -896,8 +1017,9 @@ class GitLabDouble:
         mr = self._mr(ref, iid)
         return self._paged(request, [d.as_json(mr.iid) for d in self._drafts_of(mr, token.user)])
 
-    async def _get_draft(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                         draft_id: str) -> Any:
+    async def _get_draft(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, draft_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         draft = next((d for d in self._drafts_of(mr, token.user) if d.id == int(draft_id)), None)
         if draft is None:
@@ -913,13 +1035,20 @@ class GitLabDouble:
         if position is not None and not isinstance(position, dict):
             raise ApiError(400, {"error": "position is invalid"})
         # [inf] a draft's position is stored as given: GitLab checks it only when the draft is published
-        draft = Draft(self._next_id(), token.user, note, position, data.get("in_reply_to_discussion_id"),
-                      bool(data.get("resolve_discussion", False)))
+        draft = Draft(
+            self._next_id(),
+            token.user,
+            note,
+            position,
+            data.get("in_reply_to_discussion_id"),
+            bool(data.get("resolve_discussion", False)),
+        )
         mr.drafts.append(draft)
         return 201, draft.as_json(mr.iid), {}
 
-    async def _delete_draft(self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str,
-                            draft_id: str) -> Any:
+    async def _delete_draft(
+        self, request: web.Request, rec: Recorded, token: Token, ref: str, iid: str, draft_id: str
+    ) -> Any:
         mr = self._mr(ref, iid)
         mine = self._drafts_of(mr, token.user)
         if not any(d.id == int(draft_id) for d in mine):
@@ -935,8 +1064,7 @@ class GitLabDouble:
             if self.bulk_publish_fail_after is not None and published >= self.bulk_publish_fail_after:
                 raise ApiError(500, BODY_500)
             if draft.in_reply_to_discussion_id:
-                self._add_reply(mr, self._find_discussion(mr, draft.in_reply_to_discussion_id), draft.note,
-                                token.user)
+                self._add_reply(mr, self._find_discussion(mr, draft.in_reply_to_discussion_id), draft.note, token.user)
             else:
                 position = validate_position(mr, draft.position) if draft.position is not None else None
                 self._new_discussion(mr, draft.note, token.user, individual=False, position=position)

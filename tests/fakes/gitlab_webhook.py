@@ -29,8 +29,12 @@ FAILURES_TO_DISABLE = 4  # consecutive failures before GitLab disables the hook 
 TIMED_OUT = 0  # the status recorded for a delivery that got no answer in time
 HTTP_SUCCESS_BELOW = 300
 
-PROJECT = {"id": 7, "name": "proj", "path_with_namespace": "group/proj",
-           "web_url": "https://gitlab.example.com/group/proj"}
+PROJECT = {
+    "id": 7,
+    "name": "proj",
+    "path_with_namespace": "group/proj",
+    "web_url": "https://gitlab.example.com/group/proj",
+}
 HUMAN = {"id": 3, "name": "Alice", "username": "alice"}
 
 
@@ -46,8 +50,9 @@ class Delivery:
 class WebhookSender:
     """Posts deliveries as GitLab does and keeps what came back."""
 
-    def __init__(self, url: str, secret: str, *, timeout_s: float = TIMEOUT_S,
-                 gitlab_version: str = GITLAB_VERSION) -> None:
+    def __init__(
+        self, url: str, secret: str, *, timeout_s: float = TIMEOUT_S, gitlab_version: str = GITLAB_VERSION
+    ) -> None:
         self.url, self.secret, self.timeout_s, self.version = url, secret, timeout_s, gitlab_version
         self.deliveries: list[Delivery] = []
         self.failures_in_a_row = 0
@@ -70,15 +75,22 @@ class WebhookSender:
         self.disabled, self.failures_in_a_row = False, 0
 
     def headers(self, event: str, key: str, token: str | None) -> dict[str, str]:
-        h = {"Content-Type": "application/json", "User-Agent": f"GitLab/{self.version}",
-             "X-Gitlab-Event": event, "X-Gitlab-Event-UUID": key, "Idempotency-Key": key,
-             "X-Gitlab-Instance": "https://gitlab.example.com", "X-Gitlab-Webhook-UUID": str(uuid.uuid4())}
+        h = {
+            "Content-Type": "application/json",
+            "User-Agent": f"GitLab/{self.version}",
+            "X-Gitlab-Event": event,
+            "X-Gitlab-Event-UUID": key,
+            "Idempotency-Key": key,
+            "X-Gitlab-Instance": "https://gitlab.example.com",
+            "X-Gitlab-Webhook-UUID": str(uuid.uuid4()),
+        }
         if token is not None:
             h["X-Gitlab-Token"] = token
         return h
 
-    async def send(self, event: str, payload: dict[str, Any] | bytes, *, key: str | None = None,
-                   token: str | None = "") -> Delivery:
+    async def send(
+        self, event: str, payload: dict[str, Any] | bytes, *, key: str | None = None, token: str | None = ""
+    ) -> Delivery:
         """One delivery; `key` repeats an earlier one (a retry); token "" is the right secret, None none."""
         if self.disabled:
             raise RuntimeError("the hook is disabled after failed deliveries: GitLab would send nothing")
@@ -104,23 +116,49 @@ class WebhookSender:
 # -- payloads ----------------------------------------------------------------------------------------
 
 
-def mr_event(action: str, *, iid: int = 1, project: dict[str, Any] | None = None, draft: bool = False,
-             oldrev: str | None = None, changes: dict[str, Any] | None = None, state: str = "opened",
-             user: dict[str, Any] | None = None) -> dict[str, Any]:
+def mr_event(
+    action: str,
+    *,
+    iid: int = 1,
+    project: dict[str, Any] | None = None,
+    draft: bool = False,
+    oldrev: str | None = None,
+    changes: dict[str, Any] | None = None,
+    state: str = "opened",
+    user: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A Merge Request Hook payload; `oldrev` only when code changed, as GitLab sends it."""
     proj = project or PROJECT
     attrs: dict[str, Any] = {
-        "id": 1000 + iid, "iid": iid, "title": ("Draft: " if draft else "") + "Add feature",
-        "description": "", "state": state, "draft": draft, "work_in_progress": draft, "action": action,
-        "source_branch": "feature", "target_branch": "main", "source_project_id": proj["id"],
-        "target_project_id": proj["id"], "url": f"{proj['web_url']}/-/merge_requests/{iid}",
-        "last_commit": {"id": "b" * 40, "message": "Add feature"}, "detailed_merge_status": "mergeable",
+        "id": 1000 + iid,
+        "iid": iid,
+        "title": ("Draft: " if draft else "") + "Add feature",
+        "description": "",
+        "state": state,
+        "draft": draft,
+        "work_in_progress": draft,
+        "action": action,
+        "source_branch": "feature",
+        "target_branch": "main",
+        "source_project_id": proj["id"],
+        "target_project_id": proj["id"],
+        "url": f"{proj['web_url']}/-/merge_requests/{iid}",
+        "last_commit": {"id": "b" * 40, "message": "Add feature"},
+        "detailed_merge_status": "mergeable",
     }
     if oldrev is not None:
         attrs["oldrev"] = oldrev
-    return {"object_kind": "merge_request", "event_type": "merge_request", "user": user or HUMAN,
-            "project": proj, "object_attributes": attrs, "labels": [], "changes": changes or {},
-            "assignees": [], "reviewers": []}
+    return {
+        "object_kind": "merge_request",
+        "event_type": "merge_request",
+        "user": user or HUMAN,
+        "project": proj,
+        "object_attributes": attrs,
+        "labels": [],
+        "changes": changes or {},
+        "assignees": [],
+        "reviewers": [],
+    }
 
 
 def mr_open(iid: int = 1, **kw: Any) -> dict[str, Any]:
@@ -140,22 +178,57 @@ def mr_label_edit(iid: int = 1, **kw: Any) -> dict[str, Any]:
 
 def mr_ready(iid: int = 1, **kw: Any) -> dict[str, Any]:
     """Draft → ready: an update whose `changes.draft` goes from true to false (no `oldrev`)."""
-    changes = {"draft": {"previous": True, "current": False},
-               "title": {"previous": "Draft: Add feature", "current": "Add feature"}}
+    changes = {
+        "draft": {"previous": True, "current": False},
+        "title": {"previous": "Draft: Add feature", "current": "Add feature"},
+    }
     return mr_event("update", iid=iid, changes=changes, **kw)
 
 
-def note_event(note: str, *, iid: int = 1, author: dict[str, Any] | None = None, diff_note: bool = False,
-               project: dict[str, Any] | None = None, mr_state: str = "opened") -> dict[str, Any]:
+def note_event(
+    note: str,
+    *,
+    iid: int = 1,
+    author: dict[str, Any] | None = None,
+    diff_note: bool = False,
+    project: dict[str, Any] | None = None,
+    mr_state: str = "opened",
+) -> dict[str, Any]:
     """A Note Hook on an MR: a plain note, or a DiffNote on a line of the diff."""
     proj, who = project or PROJECT, author or HUMAN
-    attrs: dict[str, Any] = {"id": 5000 + len(note), "note": note, "noteable_type": "MergeRequest",
-                             "author_id": who["id"], "type": "DiffNote" if diff_note else None,
-                             "discussion_id": "d" * 40, "project_id": proj["id"]}
+    attrs: dict[str, Any] = {
+        "id": 5000 + len(note),
+        "note": note,
+        "noteable_type": "MergeRequest",
+        "author_id": who["id"],
+        "type": "DiffNote" if diff_note else None,
+        "discussion_id": "d" * 40,
+        "project_id": proj["id"],
+    }
     if diff_note:
-        attrs["position"] = {"position_type": "text", "base_sha": "a" * 40, "start_sha": "a" * 40,
-                             "head_sha": "b" * 40, "old_path": "app.py", "new_path": "app.py", "new_line": 3}
-    mr = {"id": 1000 + iid, "iid": iid, "title": "Add feature", "state": mr_state, "draft": False,
-          "target_project_id": proj["id"], "source_project_id": proj["id"]}
-    return {"object_kind": "note", "event_type": "note", "user": who, "project": proj,
-            "object_attributes": attrs, "merge_request": mr}
+        attrs["position"] = {
+            "position_type": "text",
+            "base_sha": "a" * 40,
+            "start_sha": "a" * 40,
+            "head_sha": "b" * 40,
+            "old_path": "app.py",
+            "new_path": "app.py",
+            "new_line": 3,
+        }
+    mr = {
+        "id": 1000 + iid,
+        "iid": iid,
+        "title": "Add feature",
+        "state": mr_state,
+        "draft": False,
+        "target_project_id": proj["id"],
+        "source_project_id": proj["id"],
+    }
+    return {
+        "object_kind": "note",
+        "event_type": "note",
+        "user": who,
+        "project": proj,
+        "object_attributes": attrs,
+        "merge_request": mr,
+    }

@@ -58,8 +58,9 @@ class HostileServers:
         await request.read()
         if request.path not in FLOODED:
             return web.json_response({"error": "not found"}, status=404)
-        return web.Response(body=self.flood_body, headers={"Content-Encoding": "gzip",
-                                                           "Content-Type": "application/json"})
+        return web.Response(
+            body=self.flood_body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
 
     async def _bomb(self, request: web.Request) -> web.Response:
         await request.read()
@@ -70,13 +71,25 @@ class HostileServers:
         if request.path == "/api/version":
             return web.json_response({"version": "0.33.0"})
         if request.path == "/api/tags":
-            return web.json_response({"models": [{"name": MODEL, "model": MODEL, "size": 1, "digest": "0" * 64,
-                                                  "details": {"parameter_size": "7.6B", "quantization_level": "Q8_0"}}]})
+            return web.json_response(
+                {
+                    "models": [
+                        {
+                            "name": MODEL,
+                            "model": MODEL,
+                            "size": 1,
+                            "digest": "0" * 64,
+                            "details": {"parameter_size": "7.6B", "quantization_level": "Q8_0"},
+                        }
+                    ]
+                }
+            )
         if request.path == "/api/ps":
             return web.json_response({"models": []})
         if request.path == "/api/show":
-            return web.json_response({"capabilities": ["completion", "insert"],
-                                      "model_info": {"qwen2.context_length": 32768}})
+            return web.json_response(
+                {"capabilities": ["completion", "insert"], "model_info": {"qwen2.context_length": 32768}}
+            )
         if request.path not in ("/api/chat", "/api/generate"):
             return web.json_response({"error": "404 page not found"}, status=404)
         self.chats += 1

@@ -112,25 +112,44 @@ def start_llama_server(
     log_path = pathlib.Path(log_path)
 
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(model_path),
-        "--model_alias", alias,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--interrupt_requests", "False",
-        "--n_ctx", str(n_ctx),
-        "--n_threads", str(threads),
-        "--n_threads_batch", str(threads),
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model_path),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--interrupt_requests",
+        "False",
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
         *(extra_args or []),
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     server = LlamaServer(
-        proc=proc, url=f"http://127.0.0.1:{port}", port=port, model_path=model_path,
-        log_path=log_path, model_alias=alias, _log_file=log_file,
+        proc=proc,
+        url=f"http://127.0.0.1:{port}",
+        port=port,
+        model_path=model_path,
+        log_path=log_path,
+        model_alias=alias,
+        _log_file=log_file,
     )
     try:
         _wait_ready(server, timeout_s)

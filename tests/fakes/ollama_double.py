@@ -80,8 +80,16 @@ _CORS_MAX_AGE_S = "43200"
 _GO_PRIVATE_NETS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 
 _THINK_LEVELS = ("high", "medium", "low", "max")
-_REASONING_EFFORT = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high",
-                     "max": "max", "xhigh": "max", "ultra": "max"}
+_REASONING_EFFORT = {
+    "none": False,
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "max": "max",
+    "xhigh": "max",
+    "ultra": "max",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,8 +170,9 @@ class RecordedRequest:
 class OllamaDouble:
     """An aiohttp server that speaks Ollama's HTTP API. Counters are safe to read from any thread."""
 
-    def __init__(self, models: list[ModelSpec] | None = None, script: Script | None = None,
-                 version: str = "0.33.0") -> None:
+    def __init__(
+        self, models: list[ModelSpec] | None = None, script: Script | None = None, version: str = "0.33.0"
+    ) -> None:
         self.version = version
         self.script = script if script is not None else Script()
         self.models: dict[str, ModelSpec] = {}
@@ -339,8 +348,14 @@ class OllamaDouble:
     async def _handle(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         body = await request.read()
         record = RecordedRequest(
-            method=request.method, path=request.path, json=_loads_or_none(body),
-            headers=dict(request.headers), time=time.monotonic(), body=body, query=dict(request.query))
+            method=request.method,
+            path=request.path,
+            json=_loads_or_none(body),
+            headers=dict(request.headers),
+            time=time.monotonic(),
+            body=body,
+            query=dict(request.query),
+        )
         self.requests.append(record)
         request[_RECORD_KEY] = record
 
@@ -352,9 +367,15 @@ class OllamaDouble:
             cors_headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
             request[_CORS_KEY] = cors_headers  # added to whatever response goes out
             if request.method == "OPTIONS":  # preflight
-                return web.Response(status=204, headers={
-                    **cors_headers, "Access-Control-Allow-Methods": _CORS_ALLOW_METHODS,
-                    "Access-Control-Allow-Headers": _CORS_ALLOW_HEADERS, "Access-Control-Max-Age": _CORS_MAX_AGE_S})
+                return web.Response(
+                    status=204,
+                    headers={
+                        **cors_headers,
+                        "Access-Control-Allow-Methods": _CORS_ALLOW_METHODS,
+                        "Access-Control-Allow-Headers": _CORS_ALLOW_HEADERS,
+                        "Access-Control-Max-Age": _CORS_MAX_AGE_S,
+                    },
+                )
         if self._bound_loopback and not _host_allowed(request.host):
             return web.Response(status=403)
 
@@ -374,12 +395,18 @@ class OllamaDouble:
             if any(r.canonical == target for r in request.app.router.resources()):
                 code = 301 if request.method == "GET" else 307
                 body = f'<a href="{target}">Moved Permanently</a>.\n\n'.encode() if request.method == "GET" else b""
-                return web.Response(status=code, body=body, headers={"Location": target, "Content-Type": "text/html; charset=utf-8"})
+                return web.Response(
+                    status=code, body=body, headers={"Location": target, "Content-Type": "text/html; charset=utf-8"}
+                )
         return web.Response(status=404, body=BODY_404, headers={"Content-Type": TEXT_PLAIN})
 
     def _origin_allowed(self, origin: str) -> bool:
-        patterns = [f"{scheme}://{host}{port}" for host in _LOCAL_ORIGIN_HOSTS
-                    for scheme in ("http", "https") for port in ("", ":*")]
+        patterns = [
+            f"{scheme}://{host}{port}"
+            for host in _LOCAL_ORIGIN_HOSTS
+            for scheme in ("http", "https")
+            for port in ("", ":*")
+        ]
         patterns += list(_APP_ORIGINS) + self.allowed_origins
         return any(fnmatch.fnmatchcase(origin, p) for p in patterns)
 
@@ -397,13 +424,18 @@ class OllamaDouble:
     async def _api_ps(self, request: web.Request) -> web.Response:
         entries = []
         for spec in sorted(self._loaded_models(), key=self._expires_at, reverse=True):  # latest expiry first
-            entries.append({
-                "name": spec.name, "model": spec.name, "size": spec.size, "digest": spec.digest,
-                "details": _details(spec, with_context=False),
-                "expires_at": _rfc3339(_wall_from_monotonic(self._expires_at(spec)), local=True),
-                "size_vram": spec.size if spec.size_vram is None else spec.size_vram,
-                "context_length": self._num_ctx.get(spec.name, min(DEFAULT_NUM_CTX, spec.context_length)),
-            })
+            entries.append(
+                {
+                    "name": spec.name,
+                    "model": spec.name,
+                    "size": spec.size,
+                    "digest": spec.digest,
+                    "details": _details(spec, with_context=False),
+                    "expires_at": _rfc3339(_wall_from_monotonic(self._expires_at(spec)), local=True),
+                    "size_vram": spec.size if spec.size_vram is None else spec.size_vram,
+                    "context_length": self._num_ctx.get(spec.name, min(DEFAULT_NUM_CTX, spec.context_length)),
+                }
+            )
         return _json_response({"models": entries})
 
     async def _api_show(self, request: web.Request) -> web.Response:
@@ -520,8 +552,9 @@ class OllamaDouble:
         fmt = _OpenAICompletionFormat(native["model"], include_usage)
         return await self._inference(request, "generate", req, native, fmt)
 
-    async def _inference(self, request: web.Request, kind: str, sent: dict, req: dict,
-                         fmt: _Format) -> web.StreamResponse:
+    async def _inference(
+        self, request: web.Request, kind: str, sent: dict, req: dict, fmt: _Format
+    ) -> web.StreamResponse:
         """Shared path of the four generation endpoints: admit, apply the script, generate.
 
         `sent` is the body as the client sent it (handed to callable Script.tokens), `req` the
@@ -658,9 +691,12 @@ class OllamaDouble:
 
     def _tag_entry(self, spec: ModelSpec) -> dict:
         return {
-            "name": spec.name, "model": spec.name,
+            "name": spec.name,
+            "model": spec.name,
             "modified_at": _rfc3339_datetime(spec.modified_at or datetime.now().astimezone()),
-            "size": spec.size, "digest": spec.digest, "details": _details(spec, with_context=True),
+            "size": spec.size,
+            "digest": spec.digest,
+            "details": _details(spec, with_context=True),
             "capabilities": list(spec.capabilities),
         }
 
@@ -766,8 +802,9 @@ class _Final:
 class _Generation:
     """Plays a plan on a timeline (ttft, token delays, faults) in streaming or whole-body form."""
 
-    def __init__(self, double: OllamaDouble, request: web.Request, fmt: _Format, plan: _Plan,
-                 script: Script, t_start: int) -> None:
+    def __init__(
+        self, double: OllamaDouble, request: web.Request, fmt: _Format, plan: _Plan, script: Script, t_start: int
+    ) -> None:
         self.double, self.fmt, self.plan, self.script = double, fmt, plan, script
         self.wire = _Wire(double, request, fmt.content_type)
         self.t_start = t_start
@@ -824,8 +861,14 @@ class _Generation:
             "eval_duration": max(1, now - self.t_prompt_done) if plan.eval_count else 0,
         }
         context = [_CONTEXT_TOKEN_BASE + i for i in range(plan.prompt_tokens + plan.eval_count)]
-        return _Final(text, plan.done_reason, {k: v for k, v in metrics.items() if v}, context,
-                      plan.prompt_tokens, plan.eval_count)
+        return _Final(
+            text,
+            plan.done_reason,
+            {k: v for k, v in metrics.items() if v},
+            context,
+            plan.prompt_tokens,
+            plan.eval_count,
+        )
 
     async def _stream(self) -> web.StreamResponse:
         wire, fmt = self.wire, self.fmt
@@ -862,7 +905,7 @@ class _Generation:
         for start in range(0, len(data), split):
             if start:
                 await asyncio.sleep(self.script.byte_delay_s)
-            await self.wire.send(data[start:start + split], tokens=tokens if start + split >= len(data) else 0)
+            await self.wire.send(data[start : start + split], tokens=tokens if start + split >= len(data) else 0)
 
     async def _whole(self) -> web.StreamResponse:
         parts: list[str] = []
@@ -896,8 +939,15 @@ def _make_plan(script: Script, sent: dict, kind: str, req: dict) -> _Plan:
     num_predict = int(num_predict) if isinstance(num_predict, (int, float)) and not script.ignore_num_predict else -1
     stops = [s for s in options.get("stop") or [] if isinstance(s, str) and s]
     pieces, reason, generated = _cut(tokens, num_predict, stops, script.done_reason)
-    faults = [(name, n) for name, n in (("error", script.error_after), ("malformed", script.malformed_after),
-                                        ("reset", script.reset_after)) if n is not None]
+    faults = [
+        (name, n)
+        for name, n in (
+            ("error", script.error_after),
+            ("malformed", script.malformed_after),
+            ("reset", script.reset_after),
+        )
+        if n is not None
+    ]
     fault = min(faults, key=lambda f: f[1]) if faults else None
     if kind == "generate":
         prompt = " ".join(str(req.get(k) or "") for k in ("system", "prompt", "suffix"))
@@ -1012,8 +1062,13 @@ class _NativeFormat(_Format):
         return _go_json({"error": message}) + b"\n"
 
     def malformed(self) -> bytes:
-        return b'{"model":' + json.dumps(self.model).encode() + b',"created_at":"' + \
-            _rfc3339(time.time_ns()).encode() + b'","resp\n'
+        return (
+            b'{"model":'
+            + json.dumps(self.model).encode()
+            + b',"created_at":"'
+            + _rfc3339(time.time_ns()).encode()
+            + b'","resp\n'
+        )
 
     def error(self, status: int, message: str, content_type: str = JSON_UTF8) -> web.Response:
         return _native_error(status, message, content_type)
@@ -1069,8 +1124,11 @@ class _OpenAIFormat(_Format):
 
     @staticmethod
     def _usage(fin: _Final) -> dict:
-        return {"prompt_tokens": fin.prompt_tokens, "completion_tokens": fin.eval_count,
-                "total_tokens": fin.prompt_tokens + fin.eval_count}
+        return {
+            "prompt_tokens": fin.prompt_tokens,
+            "completion_tokens": fin.eval_count,
+            "total_tokens": fin.prompt_tokens + fin.eval_count,
+        }
 
 
 class _OpenAIChatFormat(_OpenAIFormat):
@@ -1084,9 +1142,14 @@ class _OpenAIChatFormat(_OpenAIFormat):
     def _chunk_obj(self, choices: list, model: str | None = None) -> dict:
         if self.created is None:
             self.created = int(time.time())
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model if model is None else model, "system_fingerprint": OPENAI_FINGERPRINT,
-                "choices": choices}
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model if model is None else model,
+            "system_fingerprint": OPENAI_FINGERPRINT,
+            "choices": choices,
+        }
 
     def _delta(self, content: str) -> dict:
         delta = {"content": content} if self.role_sent else {"role": "assistant", "content": content}
@@ -1112,21 +1175,39 @@ class _OpenAIChatFormat(_OpenAIFormat):
         return b'data: {"id":"' + self.id.encode() + b'","object":"chat.compl\n\n'
 
     def whole(self, fin: _Final) -> web.Response:
-        return _json_response({
-            "id": self.id, "object": "chat.completion", "created": int(time.time()), "model": self.model,
-            "system_fingerprint": OPENAI_FINGERPRINT,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": fin.text},
-                         "finish_reason": fin.done_reason or None}],
-            "usage": self._usage(fin),
-        }, content_type=JSON_PLAIN, newline=True)
+        return _json_response(
+            {
+                "id": self.id,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model,
+                "system_fingerprint": OPENAI_FINGERPRINT,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": fin.text},
+                        "finish_reason": fin.done_reason or None,
+                    }
+                ],
+                "usage": self._usage(fin),
+            },
+            content_type=JSON_PLAIN,
+            newline=True,
+        )
 
 
 class _OpenAICompletionFormat(_OpenAIFormat):
     id_prefix = "cmpl"
 
     def _chunk_obj(self, choices: list, model: str | None = None, usage: dict | None = None) -> dict:
-        obj = {"id": self.id, "object": "text_completion", "created": int(time.time()), "choices": choices,
-               "model": self.model if model is None else model, "system_fingerprint": OPENAI_FINGERPRINT}
+        obj = {
+            "id": self.id,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "choices": choices,
+            "model": self.model if model is None else model,
+            "system_fingerprint": OPENAI_FINGERPRINT,
+        }
         if self.include_usage:  # every chunk carries a zeroed usage; the real one comes last
             obj["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         return obj
@@ -1147,12 +1228,19 @@ class _OpenAICompletionFormat(_OpenAIFormat):
         return b'data: {"id":"' + self.id.encode() + b'","object":"text_compl\n\n'
 
     def whole(self, fin: _Final) -> web.Response:
-        return _json_response({
-            "id": self.id, "object": "text_completion", "created": int(time.time()), "model": self.model,
-            "system_fingerprint": OPENAI_FINGERPRINT,
-            "choices": [{"text": fin.text, "index": 0, "finish_reason": fin.done_reason or None}],
-            "usage": self._usage(fin),
-        }, content_type=JSON_PLAIN, newline=True)
+        return _json_response(
+            {
+                "id": self.id,
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": self.model,
+                "system_fingerprint": OPENAI_FINGERPRINT,
+                "choices": [{"text": fin.text, "index": 0, "finish_reason": fin.done_reason or None}],
+                "usage": self._usage(fin),
+            },
+            content_type=JSON_PLAIN,
+            newline=True,
+        )
 
 
 def _from_openai_chat(req: dict) -> tuple[dict, str | None]:
@@ -1174,8 +1262,13 @@ def _from_openai_chat(req: dict) -> tuple[dict, str | None]:
     options, err = _openai_options(req)
     if err:
         return {}, err
-    native = {"model": req.get("model") or "", "messages": messages, "stream": bool(req.get("stream")),
-              "options": options, "tools": req.get("tools")}
+    native = {
+        "model": req.get("model") or "",
+        "messages": messages,
+        "stream": bool(req.get("stream")),
+        "options": options,
+        "tools": req.get("tools"),
+    }
     effort = (req.get("reasoning") or {}).get("effort") or req.get("reasoning_effort")
     if effort:
         native["think"] = _REASONING_EFFORT.get(effort)
@@ -1186,8 +1279,13 @@ def _from_openai_completion(req: dict) -> tuple[dict, str | None]:
     options, err = _openai_options(req)
     if err:
         return {}, err
-    return {"model": req.get("model") or "", "prompt": req.get("prompt") or "", "suffix": req.get("suffix") or "",
-            "stream": bool(req.get("stream")), "options": options}, None
+    return {
+        "model": req.get("model") or "",
+        "prompt": req.get("prompt") or "",
+        "suffix": req.get("suffix") or "",
+        "stream": bool(req.get("stream")),
+        "options": options,
+    }, None
 
 
 def _openai_options(req: dict) -> tuple[dict, str | None]:
@@ -1217,24 +1315,65 @@ def _openai_options(req: dict) -> tuple[dict, str | None]:
 # Field -> Go type for the fields whose type the double checks (the rest pass through).
 _GO_FIELDS: dict[str, dict[str, str]] = {
     "GenerateRequest": {
-        "model": "string", "prompt": "string", "suffix": "string", "system": "string", "template": "string",
-        "context": "[]int", "stream": "*bool", "raw": "bool", "images": "[]api.ImageData",
-        "options": "map[string]interface {}", "keep_alive": "duration", "think": "think",
-        "logprobs": "bool", "top_logprobs": "int", "truncate": "*bool", "shift": "*bool"},
+        "model": "string",
+        "prompt": "string",
+        "suffix": "string",
+        "system": "string",
+        "template": "string",
+        "context": "[]int",
+        "stream": "*bool",
+        "raw": "bool",
+        "images": "[]api.ImageData",
+        "options": "map[string]interface {}",
+        "keep_alive": "duration",
+        "think": "think",
+        "logprobs": "bool",
+        "top_logprobs": "int",
+        "truncate": "*bool",
+        "shift": "*bool",
+    },
     "ChatRequest": {
-        "model": "string", "messages": "[]api.Message", "stream": "*bool", "tools": "api.Tools",
-        "options": "map[string]interface {}", "keep_alive": "duration", "think": "think",
-        "logprobs": "bool", "top_logprobs": "int", "truncate": "*bool", "shift": "*bool"},
+        "model": "string",
+        "messages": "[]api.Message",
+        "stream": "*bool",
+        "tools": "api.Tools",
+        "options": "map[string]interface {}",
+        "keep_alive": "duration",
+        "think": "think",
+        "logprobs": "bool",
+        "top_logprobs": "int",
+        "truncate": "*bool",
+        "shift": "*bool",
+    },
     "ShowRequest": {"model": "string", "name": "string", "system": "string", "template": "string", "verbose": "bool"},
     "PullRequest": {"model": "string", "name": "string", "insecure": "bool", "stream": "*bool"},
     "ChatCompletionRequest": {
-        "model": "string", "messages": "[]openai.Message", "stream": "bool", "stream_options": "*openai.StreamOptions",
-        "max_tokens": "*int", "seed": "*int", "temperature": "*float64", "top_p": "*float64",
-        "frequency_penalty": "*float64", "presence_penalty": "*float64", "tools": "[]api.Tool", "top_logprobs": "int"},
+        "model": "string",
+        "messages": "[]openai.Message",
+        "stream": "bool",
+        "stream_options": "*openai.StreamOptions",
+        "max_tokens": "*int",
+        "seed": "*int",
+        "temperature": "*float64",
+        "top_p": "*float64",
+        "frequency_penalty": "*float64",
+        "presence_penalty": "*float64",
+        "tools": "[]api.Tool",
+        "top_logprobs": "int",
+    },
     "CompletionRequest": {
-        "model": "string", "prompt": "string", "suffix": "string", "stream": "bool",
-        "stream_options": "*openai.StreamOptions", "max_tokens": "*int", "seed": "*int", "temperature": "*float32",
-        "top_p": "float32", "frequency_penalty": "float32", "presence_penalty": "float32"},
+        "model": "string",
+        "prompt": "string",
+        "suffix": "string",
+        "stream": "bool",
+        "stream_options": "*openai.StreamOptions",
+        "max_tokens": "*int",
+        "seed": "*int",
+        "temperature": "*float32",
+        "top_p": "float32",
+        "frequency_penalty": "float32",
+        "presence_penalty": "float32",
+    },
 }
 _GO_PACKAGE = {"ChatCompletionRequest": "openai", "CompletionRequest": "openai"}
 
@@ -1251,7 +1390,10 @@ def _decode(body: bytes, struct: str) -> tuple[dict, str | None]:
     if value is None:
         return {}, None
     if not isinstance(value, dict):
-        return {}, f"json: cannot unmarshal {_json_kind(value)} into Go value of type {_GO_PACKAGE.get(struct, 'api')}.{struct}"
+        return (
+            {},
+            f"json: cannot unmarshal {_json_kind(value)} into Go value of type {_GO_PACKAGE.get(struct, 'api')}.{struct}",
+        )
     fields = _GO_FIELDS[struct]
     for key in list(value):  # Go matches field names case-insensitively
         canonical = next((f for f in fields if f.lower() == key.lower()), None)
@@ -1279,7 +1421,9 @@ def _check_go_type(value: Any, go_type: str, path: str) -> str | None:
             return None
         if isinstance(value, str):
             if value not in _THINK_LEVELS:
-                return f'invalid think value: {json.dumps(value)} (must be "high", "medium", "low", "max", true, or false)'
+                return (
+                    f'invalid think value: {json.dumps(value)} (must be "high", "medium", "low", "max", true, or false)'
+                )
             return None
         return 'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
     base = go_type.lstrip("*")
@@ -1318,11 +1462,25 @@ def _check_go_type(value: Any, go_type: str, path: str) -> str | None:
 
 # options key -> kind checked by api.Options.FromMap
 _OPTION_KINDS = {
-    "num_keep": "int", "seed": "int", "num_predict": "int", "top_k": "int", "repeat_last_n": "int",
-    "num_ctx": "int", "num_batch": "int", "num_gpu": "int", "main_gpu": "int", "num_thread": "int",
-    "top_p": "float32", "min_p": "float32", "typical_p": "float32", "temperature": "float32",
-    "repeat_penalty": "float32", "presence_penalty": "float32", "frequency_penalty": "float32",
-    "stop": "[]string", "use_mmap": "bool",
+    "num_keep": "int",
+    "seed": "int",
+    "num_predict": "int",
+    "top_k": "int",
+    "repeat_last_n": "int",
+    "num_ctx": "int",
+    "num_batch": "int",
+    "num_gpu": "int",
+    "main_gpu": "int",
+    "num_thread": "int",
+    "top_p": "float32",
+    "min_p": "float32",
+    "typical_p": "float32",
+    "temperature": "float32",
+    "repeat_penalty": "float32",
+    "presence_penalty": "float32",
+    "frequency_penalty": "float32",
+    "stop": "[]string",
+    "use_mmap": "bool",
 }
 
 
@@ -1380,8 +1538,13 @@ def _json_kind(value: Any) -> str:
 
 def _go_type_name(value: Any) -> str:
     """reflect.TypeOf of a value decoded into `any`."""
-    return {"bool": "bool", "number": "float64", "string": "string", "array": "[]interface {}",
-            "object": "map[string]interface {}"}[_json_kind(value)]
+    return {
+        "bool": "bool",
+        "number": "float64",
+        "string": "string",
+        "array": "[]interface {}",
+        "object": "map[string]interface {}",
+    }[_json_kind(value)]
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -1461,7 +1624,9 @@ def _parse_name(raw: str) -> _Name | None:
     tag = tag or DEFAULT_TAG
     namespace = parts[-2] if len(parts) >= 2 else DEFAULT_NAMESPACE
     host = parts[-3] if len(parts) == 3 else DEFAULT_HOST
-    if not (_NAME_PART.match(model) and _NAME_PART.match(tag) and _NAME_PART.match(namespace) and _HOST_PART.match(host)):
+    if not (
+        _NAME_PART.match(model) and _NAME_PART.match(tag) and _NAME_PART.match(namespace) and _HOST_PART.match(host)
+    ):
         return None
     return _Name(host, namespace, model, tag)
 
@@ -1472,8 +1637,14 @@ def _parse_name(raw: str) -> _Name | None:
 
 
 def _details(spec: ModelSpec, with_context: bool) -> dict:
-    details = {"parent_model": "", "format": "gguf", "family": spec.family, "families": [spec.family],
-               "parameter_size": spec.parameter_size, "quantization_level": spec.quantization_level}
+    details = {
+        "parent_model": "",
+        "format": "gguf",
+        "family": spec.family,
+        "families": [spec.family],
+        "parameter_size": spec.parameter_size,
+        "quantization_level": spec.quantization_level,
+    }
     if with_context:
         details["context_length"] = spec.context_length
     return details
@@ -1481,8 +1652,10 @@ def _details(spec: ModelSpec, with_context: bool) -> dict:
 
 def _template(spec: ModelSpec) -> str:
     if "insert" in spec.capabilities:
-        return ("{{- if .Suffix }}<|fim_prefix|>{{ .Prompt }}<|fim_suffix|>{{ .Suffix }}<|fim_middle|>\n"
-                "{{- else }}{{ .Prompt }}\n{{- end }}")
+        return (
+            "{{- if .Suffix }}<|fim_prefix|>{{ .Prompt }}<|fim_suffix|>{{ .Suffix }}<|fim_middle|>\n"
+            "{{- else }}{{ .Prompt }}\n{{- end }}"
+        )
     return "{{ .Prompt }}"
 
 
@@ -1494,11 +1667,16 @@ def _show_body(spec: ModelSpec) -> dict:
     weights = _blob_digest(spec, "model")
     template = _template(spec)
     parameters = 'stop                           "<|endoftext|>"'
-    modelfile = (f'# Modelfile generated by "ollama show"\n# To build a new Modelfile based on this, replace FROM with:\n'
-                 f"# FROM {spec.name}\n\nFROM /root/.ollama/models/blobs/sha256-{weights}\n"
-                 f'TEMPLATE """{template}"""\nPARAMETER {parameters}\n')
+    modelfile = (
+        f'# Modelfile generated by "ollama show"\n# To build a new Modelfile based on this, replace FROM with:\n'
+        f"# FROM {spec.name}\n\nFROM /root/.ollama/models/blobs/sha256-{weights}\n"
+        f'TEMPLATE """{template}"""\nPARAMETER {parameters}\n'
+    )
     return {
-        "license": "Apache License 2.0", "modelfile": modelfile, "parameters": parameters, "template": template,
+        "license": "Apache License 2.0",
+        "modelfile": modelfile,
+        "parameters": parameters,
+        "template": template,
         "details": _details(spec, with_context=False),
         "model_info": {
             "general.architecture": spec.family,
@@ -1522,8 +1700,13 @@ def _parameter_count(size: str) -> int:
 
 
 def _pull_progress(spec: ModelSpec, cached: bool) -> list[dict]:
-    layers = [("model", max(1, spec.size - 20_000)), ("template", 1_482), ("license", 11_343),
-              ("params", 148), ("config", 487)]
+    layers = [
+        ("model", max(1, spec.size - 20_000)),
+        ("template", 1_482),
+        ("license", 11_343),
+        ("params", 148),
+        ("config", 487),
+    ]
     steps = []
     for layer, total in layers:
         digest = _blob_digest(spec, layer)
@@ -1540,8 +1723,12 @@ def _pull_progress(spec: ModelSpec, cached: bool) -> list[dict]:
 def _openai_model(model_id: str, spec: ModelSpec) -> dict:
     parsed = _parse_name(spec.name)
     created = int((spec.modified_at or datetime.now().astimezone()).timestamp())
-    return {"id": model_id, "object": "model", "created": created,
-            "owned_by": parsed.namespace if parsed else DEFAULT_NAMESPACE}
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": created,
+        "owned_by": parsed.namespace if parsed else DEFAULT_NAMESPACE,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1552,8 +1739,13 @@ def _openai_model(model_id: str, spec: ModelSpec) -> dict:
 def _go_json(obj: Any) -> bytes:
     """Compact JSON as Go's encoding/json writes it: UTF-8, with <, >, & and U+2028/9 escaped."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escaped)  # these characters can only occur inside strings
     return text.encode()
 
@@ -1684,8 +1876,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", action="append", help="installed model (repeatable)")
     parser.add_argument("--text", default=_DEMO_TEXT, help="what every generation answers")
     args = parser.parse_args(argv)
-    script = Script(tokens=_split_tokens(args.text), ttft_s=args.ttft,
-                    token_delay_s=1.0 / args.tps if args.tps > 0 else 0.0)
+    script = Script(
+        tokens=_split_tokens(args.text), ttft_s=args.ttft, token_delay_s=1.0 / args.tps if args.tps > 0 else 0.0
+    )
     double = OllamaDouble(models=[ModelSpec(m) for m in args.model or [DEFAULT_MODEL]], script=script)
 
     async def serve() -> None:

@@ -23,12 +23,14 @@ def load(nvim, lines=CODE, name="geometry.py"):
 
 def answer_by_question(replies):
     """A script whose reply depends on the last user message (the question asked)."""
+
     def tokens(body):
         question = body["messages"][-1]["content"]
         for key, reply in replies.items():
             if key in question:
                 return reply
         return ["(no scripted reply)"]
+
     return tokens
 
 
@@ -54,8 +56,9 @@ def roles(request):
 
 def explained(nvim, double, tokens=("`area` computes a circle's area.",)):
     load(nvim)
-    double.script.tokens = answer_by_question({"Explain": list(tokens), "why pi": ["Because ", "a circle."],
-                                               "radius": ["`r` is the radius."]})
+    double.script.tokens = answer_by_question(
+        {"Explain": list(tokens), "why pi": ["Because ", "a circle."], "radius": ["`r` is the radius."]}
+    )
     nvim.command("3,4AIExplain")
     return wait_until(lambda: explain_info(nvim).get("status") == "done" and explain_info(nvim))
 
@@ -71,8 +74,11 @@ def test_a_follow_up_streams_below_the_explanation_with_it_as_history(nvim, doub
     sent = roles(second)
     assert [r for r, _ in sent] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert "def area(r):\n    return math.pi * r ** 2" in sent[1][1]  # the range again, as context
-    assert sent[3:] == [("user", "Explain this code."), ("assistant", "`area` computes a circle's area."),
-                        ("user", "why pi?")]
+    assert sent[3:] == [
+        ("user", "Explain this code."),
+        ("assistant", "`area` computes a circle's area."),
+        ("user", "why pi?"),
+    ]
 
 
 def test_enter_asks_too_and_each_follow_up_carries_the_earlier_ones(nvim, double):
@@ -148,8 +154,11 @@ def test_chat_opens_a_markdown_split_and_each_message_is_the_next_turn(nvim, dou
     assert i["text"].endswith("## You\n\ncan it be faster?\n\n## AI\n\nCache `pi`.")
     first, second = chats(double)
     assert "def area(r):\n    return math.pi * r ** 2" in roles(first)[1][1]
-    assert roles(second)[3:] == [("user", "what does it do?"), ("assistant", "It computes an area."),
-                                 ("user", "can it be faster?")]
+    assert roles(second)[3:] == [
+        ("user", "what does it do?"),
+        ("assistant", "It computes an area."),
+        ("user", "can it be faster?"),
+    ]
     assert src[:] == CODE
 
 
@@ -214,8 +223,14 @@ def test_ctrl_c_stops_the_answer_and_q_closes_the_split_cancelling(nvim, double)
     assert chat(nvim)["win"] == nvim.current.window.handle and "go on" in chat(nvim)["text"]
 
 
-REPLY_WITH_CODE = ["Try this:\n\n", "```python\n", "def area(r):\n", "    return math.tau * r * r / 2\n", "```\n",
-                   "\nSame result."]
+REPLY_WITH_CODE = [
+    "Try this:\n\n",
+    "```python\n",
+    "def area(r):\n",
+    "    return math.tau * r * r / 2\n",
+    "```\n",
+    "\nSame result.",
+]
 
 
 def test_gy_yanks_the_last_code_block(nvim, double):
@@ -239,8 +254,9 @@ def test_ga_proposes_the_last_code_block_for_the_range_and_accepting_is_one_undo
     assert "AI chat" in p["hint"] and nvim.current.buffer.number == src.number
     assert len(chats(double)) == 1  # the preview asks no model
     nvim.input("ga")  # the preview's accept-all
-    wait_until(lambda: src[:] == ["import math", "", "def area(r):", "    return math.tau * r * r / 2", "",
-                                  "print(area(2))"])
+    wait_until(
+        lambda: src[:] == ["import math", "", "def area(r):", "    return math.tau * r * r / 2", "", "print(area(2))"]
+    )
     nvim.input("u")
     wait_until(lambda: src[:] == CODE)
 

@@ -48,24 +48,50 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{ui = {border = 1}}", "ai_host: `ui.border` should be string or table, not number"),
         ("{prompts = {explain_user = {}}}", "ai_host: `prompts.explain_user` should be string, not table"),
         ("{keymaps = {explain = false}}", "ai_host: `keymaps.explain` should be string, not boolean"),
-        ("{log = {level = 'loud'}}", "ai_host: `log.level` should be one of 'debug', 'info', 'warning', 'error', not 'loud'"),
+        (
+            "{log = {level = 'loud'}}",
+            "ai_host: `log.level` should be one of 'debug', 'info', 'warning', 'error', not 'loud'",
+        ),
         ("{log = {file = 0}}", "ai_host: `log.file` should be string, not number"),
         ("{completion = {enabled = 1}}", "ai_host: `completion.enabled` should be boolean, not number"),
         ("{completion = {debounce_ms = -1}}", "ai_host: `completion.debounce_ms` should be 0 or more, not -1"),
-        ("{completion = {context_chars = 0}}", "ai_host: `completion.context_chars` should be a positive number, not 0"),
-        ("{completion = {prefix_ratio = 1.5}}", "ai_host: `completion.prefix_ratio` should be between 0 and 1, not 1.5"),
+        (
+            "{completion = {context_chars = 0}}",
+            "ai_host: `completion.context_chars` should be a positive number, not 0",
+        ),
+        (
+            "{completion = {prefix_ratio = 1.5}}",
+            "ai_host: `completion.prefix_ratio` should be between 0 and 1, not 1.5",
+        ),
         ("{completion = {max_lines = 0}}", "ai_host: `completion.max_lines` should be a positive number, not 0"),
         ("{completion = {num_predict = 0}}", "ai_host: `completion.num_predict` should be a positive number, not 0"),
         ("{completion = {num_ctx = 0}}", "ai_host: `completion.num_ctx` should be a positive number, not 0"),
         ("{completion = {temperature = '0'}}", "ai_host: `completion.temperature` should be number, not string"),
         ("{completion = {keep_alive = 1}}", "ai_host: `completion.keep_alive` should be string, not number"),
-        ("{completion = {max_file_bytes = 0}}", "ai_host: `completion.max_file_bytes` should be a positive number, not 0"),
-        ("{completion = {hide_with_menu = 'no'}}", "ai_host: `completion.hide_with_menu` should be boolean, not string"),
-        ("{completion = {fim_template = 'gpt'}}",
-         "ai_host: `completion.fim_template` should be one of '', 'qwen', 'codellama', 'deepseek', 'starcoder', 'codegemma', not 'gpt'"),
-        ("{completion = {disabled_filetypes = 'help'}}", "ai_host: `completion.disabled_filetypes` should be table, not string"),
-        ("{completion = {disabled_filetypes = {a = 1}}}", "ai_host: `completion.disabled_filetypes` should be a list of filetypes"),
-        ("{completion = {disabled_filetypes = {'help', 3}}}", "ai_host: `completion.disabled_filetypes` [2] should be string, not number"),
+        (
+            "{completion = {max_file_bytes = 0}}",
+            "ai_host: `completion.max_file_bytes` should be a positive number, not 0",
+        ),
+        (
+            "{completion = {hide_with_menu = 'no'}}",
+            "ai_host: `completion.hide_with_menu` should be boolean, not string",
+        ),
+        (
+            "{completion = {fim_template = 'gpt'}}",
+            "ai_host: `completion.fim_template` should be one of '', 'qwen', 'codellama', 'deepseek', 'starcoder', 'codegemma', not 'gpt'",
+        ),
+        (
+            "{completion = {disabled_filetypes = 'help'}}",
+            "ai_host: `completion.disabled_filetypes` should be table, not string",
+        ),
+        (
+            "{completion = {disabled_filetypes = {a = 1}}}",
+            "ai_host: `completion.disabled_filetypes` should be a list of filetypes",
+        ),
+        (
+            "{completion = {disabled_filetypes = {'help', 3}}}",
+            "ai_host: `completion.disabled_filetypes` [2] should be string, not number",
+        ),
         ("{keymaps = {accept = 1}}", "ai_host: `keymaps.accept` should be string, not number"),
         ("{keymaps = {accept_word = 1}}", "ai_host: `keymaps.accept_word` should be string, not number"),
         ("{keymaps = {accept_line = 1}}", "ai_host: `keymaps.accept_line` should be string, not number"),
@@ -79,10 +105,22 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{keymaps = {cancel_all = 1}}", "ai_host: `keymaps.cancel_all` should be string, not number"),
         ("{scheduler = {concurrency = 0}}", "ai_host: `scheduler.concurrency` should be a positive number, not 0"),
         ("{scheduler = {queue_limit = 0}}", "ai_host: `scheduler.queue_limit` should be a positive number, not 0"),
-        ("{scheduler = {completion_rate_per_s = -1}}", "ai_host: `scheduler.completion_rate_per_s` should be 0 or more, not -1"),
-        ("{scheduler = {interactive_rate_per_s = -1}}", "ai_host: `scheduler.interactive_rate_per_s` should be 0 or more, not -1"),
-        ("{scheduler = {completion_deadline_ms = 0}}", "ai_host: `scheduler.completion_deadline_ms` should be a positive number, not 0"),
-        ("{scheduler = {interactive_deadline_ms = 0}}", "ai_host: `scheduler.interactive_deadline_ms` should be a positive number, not 0"),
+        (
+            "{scheduler = {completion_rate_per_s = -1}}",
+            "ai_host: `scheduler.completion_rate_per_s` should be 0 or more, not -1",
+        ),
+        (
+            "{scheduler = {interactive_rate_per_s = -1}}",
+            "ai_host: `scheduler.interactive_rate_per_s` should be 0 or more, not -1",
+        ),
+        (
+            "{scheduler = {completion_deadline_ms = 0}}",
+            "ai_host: `scheduler.completion_deadline_ms` should be a positive number, not 0",
+        ),
+        (
+            "{scheduler = {interactive_deadline_ms = 0}}",
+            "ai_host: `scheduler.interactive_deadline_ms` should be a positive number, not 0",
+        ),
         ("{lsp = {busy_above = -1}}", "ai_host: `lsp.busy_above` should be 0 or more, not -1"),
         ("{lsp = {completion_wait_ms = -1}}", "ai_host: `lsp.completion_wait_ms` should be 0 or more, not -1"),
         ("{lsp = {interactive_wait_ms = -1}}", "ai_host: `lsp.interactive_wait_ms` should be 0 or more, not -1"),
@@ -98,9 +136,15 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{refactor = {num_predict = 0}}", "ai_host: `refactor.num_predict` should be a positive number, not 0"),
         ("{refactor = {temperature = 'x'}}", "ai_host: `refactor.temperature` should be number, not string"),
         ("{refactor = {keep_alive = 1}}", "ai_host: `refactor.keep_alive` should be string, not number"),
-        ("{refactor = {default_instruction = 1}}", "ai_host: `refactor.default_instruction` should be string, not number"),
+        (
+            "{refactor = {default_instruction = 1}}",
+            "ai_host: `refactor.default_instruction` should be string, not number",
+        ),
         ("{refactor = {keys = {accept_all = 1}}}", "ai_host: `refactor.keys.accept_all` should be string, not number"),
-        ("{refactor = {keys = {yes = 'y'}}}", "ai_host: `refactor.keys.yes` is not an option (see :help ai_host-config)"),
+        (
+            "{refactor = {keys = {yes = 'y'}}}",
+            "ai_host: `refactor.keys.yes` is not an option (see :help ai_host-config)",
+        ),
         ("{keymaps = {refactor = 1}}", "ai_host: `keymaps.refactor` should be string, not number"),
         ("{keymaps = {generate = 1}}", "ai_host: `keymaps.generate` should be string, not number"),
         ("{prompts = {refactor_user = 1}}", "ai_host: `prompts.refactor_user` should be string, not number"),
@@ -115,10 +159,18 @@ def setup_error(nvim, opts_lua: str) -> str:
         ("{endpoints = {{}}}", "ai_host: `endpoints` [1].url should be an http(s) URL such as http://gpu-server:11434"),
         ("{endpoints = {'x'}}", "ai_host: `endpoints` [1] should be table, not string"),
         ("{endpoints = {{url = 'http://h:1', port = 1}}}", "ai_host: `endpoints` [1].port is not an option"),
-        ("{endpoints = {{url = 'http://h:1', kind = 'vllm'}}}", "ai_host: `endpoints` [1].kind should be one of 'ollama', 'openai', not 'vllm'"),
-        ("{endpoints = {{url = 'http://h:1', tasks = {'dance'}}}}",
-         "ai_host: `endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', 'review', 'chat', 'doc', not 'dance'"),
-        ("{endpoints = {{url = 'http://h:1', allow_remote = 'yes'}}}", "ai_host: `endpoints` [1].allow_remote should be boolean, not string"),
+        (
+            "{endpoints = {{url = 'http://h:1', kind = 'vllm'}}}",
+            "ai_host: `endpoints` [1].kind should be one of 'ollama', 'openai', not 'vllm'",
+        ),
+        (
+            "{endpoints = {{url = 'http://h:1', tasks = {'dance'}}}}",
+            "ai_host: `endpoints` [1].tasks should name tasks among 'explain', 'completion', 'refactor', 'review', 'chat', 'doc', not 'dance'",
+        ),
+        (
+            "{endpoints = {{url = 'http://h:1', allow_remote = 'yes'}}}",
+            "ai_host: `endpoints` [1].allow_remote should be boolean, not string",
+        ),
     ],
 )
 def test_every_mistake_gets_a_dotted_path_message(nvim, opts, message):
@@ -127,20 +179,41 @@ def test_every_mistake_gets_a_dotted_path_message(nvim, opts, message):
 
 # The engine (ai_host/config.py) checks the same schema: the same options, the same sentence.
 # (security.pins alone is worded `security.pins['m']` there, `security.pins` ['m'] here.)
-@pytest.mark.parametrize("opts", [
-    {"nope": 1}, {"explain": {"nope": 1}}, {"explain": 3}, {"explain": {"context_lines": "3"}},
-    {"explain": {"context_lines": -1}}, {"explain": {"max_chars": 0}}, {"explain": {"num_ctx": 1.5}},
-    {"completion": {"prefix_ratio": 1.5}}, {"gpu": {"threshold": 80}}, {"backend": {"kind": "vllm"}},
-    {"backend": {"allow_remote": "yes"}}, {"models": {"review": ""}}, {"ui": {"border": 1}},
-    {"completion": {"disabled_filetypes": "help"}}, {"completion": {"disabled_filetypes": {"a": 1}}},
-    {"security": {"deny": ["x", 2]}}, {"fallbacks": {"dance": []}}, {"endpoints": ["x"]}, {"endpoints": [{}]},
-    {"endpoints": [{"url": "http://h:1", "port": 1}]}, {"endpoints": [{"url": "http://h:1", "kind": "vllm"}]},
-    {"endpoints": [{"url": "http://h:1", "tasks": ["dance"]}]}, {"review": {"max_inline": -1}},
-    {"review": {"min_severity": "nit"}}, {"scheduler": {"avoid_model_swap": 1}},
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"nope": 1},
+        {"explain": {"nope": 1}},
+        {"explain": 3},
+        {"explain": {"context_lines": "3"}},
+        {"explain": {"context_lines": -1}},
+        {"explain": {"max_chars": 0}},
+        {"explain": {"num_ctx": 1.5}},
+        {"completion": {"prefix_ratio": 1.5}},
+        {"gpu": {"threshold": 80}},
+        {"backend": {"kind": "vllm"}},
+        {"backend": {"allow_remote": "yes"}},
+        {"models": {"review": ""}},
+        {"ui": {"border": 1}},
+        {"completion": {"disabled_filetypes": "help"}},
+        {"completion": {"disabled_filetypes": {"a": 1}}},
+        {"security": {"deny": ["x", 2]}},
+        {"fallbacks": {"dance": []}},
+        {"endpoints": ["x"]},
+        {"endpoints": [{}]},
+        {"endpoints": [{"url": "http://h:1", "port": 1}]},
+        {"endpoints": [{"url": "http://h:1", "kind": "vllm"}]},
+        {"endpoints": [{"url": "http://h:1", "tasks": ["dance"]}]},
+        {"review": {"max_inline": -1}},
+        {"review": {"min_severity": "nit"}},
+        {"scheduler": {"avoid_model_swap": 1}},
+    ],
+)
 def test_lua_and_the_engine_refuse_alike(nvim, opts):
-    lua = nvim.exec_lua("local ok, err = pcall(require('ai_host').setup, vim.json.decode(...)); return ok and '' or err",
-                        json.dumps(opts))
+    lua = nvim.exec_lua(
+        "local ok, err = pcall(require('ai_host').setup, vim.json.decode(...)); return ok and '' or err",
+        json.dumps(opts),
+    )
     with pytest.raises(ConfigError) as e:
         config.merge(opts)
     assert lua == e.value.user_message()
@@ -152,9 +225,15 @@ def test_lua_and_the_engine_have_the_same_defaults_and_tasks(nvim):
 
 
 def test_the_review_options_are_taken(nvim):
-    assert setup_error(nvim, "{models = {review = 'm'}, fallbacks = {review = {'n'}}, "
-                             "review = {max_inline = 0, min_severity = 'major', keep_alive = '1m'}, "
-                             "endpoints = {{url = 'http://h:1', tasks = {'review'}}}}") == ""
+    assert (
+        setup_error(
+            nvim,
+            "{models = {review = 'm'}, fallbacks = {review = {'n'}}, "
+            "review = {max_inline = 0, min_severity = 'major', keep_alive = '1m'}, "
+            "endpoints = {{url = 'http://h:1', tasks = {'review'}}}}",
+        )
+        == ""
+    )
     cfg = nvim.exec_lua("return require('ai_host').get_config()")
     assert cfg["models"]["review"] == "m" and cfg["review"]["max_inline"] == 0
     assert cfg["review"]["min_severity"] == "major" and cfg["review"]["num_ctx"] == 8192
@@ -209,5 +288,9 @@ def test_one_command_with_subcommands_and_completion(nvim):
     nvim.command("AI toggle")
     wait_until(lambda: "ghost text off" in nvim.command_output("messages"))
     nvim.command("AI bogus")
-    wait_until(lambda: 'ai_host: unknown subcommand "bogus"; use one of: cancel, chat, doc, explain, fix, generate'
-               in nvim.command_output("messages"))
+    wait_until(
+        lambda: (
+            'ai_host: unknown subcommand "bogus"; use one of: cancel, chat, doc, explain, fix, generate'
+            in nvim.command_output("messages")
+        )
+    )

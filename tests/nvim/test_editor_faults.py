@@ -66,7 +66,9 @@ def test_reloading_or_wiping_the_source_while_an_explain_streams(nvim, double, t
     i = wait_until(lambda: explain_info(nvim)["status"] == "done" and explain_info(nvim))
     assert i["text"] == "one two three"
     assert nvim.exec_lua("return vim.api.nvim_buf_get_lines(vim.fn.bufnr(...), 0, -1, false)", str(path)) == [
-        "a = 10", "b = 20"]
+        "a = 10",
+        "b = 20",
+    ]
     # a second explain, and the source buffer wiped under it: the explanation still finishes
     nvim.command("wincmd p")
     nvim.command("1,2AIExplain")
@@ -131,8 +133,11 @@ def test_bufdo_while_a_suggestion_is_shown_changes_only_what_it_says(nvim, doubl
       end
       return out
     """)
-    assert texts == {"p.txt": ["# p.txt", "x\t= 1"], "q.txt": ["# q.txt", "x\t= 1"],
-                     "r.txt": ["# r.txt", "x = ", "x\t= 1"]}
+    assert texts == {
+        "p.txt": ["# p.txt", "x\t= 1"],
+        "q.txt": ["# q.txt", "x\t= 1"],
+        "r.txt": ["# r.txt", "x = ", "x\t= 1"],
+    }
     assert extmarks_everywhere(nvim) == 0
     quiet(nvim, double)
     no_errors(nvim)

@@ -64,14 +64,18 @@ def test_the_answer_gets_markdown_colours_from_tree_sitter(nvim, double):
 
 
 def test_a_long_error_is_wrapped_inside_the_float_never_cut(nvim, double):
-    nvim.exec_lua("require('ai_host').setup({models = {explain = 'a-model-name-long-enough-to-make-the-message-long:70b'}})")
+    nvim.exec_lua(
+        "require('ai_host').setup({models = {explain = 'a-model-name-long-enough-to-make-the-message-long:70b'}})"
+    )
     load(nvim)
     nvim.command("3,4AIExplain")
     i = wait_until(lambda: finished(nvim))
     assert i["status"] == "error"
     width = nvim.call("winwidth", i["win"])
-    marks = nvim.exec_lua("local i = require('ai_host.explain').info(); return vim.api.nvim_buf_get_extmarks("
-                          "i.buf, -1, 0, -1, { details = true })")
+    marks = nvim.exec_lua(
+        "local i = require('ai_host.explain').info(); return vim.api.nvim_buf_get_extmarks("
+        "i.buf, -1, 0, -1, { details = true })"
+    )
     shown = [chunk[0] for m in marks for line in m[3].get("virt_lines", []) for chunk in line]
     assert len(shown) > 1 and all(nvim.call("strdisplaywidth", line) < width for line in shown), (width, shown)
     assert " ".join(shown).split() == i["message"].split()  # every word of it, in order
@@ -182,6 +186,7 @@ def test_thinking_blocks_never_show(nvim, double):
 
 # -- errors: one clear sentence starting with "ai_host:", in the float and as a notification -----
 
+
 def explain_error(nvim):
     load(nvim)
     nvim.command("3,4AIExplain")
@@ -207,8 +212,10 @@ def test_model_not_pulled_suggests_ollama_pull(nvim, double):
 
 
 def test_a_model_missing_on_an_openai_compatible_server_names_what_it_has(nvim, double):
-    nvim.exec_lua(f"require('ai_host').setup({{backend = {{kind = 'openai', url = '{double.url}'}}, "
-                  "models = {explain = 'llama9:70b'}})")
+    nvim.exec_lua(
+        f"require('ai_host').setup({{backend = {{kind = 'openai', url = '{double.url}'}}, "
+        "models = {explain = 'llama9:70b'}})"
+    )
     i = explain_error(nvim)
     assert "ollama" not in i["message"] and "it has: qwen2.5-coder:7b" in i["message"], i["message"]
 

@@ -106,8 +106,10 @@ def test_a_server_ignoring_num_predict_is_stopped_by_the_token_cap(nvim, double)
     nvim.current.buffer[:] = ["x = 1"]
     nvim.command("1,1AIExplain")
     i = wait_until(lambda: explain_info(nvim)["status"] == "error" and explain_info(nvim))
-    assert i["message"] == ("ai_host: the reply went on for more than 164 tokens though `explain.num_predict` is 50, "
-                            "so it was stopped. Ask for less, or check the server's settings.")
+    assert i["message"] == (
+        "ai_host: the reply went on for more than 164 tokens though `explain.num_predict` is 50, "
+        "so it was stopped. Ask for less, or check the server's settings."
+    )
     assert i["text"] == "w " * 164  # what came before the cap stays readable
     wait_until(lambda: double.disconnects == 1)
     assert double.tokens_sent < 300

@@ -25,9 +25,14 @@ def load(nvim, lines=CODE, name="geo.py"):
 
 def diagnose(nvim, lnum=3, message="undefined name 'math'", code="F821"):
     """A diagnostic on the 0-based line `lnum`, as a linter would set it."""
-    nvim.exec_lua("local lnum, message, code = ...; local ns = vim.api.nvim_create_namespace('test_lint'); "
-                  "vim.diagnostic.set(ns, 0, {{lnum = lnum, col = 11, end_col = 15, severity = 1, "
-                  "message = message, code = code, source = 'pyflakes'}})", lnum, message, code)
+    nvim.exec_lua(
+        "local lnum, message, code = ...; local ns = vim.api.nvim_create_namespace('test_lint'); "
+        "vim.diagnostic.set(ns, 0, {{lnum = lnum, col = 11, end_col = 15, severity = 1, "
+        "message = message, code = code, source = 'pyflakes'}})",
+        lnum,
+        message,
+        code,
+    )
 
 
 def record_notes(nvim):
@@ -53,8 +58,11 @@ def user_message(double, i=0):
 def start_lsp(nvim):
     cmd = [sys.executable, str(ROOT / "tests" / "fakes" / "fake_lsp.py")]
     nvim.exec_lua("vim.lsp.start({name = 'fake', cmd = ..., root_dir = vim.fn.getcwd()})", cmd)
-    wait_until(lambda: nvim.exec_lua(
-        "local c = vim.lsp.get_clients({bufnr = 0})[1]; return c ~= nil and c.initialized == true"))
+    wait_until(
+        lambda: nvim.exec_lua(
+            "local c = vim.lsp.get_clients({bufnr = 0})[1]; return c ~= nil and c.initialized == true"
+        )
+    )
 
 
 def test_explain_on_a_line_with_a_diagnostic_asks_about_it(nvim, double):
@@ -114,10 +122,12 @@ def test_fix_on_a_line_without_diagnostics_says_so_and_asks_nothing(nvim, double
 def test_fix_of_a_range_sends_every_diagnostic_in_it(nvim, double):
     double.script.tokens = ["```python\n", "def area(radius):\n", "    return 3.14159 * radius ** 2\n", "```"]
     load(nvim)
-    nvim.exec_lua("local ns = vim.api.nvim_create_namespace('test_lint'); vim.diagnostic.set(ns, 0, {"
-                  "{lnum = 2, col = 0, severity = 3, message = 'name r is too short'},"
-                  "{lnum = 3, col = 11, severity = 1, message = 'undefined math'},"
-                  "{lnum = 5, col = 0, severity = 1, message = 'outside the range'}})")
+    nvim.exec_lua(
+        "local ns = vim.api.nvim_create_namespace('test_lint'); vim.diagnostic.set(ns, 0, {"
+        "{lnum = 2, col = 0, severity = 3, message = 'name r is too short'},"
+        "{lnum = 3, col = 11, severity = 1, message = 'undefined math'},"
+        "{lnum = 5, col = 0, severity = 1, message = 'outside the range'}})"
+    )
     nvim.command("3,4AIFix")
     ready(nvim)
     user = user_message(double)
@@ -152,8 +162,13 @@ def test_a_language_server_that_does_not_answer_delays_the_fix_only_briefly(nvim
 
 
 def test_doc_proposes_the_doc_comment_of_the_function_under_the_cursor(nvim, double):
-    double.script.tokens = ["```python\n", "def area(r):\n", '    """The area of a circle of radius r."""\n',
-                            "    return math.pi * r ** 2\n", "```"]
+    double.script.tokens = [
+        "```python\n",
+        "def area(r):\n",
+        '    """The area of a circle of radius r."""\n',
+        "    return math.pi * r ** 2\n",
+        "```",
+    ]
     buf = load(nvim)
     nvim.current.window.cursor = (4, 4)
     nvim.command("AIDoc")
@@ -163,8 +178,11 @@ def test_doc_proposes_the_doc_comment_of_the_function_under_the_cursor(nvim, dou
     assert "Write the documentation comment" in user and "docstring" in user.lower()
     assert "def area(r):\n    return math.pi * r ** 2" in user
     nvim.input("ga")
-    wait_until(lambda: buf[2:5] == ["def area(r):", '    """The area of a circle of radius r."""',
-                                    "    return math.pi * r ** 2"])
+    wait_until(
+        lambda: (
+            buf[2:5] == ["def area(r):", '    """The area of a circle of radius r."""', "    return math.pi * r ** 2"]
+        )
+    )
     assert len(buf) == len(CODE) + 1
     nvim.input("u")
     wait_until(lambda: buf[:] == CODE)
@@ -173,7 +191,13 @@ def test_doc_proposes_the_doc_comment_of_the_function_under_the_cursor(nvim, dou
 def test_doc_goes_to_the_doc_model_when_one_is_set(nvim, double):
     double.add_model(ModelSpec("doc-writer:1b"))
     nvim.exec_lua("require('ai_host').setup({models = {doc = 'doc-writer:1b'}})")
-    double.script.tokens = ["```python\n", "def area(r):\n", '    """Area."""\n', "    return math.pi * r ** 2\n", "```"]
+    double.script.tokens = [
+        "```python\n",
+        "def area(r):\n",
+        '    """Area."""\n',
+        "    return math.pi * r ** 2\n",
+        "```",
+    ]
     load(nvim)
     nvim.command("3,4AIDoc")
     ready(nvim)

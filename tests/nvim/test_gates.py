@@ -32,8 +32,10 @@ def set_gpu(gpu_file, used_gib):
 
 
 def setup(nvim, extra=""):
-    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, "
-                  f"gpu = {{cache_ms = 0, wait_ms = 400}}, {extra}}})")
+    nvim.exec_lua(
+        "require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, "
+        f"gpu = {{cache_ms = 0, wait_ms = 400}}, {extra}}})"
+    )
     nvim.command("edit add.py")
     nvim.current.buffer[:] = CODE
 
@@ -48,7 +50,9 @@ def test_gpu_above_threshold_no_ghost_text_request_reaches_the_server(nvim, doub
     set_gpu(gpu_file, 11)  # 92% > 80%
     setup(nvim)
     type_at_return(nvim, "Ax")
-    wait_until(lambda: (nvim.call("AiHostRequest", "status") or {}).get("dropped", {}).get("GPU memory above threshold"))
+    wait_until(
+        lambda: (nvim.call("AiHostRequest", "status") or {}).get("dropped", {}).get("GPU memory above threshold")
+    )
     assert generates(double) == [] and not ghost(nvim)["shown"]
     set_gpu(gpu_file, 4)  # memory freed: ghost text comes back
     nvim.input("y")
@@ -113,13 +117,18 @@ def test_status_shows_the_gpu_reading_and_model_figures(nvim, double, gpu_file):
 def start_slow_lsp(nvim):
     cmd = [sys.executable, str(ROOT / "tests" / "fakes" / "fake_lsp.py")]
     nvim.exec_lua("vim.lsp.start({name = 'slow', cmd = ..., root_dir = vim.fn.getcwd()})", cmd)
-    wait_until(lambda: nvim.exec_lua(
-        "local c = vim.lsp.get_clients({bufnr = 0})[1]; return c ~= nil and c.initialized == true"))
+    wait_until(
+        lambda: nvim.exec_lua(
+            "local c = vim.lsp.get_clients({bufnr = 0})[1]; return c ~= nil and c.initialized == true"
+        )
+    )
 
 
 def hold_lsp_requests(nvim, n):
     for _ in range(n):
-        nvim.exec_lua("vim.lsp.buf_request(0, 'textDocument/hover', vim.lsp.util.make_position_params(0, 'utf-16'), function() end)")
+        nvim.exec_lua(
+            "vim.lsp.buf_request(0, 'textDocument/hover', vim.lsp.util.make_position_params(0, 'utf-16'), function() end)"
+        )
     wait_until(lambda: nvim.exec_lua("return require('ai_host.context').lsp_pending(0)") == n)
 
 
@@ -179,8 +188,9 @@ def test_nvml_raising_on_every_call_never_gets_in_the_way(nvim, double, gpu_file
 
 def test_a_gpu_reading_flapping_around_the_threshold_keeps_one_decision(nvim, double, gpu_file):
     # every read alternates 79% / 81%: once over 80%, the gate stays shut until 75% or less
-    gpu_file.write_text(json.dumps({"name": "RTX", "used": [int(0.81 * 12 * GIB), int(0.79 * 12 * GIB)],
-                                    "total": 12 * GIB}))
+    gpu_file.write_text(
+        json.dumps({"name": "RTX", "used": [int(0.81 * 12 * GIB), int(0.79 * 12 * GIB)], "total": 12 * GIB})
+    )
     double.script.tokens = ["a + b"]
     setup(nvim, "gpu = {cache_ms = 0, wait_ms = 300}")
     type_at_return(nvim, "A")

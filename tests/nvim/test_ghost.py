@@ -198,7 +198,10 @@ def test_a_model_without_insert_uses_its_familys_raw_template(nvim, double):
 
     double.add_model(ModelSpec("qwen2.5-coder:1.5b-base", capabilities=["completion"]))
     double.script.tokens = ["a + b"]
-    start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'qwen2.5-coder:1.5b-base'}}")
+    start(
+        nvim,
+        opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'qwen2.5-coder:1.5b-base'}}",
+    )
     shown(nvim, "a + b")
     req = generates(double)[0].json
     assert req["raw"] is True and "suffix" not in req
@@ -213,9 +216,11 @@ def test_a_model_that_cannot_fill_in_the_middle_is_reported_once(nvim, double):
     start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'llama3.2'}}")
     wait_until(lambda: "fill-in-the-middle" in nvim.command_output("messages"))
     # in insert mode the message line shows -- INSERT --: the message also shows after the cursor's line
-    note = ("local ns = vim.api.nvim_get_namespaces().ai_host_ghost_note; if not ns then return '' end "
-            "local m = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })[1] "
-            "return m and m[4].virt_text[1][1] or ''")
+    note = (
+        "local ns = vim.api.nvim_get_namespaces().ai_host_ghost_note; if not ns then return '' end "
+        "local m = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })[1] "
+        "return m and m[4].virt_text[1][1] or ''"
+    )
     assert "cannot fill in the middle" in wait_until(lambda: nvim.exec_lua(note))
     nvim.input("xy")
     wait_until(lambda: nvim.exec_lua(note) == "")  # gone at the next key
@@ -319,7 +324,11 @@ def test_alternatives_are_fetched_only_when_asked_and_cycle(nvim, double):
     nvim.input("<M-]>")
     shown(nvim, "second")
     alt = generates(double)[1].json
-    assert alt["options"]["temperature"] >= 0.7 and alt["options"]["seed"] == 1 and alt["prompt"] == generates(double)[0].json["prompt"]
+    assert (
+        alt["options"]["temperature"] >= 0.7
+        and alt["options"]["seed"] == 1
+        and alt["prompt"] == generates(double)[0].json["prompt"]
+    )
     assert ghost(nvim)["index"] == 2 and ghost(nvim)["count"] == 2
     nvim.input("<M-[>")
     wait_until(lambda: ghost(nvim).get("text") == "first")
@@ -392,7 +401,11 @@ def test_no_ghost_text_while_the_popup_menu_is_open(nvim, double):
 
 def test_no_ghost_text_in_a_buffer_above_the_size_limit(nvim, double):
     double.script.tokens = ["a + b"]
-    start(nvim, lines=CODE + ["# " + "x" * 200] * 10, opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 1000}}")
+    start(
+        nvim,
+        lines=CODE + ["# " + "x" * 200] * 10,
+        opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 1000}}",
+    )
     nvim.input("x")
     quiet(nvim, double)
     assert generates(double) == []
@@ -401,8 +414,12 @@ def test_no_ghost_text_in_a_buffer_above_the_size_limit(nvim, double):
 def test_cost_per_keystroke_is_bounded_by_the_context_window(nvim, double):
     double.script.tokens = ["a + b"]
     big = [f"line_{i} = {i}" for i in range(20_000)]
-    start(nvim, lines=big[:10_000] + ["    return "] + big[10_000:], row=10_001,
-          opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 10000000, context_chars = 4000}}")
+    start(
+        nvim,
+        lines=big[:10_000] + ["    return "] + big[10_000:],
+        row=10_001,
+        opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 10000000, context_chars = 4000}}",
+    )
     shown(nvim, "a + b")
     req = generates(double)[0].json
     assert len(req["prompt"]) <= 3000 + 20 and len(req["suffix"]) <= 1000 + 20
@@ -454,7 +471,9 @@ def test_a_wiped_buffer_leaves_nothing_behind(nvim, double):
     nvim.command("edit second.py")  # leaving first.py puts the text around its cursor in the ring
     extra = lambda: nvim.exec_lua("return require('ai_host.ghost').extra_context()")  # noqa: E731
     assert any("WIPED_BUFFER_MARKER" in c["text"] for c in extra())
-    nvim.exec_lua("require('ai_host.host').warm_up(); require('ai_host.host').notify('lsp', {buf = ..., pending = 5})", first)
+    nvim.exec_lua(
+        "require('ai_host.host').warm_up(); require('ai_host.host').notify('lsp', {buf = ..., pending = 5})", first
+    )
     wait_until(lambda: nvim.call("AiHostRequest", "status")["lsp"]["pending"] == {str(first): 5})
     nvim.command(f"bwipeout! {first}")
     assert extra() == []  # out of the ring at once

@@ -28,11 +28,21 @@ def checkhealth(nvim):
 def test_health_with_the_server_up(nvim, double):
     text = checkhealth(nvim)
     assert "- ✅ OK Neovim 0." in text
-    for module in ["pynvim", "aiohttp", "msgpack", "lru-dict", "nvidia-ml-py", "ai_host (this plugin's Python package)"]:
+    for module in [
+        "pynvim",
+        "aiohttp",
+        "msgpack",
+        "lru-dict",
+        "nvidia-ml-py",
+        "ai_host (this plugin's Python package)",
+    ]:
         assert f"- ✅ OK {module}" in text
     assert "- ✅ OK registered (AiHostNotify, AiHostRequest)" in text
     assert "- ✅ OK endpoint default answers: Ollama 0.33.0" in text
-    assert "- ✅ OK completion: model 'qwen2.5-coder:7b' on default (context 32768 tokens, fill-in-the-middle: yes)" in text
+    assert (
+        "- ✅ OK completion: model 'qwen2.5-coder:7b' on default (context 32768 tokens, fill-in-the-middle: yes)"
+        in text
+    )
     assert "on this machine" in text
     # a machine without an NVIDIA GPU has nothing to fix: said, not warned
     assert "GPU gate: off, no NVIDIA GPU here (NVML Shared Library Not Found)" in text
@@ -57,8 +67,10 @@ def test_health_with_a_model_missing(nvim, double):
 def test_a_python3_probe_that_failed_before_the_plugin_loaded_is_repaired_not_blamed_on_the_user(nvim, double):
     """Neovim sets g:loaded_python3_provider = 0 itself when a Python ftplugin's has('python3') runs
     before ai_host pointed the host at its Python (lazy-loading); health must not stop on it."""
-    nvim.exec_lua("vim.g.python3_host_prog = nil; vim.g.loaded_python3_provider = nil; vim.env.PATH = '/nonexistent'; "
-                  "vim.fn.has('python3')")
+    nvim.exec_lua(
+        "vim.g.python3_host_prog = nil; vim.g.loaded_python3_provider = nil; vim.env.PATH = '/nonexistent'; "
+        "vim.fn.has('python3')"
+    )
     assert nvim.eval("g:loaded_python3_provider") == 0  # the probe failed, as it does before the plugin loads
     text = checkhealth(nvim)
     assert "ERROR" not in text and "disabled" not in text, text
@@ -67,8 +79,10 @@ def test_a_python3_probe_that_failed_before_the_plugin_loaded_is_repaired_not_bl
 
 
 def test_health_against_an_openai_compatible_server_never_says_ollama_pull(nvim, double):
-    nvim.exec_lua(f"require('ai_host').setup({{backend = {{kind = 'openai', url = '{double.url}'}}, "
-                  "models = {explain = 'llama9:70b'}})")
+    nvim.exec_lua(
+        f"require('ai_host').setup({{backend = {{kind = 'openai', url = '{double.url}'}}, "
+        "models = {explain = 'llama9:70b'}})"
+    )
     text = checkhealth(nvim)
     assert "ERROR explain: model 'llama9:70b' is not on default" in text
     assert "ollama" not in text.split("model servers")[-1].lower() and "it has: qwen2.5-coder:7b" in text
@@ -100,8 +114,12 @@ def test_statusline_follows_a_job_and_user_events_fire(nvim, double):
     assert nvim.exec_lua("return require('ai_host.statusline').get().state") == "idle"
     nvim.command("1,1AIExplain")
     states = set()
-    wait_until(lambda: states.add(nvim.exec_lua("return require('ai_host.statusline').get().state"))
-               or nvim.exec_lua("return require('ai_host.explain').info().status") == "done")
+    wait_until(
+        lambda: (
+            states.add(nvim.exec_lua("return require('ai_host.statusline').get().state"))
+            or nvim.exec_lua("return require('ai_host.explain').info().status") == "done"
+        )
+    )
     assert {"queued", "streaming"} <= states
     final = nvim.exec_lua("return require('ai_host.statusline').get()")
     assert final["state"] == "idle" and final["text"].endswith("tok/s")
@@ -114,4 +132,6 @@ def test_statusline_shows_errors(nvim, double):
     nvim.current.buffer[:] = ["x = 1"]
     nvim.command("1,1AIExplain")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.statusline').get().state") == "error")
-    assert nvim.exec_lua("return require('ai_host.statusline').component()").startswith("AI ✗ cannot reach the model server")
+    assert nvim.exec_lua("return require('ai_host.statusline').component()").startswith(
+        "AI ✗ cannot reach the model server"
+    )

@@ -27,7 +27,9 @@ def test_helptags_build_without_errors(nvim_build, tmp_path):
     shutil.copytree(ROOT / "doc", doc)
     out = subprocess.run(
         [str(nvim_build["binary"]), "--headless", "--clean", "-c", f"helptags {doc}", "-c", "qa!"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 0 and not re.search(r"E\d+:", out.stderr + out.stdout), out.stderr + out.stdout
     tags = (doc / "tags").read_text()

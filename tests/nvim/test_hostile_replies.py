@@ -33,10 +33,13 @@ def explain(nvim, setup_lua: str = "", timeout: float = 10):
     return wait_until(lambda: (x := explain_info(nvim)).get("status") in ("error", "done") and x, timeout=timeout)
 
 
-@pytest.mark.parametrize("fault", [
-    {"error_after": 1, "error_message": "\x1b]52;c;ZXZpbA==\x07\x1b[2Jfailed on:\n" + ECHO + "E" * (3 * MB)},
-    {"http_error": (500, "\x1b[31mfailed on:\n" + ECHO + "E" * 60_000)},
-])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"error_after": 1, "error_message": "\x1b]52;c;ZXZpbA==\x07\x1b[2Jfailed on:\n" + ECHO + "E" * (3 * MB)},
+        {"http_error": (500, "\x1b[31mfailed on:\n" + ECHO + "E" * 60_000)},
+    ],
+)
 def test_server_error_text_is_bounded_clean_and_never_logged(nvim, double, tmp_path, fault):
     log = tmp_path / "ai_host.log"
     for key, value in fault.items():
@@ -57,10 +60,13 @@ def test_a_blank_line_every_moment_is_still_a_stall(nvim, hostile):
     assert i["status"] == "error" and "stalled" in i["message"] and "idle_ms" in i["message"], i
 
 
-@pytest.mark.parametrize("line, says", [
-    (b'{"message": {"role": "assistant", "content": "lost\\ud800text"}, "done": false}\n', "not valid Unicode"),
-    (b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested deeper than any reply"),
-])
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        (b'{"message": {"role": "assistant", "content": "lost\\ud800text"}, "done": false}\n', "not valid Unicode"),
+        (b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested deeper than any reply"),
+    ],
+)
 def test_a_broken_chunk_says_so(nvim, hostile, line, says):
     hostile.reply, hostile.trickle = [chat_line("It "), line, chat_line("works."), chat_line(done=True)], None
     i = explain(nvim, f"backend = {{url = '{hostile.model_url}'}}")

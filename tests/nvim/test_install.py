@@ -25,11 +25,18 @@ def installed(tmp_path_factory):
     in the background; the editor answers meanwhile, and ai_host works in the same session after."""
     base = tmp_path_factory.mktemp("install")
     plugin = copy_checkout(base / "ai_host")
-    env = dict(os.environ, NVIM_RPLUGIN_MANIFEST=str(base / "rplugin.vim"), XDG_DATA_HOME=str(base / "data"),
-               XDG_CONFIG_HOME=str(base / "config"), XDG_STATE_HOME=str(base / "state"))
+    env = dict(
+        os.environ,
+        NVIM_RPLUGIN_MANIFEST=str(base / "rplugin.vim"),
+        XDG_DATA_HOME=str(base / "data"),
+        XDG_CONFIG_HOME=str(base / "config"),
+        XDG_STATE_HOME=str(base / "state"),
+    )
     init = base / "init.lua"
-    init.write_text(f"vim.opt.rtp:prepend({str(plugin)!r})\nvim.g.ai_host_python = {sys.executable!r}\n"
-                    "require('ai_host').setup({})\n")
+    init.write_text(
+        f"vim.opt.rtp:prepend({str(plugin)!r})\nvim.g.ai_host_python = {sys.executable!r}\n"
+        "require('ai_host').setup({})\n"
+    )
     double = OllamaDouble(models=[ModelSpec(DEFAULT_MODEL)])
     double.script.tokens = ["works"]
     double.start_in_thread()
@@ -37,8 +44,10 @@ def installed(tmp_path_factory):
         n = pynvim.attach("child", argv=[str(NVIMS["0.12"]), "--embed", "--headless", "-u", str(init), "-i", "NONE"])
     pid = n.call("getpid")
     try:
-        n.exec_lua("_G.notes = {}; local notify = vim.notify; "
-                   "vim.notify = function(m, l, o) table.insert(_G.notes, m); return notify(m, l, o) end")
+        n.exec_lua(
+            "_G.notes = {}; local notify = vim.notify; "
+            "vim.notify = function(m, l, o) table.insert(_G.notes, m); return notify(m, l, o) end"
+        )
         n.command("AIInstall")
         notes = lambda: "\n".join(n.exec_lua("return _G.notes"))  # noqa: E731
         # it returned at once: the editor answers while pip runs, and the steps are shown
@@ -62,8 +71,11 @@ def test_ai_install_works_in_the_background_and_ai_host_works_right_after(instal
 
 def test_the_build_step_makes_a_private_environment_and_registers_the_plugin(installed):
     venv_python = installed["plugin"] / ".venv" / "bin" / "python"
-    check = subprocess.run([str(venv_python), "-c", "import pynvim, aiohttp, msgpack, lru, pynvml; print('ok')"],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [str(venv_python), "-c", "import pynvim, aiohttp, msgpack, lru, pynvml; print('ok')"],
+        capture_output=True,
+        text=True,
+    )
     assert check.stdout.strip() == "ok", check.stderr
     manifest = (installed["base"] / "rplugin.vim").read_text()
     assert "AiHostNotify" in manifest and str(installed["plugin"]) in manifest

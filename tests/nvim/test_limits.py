@@ -21,21 +21,26 @@ def explain(nvim):
 
 # -- rate limits ----------------------------------------------------------------------------------
 
+
 def test_explains_over_the_interactive_rate_are_refused_with_the_setting_to_change(nvim, double):
     double.script.tokens = ["ok"]
     nvim.exec_lua("require('ai_host').setup({scheduler = {interactive_rate_per_s = 0.2}})")
     assert explain(nvim)["status"] == "done"
     i = explain(nvim)  # at once: over one every five seconds
     assert i["status"] == "error"
-    assert i["message"] == ("ai_host: slow down: more than 0.2 requests a second. Wait a moment, or raise "
-                            "`scheduler.interactive_rate_per_s` if this is too strict.")
+    assert i["message"] == (
+        "ai_host: slow down: more than 0.2 requests a second. Wait a moment, or raise "
+        "`scheduler.interactive_rate_per_s` if this is too strict."
+    )
     assert len(chats(double)) == 1
 
 
 def test_ghost_text_over_its_rate_is_let_go_quietly(nvim, double):
     double.script.tokens = ["a + b"]
-    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, "
-                  "scheduler = {completion_rate_per_s = 0.1}})")
+    nvim.exec_lua(
+        "require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, "
+        "scheduler = {completion_rate_per_s = 0.1}})"
+    )
     nvim.current.buffer[:] = ["def add(a, b):", "    return "]
     nvim.current.window.cursor = (2, 0)
     nvim.input("A")
@@ -49,10 +54,13 @@ def test_ghost_text_over_its_rate_is_let_go_quietly(nvim, double):
 
 # -- model pinning ------------------------------------------------------------------------------------
 
+
 def test_a_pinned_model_with_its_digest_is_used(nvim, double):
     digest = double.models[DEFAULT_MODEL].digest
     double.script.tokens = ["pinned and fine"]
-    nvim.exec_lua(f"require('ai_host').setup({{security = {{pins = {{['{DEFAULT_MODEL}'] = 'sha256:{digest[:12]}'}}}}}})")
+    nvim.exec_lua(
+        f"require('ai_host').setup({{security = {{pins = {{['{DEFAULT_MODEL}'] = 'sha256:{digest[:12]}'}}}}}})"
+    )
     i = explain(nvim)
     assert (i["status"], i["text"]) == ("done", "pinned and fine")
 
@@ -65,7 +73,8 @@ def test_a_model_whose_digest_differs_from_the_pin_is_refused(nvim, double):
     assert i["message"] == (
         f"ai_host: model '{DEFAULT_MODEL}' on {double.url} was not used: its digest is {actual}, but "
         f"`security.pins` expects abababababab. Pull the pinned build, or update `security.pins` once you "
-        "trust the new one.")
+        "trust the new one."
+    )
     assert chats(double) == []  # not a byte of code went to the unpinned model
     nvim.command("checkhealth ai_host")
     assert "security.pins` expects abababababab" in "\n".join(nvim.current.buffer[:])
@@ -74,19 +83,27 @@ def test_a_model_whose_digest_differs_from_the_pin_is_refused(nvim, double):
 def test_a_refused_model_falls_back_to_the_next_one(nvim, double):
     double.add_model(ModelSpec("llama3.2:3b", capabilities=["completion"]))
     double.script.tokens = ["from the fallback"]
-    nvim.exec_lua(f"require('ai_host').setup({{security = {{pins = {{['{DEFAULT_MODEL}'] = '{'ab' * 32}'}}}}, "
-                  "fallbacks = {explain = {'llama3.2:3b'}}})")
+    nvim.exec_lua(
+        f"require('ai_host').setup({{security = {{pins = {{['{DEFAULT_MODEL}'] = '{'ab' * 32}'}}}}, "
+        "fallbacks = {explain = {'llama3.2:3b'}}})"
+    )
     i = explain(nvim)
     assert (i["status"], i["text"]) == ("done", "from the fallback")
     assert [r.json["model"] for r in chats(double)] == ["llama3.2:3b"]
 
 
-@pytest.mark.parametrize("pins, message", [
-    ("{m = 'xyz'}", "ai_host: `security.pins` ['m'] should be the model's digest from `ollama list` (12 to 64 hex "
-                    "digits), not 'xyz'"),
-    ("{m = 12}", "ai_host: `security.pins` ['m'] should be string, not number"),
-    ("'abc'", "ai_host: `security.pins` should be table, not string"),
-])
+@pytest.mark.parametrize(
+    "pins, message",
+    [
+        (
+            "{m = 'xyz'}",
+            "ai_host: `security.pins` ['m'] should be the model's digest from `ollama list` (12 to 64 hex "
+            "digits), not 'xyz'",
+        ),
+        ("{m = 12}", "ai_host: `security.pins` ['m'] should be string, not number"),
+        ("'abc'", "ai_host: `security.pins` should be table, not string"),
+    ],
+)
 def test_a_wrong_pin_is_refused_at_setup(nvim, pins, message):
     err = nvim.exec_lua(f"local ok, e = pcall(require('ai_host').setup, {{security = {{pins = {pins}}}}}); return e")
     assert err == message

@@ -27,7 +27,7 @@ def needs(*names: str):
     return pytest.mark.skipif(
         bool(missing),
         reason=f"{', '.join(missing)} not in {PLUGINS} (nor on the registries this machine reaches); "
-               "set AI_HOST_PLUGIN_DIR=<a folder holding their checkouts, by these names> to run this test",
+        "set AI_HOST_PLUGIN_DIR=<a folder holding their checkouts, by these names> to run this test",
     )
 
 
@@ -40,7 +40,7 @@ AI_LABEL = "return a + b"
 def completes_return(req, rest=()):
     """The model's answer: the rest of "return a + b" after what was typed on the line (then `rest`)."""
     typed = req["prompt"].rsplit("\n", 1)[-1].strip()
-    return [AI_LABEL[len(typed):], *rest] if AI_LABEL.startswith(typed) else ["pass"]
+    return [AI_LABEL[len(typed) :], *rest] if AI_LABEL.startswith(typed) else ["pass"]
 
 
 def type_ret(nvim, menu) -> None:
@@ -51,6 +51,7 @@ def type_ret(nvim, menu) -> None:
     wait_until(lambda: menu(nvim)["open"])
     nvim.input("et")
     wait_until(lambda: nvim.current.buffer[2] == "    ret")
+
 
 BLINK_SETUP = """
   local dir, preset = ...
@@ -203,7 +204,12 @@ def test_blink_ghost_text_is_hidden_while_the_menu_is_open(blink, double):
     wait_until(lambda: not ghost(nvim)["shown"])
     quiet(nvim, double)
     assert blink_menu(nvim)["open"] and not ghost(nvim)["shown"]
-    assert nvim.exec_lua("return #vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_ghost, 0, -1, {})") == 0
+    assert (
+        nvim.exec_lua(
+            "return #vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_ghost, 0, -1, {})"
+        )
+        == 0
+    )
 
 
 def tab_falls_through(nvim, double):

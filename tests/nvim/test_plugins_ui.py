@@ -25,7 +25,8 @@ def start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}}"):
 
 def marks(nvim):
     return nvim.exec_lua(
-        "return vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_ghost, 0, -1, {details = true})")
+        "return vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_ghost, 0, -1, {details = true})"
+    )
 
 
 # The look of the ghost text's group on screen, resolved (links followed), and of the code around it.
@@ -96,8 +97,12 @@ def test_cycling_shows_which_alternative_is_shown(nvim, double):
     nvim.input("<Tab>")
     wait_until(lambda: nvim.current.buffer[1] == "    return first")
     quiet(nvim, double)
-    assert count_mark(nvim) is None and nvim.current.buffer[:] == ["def add(a, b):", "    return first", "",
-                                                                  "print(add(1, 2))"]
+    assert count_mark(nvim) is None and nvim.current.buffer[:] == [
+        "def add(a, b):",
+        "    return first",
+        "",
+        "print(add(1, 2))",
+    ]
 
 
 # -- lualine --------------------------------------------------------------------------------------
@@ -172,8 +177,15 @@ def popup_text(nvim, wanted: str) -> str:
     return wait_until(lambda: (p := popup(nvim)) and wanted in "\n".join(p) and "\n".join(p))
 
 
-DESCRIPTIONS = ["AI: explain code", "AI: refactor code", "AI: generate code from a prompt", "AI: toggle ghost text",
-                "AI: status", "AI: choose models", "AI: cancel all"]
+DESCRIPTIONS = [
+    "AI: explain code",
+    "AI: refactor code",
+    "AI: generate code from a prompt",
+    "AI: toggle ghost text",
+    "AI: status",
+    "AI: choose models",
+    "AI: cancel all",
+]
 
 
 @needs("which-key.nvim")

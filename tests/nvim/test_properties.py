@@ -9,10 +9,32 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 pytestmark = pytest.mark.nvim
 
-KEYS = ["backend", "models", "explain", "completion", "ui", "keymaps", "gpu", "lsp", "url", "kind",
-        "debounce_ms", "threshold", "deny", "nope", "1", ""]
-leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=False, allow_infinity=False),
-                 st.text(max_size=8), st.lists(st.text(max_size=4), max_size=3))
+KEYS = [
+    "backend",
+    "models",
+    "explain",
+    "completion",
+    "ui",
+    "keymaps",
+    "gpu",
+    "lsp",
+    "url",
+    "kind",
+    "debounce_ms",
+    "threshold",
+    "deny",
+    "nope",
+    "1",
+    "",
+]
+leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.lists(st.text(max_size=4), max_size=3),
+)
 options = st.recursive(leaf, lambda inner: st.dictionaries(st.sampled_from(KEYS), inner, max_size=4), max_leaves=12)
 
 
@@ -21,7 +43,8 @@ options = st.recursive(leaf, lambda inner: st.dictionaries(st.sampled_from(KEYS)
 def test_any_options_are_accepted_or_refused_with_a_dotted_path_message(nvim, opts):
     ok, err = nvim.exec_lua(
         "local ok, err = pcall(require('ai_host').setup, vim.json.decode(...)); return {ok, err or ''}",
-        json.dumps(opts))
+        json.dumps(opts),
+    )
     if not ok:
         assert isinstance(err, str) and err.startswith("ai_host: ") and "traceback" not in err.lower()
         assert "`" in err or "should be a table" in err
@@ -40,7 +63,8 @@ def test_the_context_around_the_cursor_is_exact_and_bounded(nvim, lines, data):
     col = data.draw(st.integers(0, len(line)))
     while col > 0 and (line[col] & 0xC0 if col < len(line) else 0) == 0x80:  # a byte inside a character
         col -= 1
-    prefix, suffix = nvim.exec_lua("""
+    prefix, suffix = nvim.exec_lua(
+        """
       local lines, row, col, budget = ...
       local buf = vim.api.nvim_create_buf(false, true)
       vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
@@ -49,10 +73,16 @@ def test_the_context_around_the_cursor_is_exact_and_bounded(nvim, lines, data):
       local p, s = window(buf, row, line:sub(1, col), line:sub(col + 1), budget)
       vim.api.nvim_buf_delete(buf, {force = true})
       return {p, s}
-    """, lines, row, col, 200)
+    """,
+        lines,
+        row,
+        col,
+        200,
+    )
     text = "\n".join(lines)
-    assert prefix + suffix == "\n".join(lines[max(0, row - 1 - prefix.count("\n")):row - 1] + [lines[row - 1]]
-                                        + lines[row:row + suffix.count("\n")])
+    assert prefix + suffix == "\n".join(
+        lines[max(0, row - 1 - prefix.count("\n")) : row - 1] + [lines[row - 1]] + lines[row : row + suffix.count("\n")]
+    )
     assert (prefix + suffix) in text
     assert prefix.endswith(line[:col].decode(errors="surrogateescape")[-200:]) or len(line[:col]) > 200
     assert len(prefix.encode()) <= 200 + 1 or prefix.count("\n") == 0

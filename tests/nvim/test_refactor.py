@@ -42,7 +42,9 @@ def test_accept_all_applies_the_rewrite_exactly_and_undo_restores_the_original(n
     user = chats(double)[0].json["messages"][-1]["content"]
     assert "Instruction: simplify" in user and "def area(r):\n    x = r ** 2\n    return math.pi * x" in user
     nvim.input("ga")
-    wait_until(lambda: buf[:] == ["import math", "", "def area(r):", "    return math.pi * r * r", "", "print(area(2))"])
+    wait_until(
+        lambda: buf[:] == ["import math", "", "def area(r):", "    return math.pi * r * r", "", "print(area(2))"]
+    )
     assert not info(nvim)["open"]
     nvim.input("u")
     wait_until(lambda: buf[:] == CODE)
@@ -76,7 +78,9 @@ def test_the_preview_grows_while_the_proposal_streams(nvim, double):
     assert max(seen) == 4 and any(0 < n < 4 for n in seen)  # shown while still coming
     hint = info(nvim)["hint"]
     assert hint.startswith("AI refactor (ready) ga accept all · gr reject all · gy/gn accept/reject change")
-    marks = nvim.exec_lua("return vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_refactor, 0, -1, {details = true})")
+    marks = nvim.exec_lua(
+        "return vim.api.nvim_buf_get_extmarks(0, vim.api.nvim_get_namespaces().ai_host_refactor, 0, -1, {details = true})"
+    )
     assert any(m[3].get("line_hl_group") == "AiHostRemoved" for m in marks)
     assert any(any(v[0][1] == "AiHostAdded" for v in m[3].get("virt_lines", [])) for m in marks)
 
@@ -204,7 +208,9 @@ def test_a_reply_without_code_says_what_the_model_said(nvim, double):
     nvim.command("3,5AIRefactor simplify")
     wait_until(lambda: info(nvim).get("status") == "error")
     msg = info(nvim)["message"]
-    assert msg.startswith("ai_host: the model's reply has no code to apply; it said: “I cannot rewrite this without more context.”")
+    assert msg.startswith(
+        "ai_host: the model's reply has no code to apply; it said: “I cannot rewrite this without more context.”"
+    )
     assert buf[:] == CODE
 
 

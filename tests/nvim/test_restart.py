@@ -63,8 +63,9 @@ def test_typing_goes_on_while_the_killed_host_restarts_and_only_the_last_request
         wait_until(lambda: statusline(nvim) == {"state": "queued", "text": "AI … starting"})
         nvim.input("yz")  # the editor takes keys while the host starts
         wait_until(lambda: buf[1] == "    return xyz")
-        activity = wait_until(lambda: (a := nvim.exec_lua("return require('ai_host.host').activity()"))
-                              and not a["debouncing"] and a)
+        activity = wait_until(
+            lambda: (a := nvim.exec_lua("return require('ai_host.host').activity()")) and not a["debouncing"] and a
+        )
         assert activity["jobs"] == 1  # the request for "x" was let go for the one for "xyz"
         assert statusline(nvim)["text"] == "AI … starting" and not ghost(nvim)["shown"]
         assert not opened_late.is_set()

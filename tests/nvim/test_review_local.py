@@ -23,15 +23,39 @@ UTIL_AFTER = "def ratio(a, b):\n    return a / b\n\n\ndef name(x):\n    return s
 
 # The same reply to every request: the pipeline keeps, for each file, what is about that file.
 FINDINGS = [
-    {"file": "run.py", "anchor": "return subprocess.call(cmd, shell=True)", "line": 3, "severity": "major",
-     "category": "security", "message": "shell=True: command injection",
-     "suggestion": "return subprocess.call(cmd)"},
-    {"file": "util.py", "anchor": "return a / b", "line": 2, "severity": "minor", "category": "bug",
-     "message": "division by zero when b is 0"},
-    {"file": "util.py", "anchor": "return str(x).strip()", "line": 6, "severity": "info", "category": "style",
-     "message": "name() could say what x is"},
-    {"file": "util.py", "anchor": "a line that is nowhere in the file", "line": 1, "severity": "minor",
-     "category": "maintainability", "message": "ratio and name belong in separate modules"},
+    {
+        "file": "run.py",
+        "anchor": "return subprocess.call(cmd, shell=True)",
+        "line": 3,
+        "severity": "major",
+        "category": "security",
+        "message": "shell=True: command injection",
+        "suggestion": "return subprocess.call(cmd)",
+    },
+    {
+        "file": "util.py",
+        "anchor": "return a / b",
+        "line": 2,
+        "severity": "minor",
+        "category": "bug",
+        "message": "division by zero when b is 0",
+    },
+    {
+        "file": "util.py",
+        "anchor": "return str(x).strip()",
+        "line": 6,
+        "severity": "info",
+        "category": "style",
+        "message": "name() could say what x is",
+    },
+    {
+        "file": "util.py",
+        "anchor": "a line that is nowhere in the file",
+        "line": 1,
+        "severity": "minor",
+        "category": "maintainability",
+        "message": "ratio and name belong in separate modules",
+    },
 ]
 ERROR, WARN, INFO = 1, 2, 3  # vim.diagnostic.severity
 LOG_ERROR = 4  # vim.log.levels.ERROR
@@ -59,8 +83,9 @@ return { diags = diags, title = qf.title, qf = items, notes = _G.notes or {}, re
 
 
 def git(root, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True
+    )
 
 
 @pytest.fixture
@@ -104,9 +129,16 @@ def test_findings_land_on_the_changed_lines_and_in_the_quickfix_list(nvim, doubl
     start(nvim, repo)
     s = finished(nvim)
     # the open buffer: the finding on the line it quoted (the model said 3, the line is 5), severity mapped
-    assert s["diags"] == [{"file": "run.py", "lnum": 5, "severity": ERROR, "source": "ai_host",
-                           "message": "[major] security: shell=True: command injection",
-                           "suggestion": "return subprocess.call(cmd)"}]
+    assert s["diags"] == [
+        {
+            "file": "run.py",
+            "lnum": 5,
+            "severity": ERROR,
+            "source": "ai_host",
+            "message": "[major] security: shell=True: command injection",
+            "suggestion": "return subprocess.call(cmd)",
+        }
+    ]
     # the quickfix list: every file, the finding without a line too, the secret as a blocker
     assert s["title"] == "ai_host review: HEAD"
     qf = sorted((i["file"], i["lnum"], i["type"], i["text"]) for i in s["qf"])
@@ -120,12 +152,15 @@ def test_findings_land_on_the_changed_lines_and_in_the_quickfix_list(nvim, doubl
     ]
     assert qf[0][3].startswith("not reviewed: too large") and qf[1][3].startswith("[blocker] ")
     assert [n["msg"] for n in s["notes"]] == [
-        "ai_host: review of 3 files: 5 findings (1 not reviewed); :copen to see them."]
+        "ai_host: review of 3 files: 5 findings (1 not reviewed); :copen to see them."
+    ]
     assert nvim.call("win_gettype") == ""  # the cursor stayed in the buffer; no window opened
     # a changed file opened afterwards shows its diagnostics (not the one without a line)
     nvim.command("edit util.py")
-    here = nvim.exec_lua("return vim.tbl_map(function(d) return { d.lnum + 1, d.severity } end, "
-                         "vim.diagnostic.get(0, { namespace = vim.api.nvim_get_namespaces().ai_host_review }))")
+    here = nvim.exec_lua(
+        "return vim.tbl_map(function(d) return { d.lnum + 1, d.severity } end, "
+        "vim.diagnostic.get(0, { namespace = vim.api.nvim_get_namespaces().ai_host_review }))"
+    )
     assert sorted(here) == [[2, WARN], [6, INFO]]
     # the secret was never sent to the model, nor shown
     assert chats(double) and all(TOKEN not in json.dumps(r.json) for r in double.requests)

@@ -33,7 +33,7 @@ LAZY = Path(os.environ.get("AI_HOST_LAZY_DIR") or SHARED_PLUGINS / "lazy.nvim")
 needs_lazy = pytest.mark.skipif(
     not (LAZY / "lua" / "lazy" / "init.lua").is_file(),
     reason=f"lazy.nvim is not in {SHARED_PLUGINS} and not on the registries this machine reaches; "
-           "set AI_HOST_LAZY_DIR=<lazy.nvim checkout> to run these tests",
+    "set AI_HOST_LAZY_DIR=<lazy.nvim checkout> to run these tests",
 )
 BUILD_TIMEOUT_S = 600
 
@@ -41,7 +41,7 @@ BUILD_TIMEOUT_S = 600
 def readme_block(heading: str) -> str:
     """The first ```lua block of the README after the line that contains `heading`."""
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"```lua\n(.*?)```", text[text.index(heading):], re.S)
+    block = re.search(r"```lua\n(.*?)```", text[text.index(heading) :], re.S)
     assert block, f"no lua block after {heading!r} in README.md"
     return block.group(1)
 
@@ -57,8 +57,14 @@ def base_env(base: Path) -> dict[str, str]:
 
 def first_start(argv: list[str], env: dict[str, str]) -> str:
     """Start Neovim headless once, as a user's first start (installs and builds), and quit."""
-    out = subprocess.run([*argv, "--headless", "+qa"], env=env, capture_output=True, text=True,
-                         timeout=BUILD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [*argv, "--headless", "+qa"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     return out.stdout + out.stderr
 
@@ -117,8 +123,9 @@ def lazy_setup(tmp_path_factory):
 @needs_lazy
 def test_lazy_runs_the_build_step_on_install(lazy_setup):
     python = lazy_setup["plugin"] / ".venv" / "bin" / "python"
-    check = subprocess.run([str(python), "-c", "import pynvim, aiohttp, ai_host; print('ok')"],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [str(python), "-c", "import pynvim, aiohttp, ai_host; print('ok')"], capture_output=True, text=True
+    )
     assert check.stdout.strip() == "ok", check.stderr
 
 
@@ -143,8 +150,9 @@ def test_lazy_loads_it_on_each_command_and_key_and_the_first_command_works(lazy_
 
 
 @needs_lazy
-def test_a_python_file_opened_before_it_loads_keeps_the_provider_and_health_clean(lazy_setup, double, monkeypatch,
-                                                                                 tmp_path):
+def test_a_python_file_opened_before_it_loads_keeps_the_provider_and_health_clean(
+    lazy_setup, double, monkeypatch, tmp_path
+):
     source = tmp_path / "x.py"
     source.write_text("def f():\n    return 1\n")
     env = {**lazy_setup["env"], "OLLAMA_HOST": double.url}
@@ -169,8 +177,12 @@ def pack_setup(tmp_path_factory):
     assert "'https://github.com/your-org/ai_host'" in snippet, snippet
     init = base / "init.lua"
     # confirm = false: the install prompt needs a screen (a user answers it once)
-    init.write_text(snippet.replace("vim.pack.add({ 'https://github.com/your-org/ai_host' })",
-                                    f"vim.pack.add({{ 'file://{src}' }}, {{ confirm = false }})"))
+    init.write_text(
+        snippet.replace(
+            "vim.pack.add({ 'https://github.com/your-org/ai_host' })",
+            f"vim.pack.add({{ 'file://{src}' }}, {{ confirm = false }})",
+        )
+    )
     env = base_env(base)
     argv = [str(NVIMS["0.12"]), "-u", str(init), "-i", "NONE"]
     log = first_start(argv, env)

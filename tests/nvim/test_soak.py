@@ -46,9 +46,13 @@ def random_script(rng: random.Random) -> Script:
     elif fault < 0.15:
         s.reset_after = rng.randint(0, 3)
     elif fault < 0.20:
-        s.http_error = rng.choice([(500, "model runner has unexpectedly stopped"),
-                                   (503, "server busy, please try again.  maximum pending requests exceeded"),
-                                   (400, 'option "num_ctx" must be of type integer')])
+        s.http_error = rng.choice(
+            [
+                (500, "model runner has unexpectedly stopped"),
+                (503, "server busy, please try again.  maximum pending requests exceeded"),
+                (400, 'option "num_ctx" must be of type integer'),
+            ]
+        )
     elif fault < 0.23:
         s.hang = True
     elif fault < 0.26:
@@ -63,8 +67,11 @@ def random_script(rng: random.Random) -> Script:
 @pytest.fixture
 def gpu_file(tmp_path):
     f = tmp_path / "gpu.json"  # a reading that moves around the threshold
-    f.write_text(json.dumps({"name": "RTX", "total": 12 * GIB,
-                             "used": [int(p / 100 * 12 * GIB) for p in (50, 79, 83, 77, 70, 60)]}))
+    f.write_text(
+        json.dumps(
+            {"name": "RTX", "total": 12 * GIB, "used": [int(p / 100 * 12 * GIB) for p in (50, 79, 83, 77, 70, 60)]}
+        )
+    )
     return f
 
 
@@ -77,7 +84,7 @@ def extra_env(gpu_file):
 def slope_kib_per_1000(samples: list[tuple[int, int]]) -> float:
     """The trend of (keys, KiB) samples in KiB per 1,000 keys: the median of the slopes between every
     two samples (Theil-Sen), so neither one high sample nor lumpy growth moves it."""
-    slopes = sorted((v2 - v1) / (k2 - k1) for i, (k1, v1) in enumerate(samples) for k2, v2 in samples[i + 1:])
+    slopes = sorted((v2 - v1) / (k2 - k1) for i, (k1, v1) in enumerate(samples) for k2, v2 in samples[i + 1 :])
     return 1000 * statistics.median(slopes)
 
 
@@ -86,17 +93,20 @@ def steady_growth_kib_per_1000(samples: list[tuple[int, int]], parts: int = 4) -
     second lowest. A leak grows in every quarter; a one-time step of the allocator (it keeps a
     freed block's pages) shows in one quarter, or two if it falls on their border."""
     size = len(samples) // parts
-    quarters = [samples[i * size:(i + 1) * size + (1 if i < parts - 1 else len(samples))] for i in range(parts)]
+    quarters = [samples[i * size : (i + 1) * size + (1 if i < parts - 1 else len(samples))] for i in range(parts)]
     return sorted(slope_kib_per_1000(q) for q in quarters)[1]
 
 
-SETUP = ("require('ai_host').setup({completion = {debounce_ms = 10}, "
-         "timeouts = {first_byte_ms = 300, idle_ms = 200}, gpu = {cache_ms = 0, wait_ms = 100}, "
-         "scheduler = {completion_rate_per_s = 1000}})")
+SETUP = (
+    "require('ai_host').setup({completion = {debounce_ms = 10}, "
+    "timeouts = {first_byte_ms = 300, idle_ms = 200}, gpu = {cache_ms = 0, wait_ms = 100}, "
+    "scheduler = {completion_rate_per_s = 1000}})"
+)
 
 
-def type_at_random(nvim, double, path: Path, keystrokes: int = KEYSTROKES,
-                   on_sample: Callable[[int], None] = lambda sent: None) -> list[str]:
+def type_at_random(
+    nvim, double, path: Path, keystrokes: int = KEYSTROKES, on_sample: Callable[[int], None] = lambda sent: None
+) -> list[str]:
     """Type `keystrokes` random keys at the end of a new buffer at `path` against a double scripted
     with random faults; every SAMPLE_EVERY keys, once the whole system is idle (so no reply in flight
     counts as kept), it calls `on_sample(keys so far)`. Returns the lines the buffer should hold.
@@ -106,8 +116,10 @@ def type_at_random(nvim, double, path: Path, keystrokes: int = KEYSTROKES,
     nvim.exec_lua(SETUP)
     # Text before the typing, more than a prompt's window holds: every request is as large from the
     # first key on as at the last, so memory that follows request size has grown before the warm-up ends.
-    expected = [f"value_{i} = total_{i} + items[{i}] * count  # earlier text, more than the window holds"
-                for i in range(FILLER_LINES)] + [""]  # the buffer as the keys should leave it (typed at the end)
+    expected = [
+        f"value_{i} = total_{i} + items[{i}] * count  # earlier text, more than the window holds"
+        for i in range(FILLER_LINES)
+    ] + [""]  # the buffer as the keys should leave it (typed at the end)
     path.write_text("\n".join(expected) + "\n")
     nvim.command(f"edit {path}")
     nvim.command("setlocal noautoindent nosmartindent backspace=indent,eol,start textwidth=0")

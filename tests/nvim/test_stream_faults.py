@@ -19,16 +19,25 @@ FAULTS = {
     "server not running": ({}, "backend = {url = 'http://127.0.0.1:9'}", "ollama serve"),
     "400 bad option": ({"http_error": (400, 'option "num_ctx" must be of type integer')}, "", "num_ctx"),
     "500": ({"http_error": (500, "model runner has unexpectedly stopped")}, "", "unexpectedly stopped"),
-    "503 busy": ({"http_error": (503, "server busy, please try again.  maximum pending requests exceeded")}, "",
-                 "busy"),
+    "503 busy": (
+        {"http_error": (503, "server busy, please try again.  maximum pending requests exceeded")},
+        "",
+        "busy",
+    ),
     "error line mid-stream": ({"error_after": 2}, "", "an error was encountered"),
     "malformed line": ({"malformed_after": 2}, "", "broke off"),
-    "truncated line, then the end": ({"raw_after": (2, b'{"model":"m","message":{"role":"assistant","con'),
-                                      "reset_after": 3}, "", "broke off"),
+    "truncated line, then the end": (
+        {"raw_after": (2, b'{"model":"m","message":{"role":"assistant","con'), "reset_after": 3},
+        "",
+        "broke off",
+    ),
     "connection reset": ({"reset_after": 2}, "", "broke off"),
     "accepts, never answers": ({"hang": True}, "timeouts = {first_byte_ms = 300}", "first_byte_ms"),
-    "trickles a byte at a time": ({"write_split": 1, "byte_delay_s": 0.05}, "timeouts = {idle_ms = 400}",
-                                  "unfinished line"),
+    "trickles a byte at a time": (
+        {"write_split": 1, "byte_delay_s": 0.05},
+        "timeouts = {idle_ms = 400}",
+        "unfinished line",
+    ),
     "a 50 MB line": ({"tokens": ["x" * (50 * MB)]}, "", "more than 4 MiB"),
 }
 
@@ -108,8 +117,9 @@ def test_ghost_text_survives_the_fault_and_typing_is_untouched(nvim, double, tmp
     script, says = GHOST_FAULTS[fault]
     for key, value in script.items():
         setattr(double.script, key, value)
-    nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, "
-                  "timeouts = {idle_ms = 400}})")
+    nvim.exec_lua(
+        "require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, timeouts = {idle_ms = 400}})"
+    )
     open_user_buffer(nvim, tmp_path)
     nvim.current.window.cursor = (4, 0)
     nvim.input("Oresult = ")

@@ -13,10 +13,23 @@ from tests.conftest import ROOT, chats, explain_info, quiet, wait_until
 
 pytestmark = pytest.mark.nvim
 
-SHAPES = ["import math", "", "", "# The area of a circle.", "def area(r):", '    """The area of a circle of radius r."""',
-          "    return math.pi * r ** 2", "", "", "def other():", "    return 0"]
+SHAPES = [
+    "import math",
+    "",
+    "",
+    "# The area of a circle.",
+    "def area(r):",
+    '    """The area of a circle of radius r."""',
+    "    return math.pi * r ** 2",
+    "",
+    "",
+    "def other():",
+    "    return 0",
+]
 MAIN = ["from shapes import area", "", "", "def total(rs):", "    return sum(area(r) for r in rs)", ""]
-AREA_TEXT = '# The area of a circle.\ndef area(r):\n    """The area of a circle of radius r."""\n    return math.pi * r ** 2'
+AREA_TEXT = (
+    '# The area of a circle.\ndef area(r):\n    """The area of a circle of radius r."""\n    return math.pi * r ** 2'
+)
 
 
 def user_message(double, i=-1):
@@ -37,21 +50,27 @@ def start_lsp(nvim, defined: dict[str, tuple[object, int]] | None = None):
     """The fake language server attached to the current buffer, told where names are defined."""
     cmd = [sys.executable, str(ROOT / "tests" / "fakes" / "fake_lsp.py")]
     nvim.exec_lua("vim.lsp.start({name = 'fake', cmd = ..., root_dir = vim.fn.getcwd()})", cmd)
-    wait_until(lambda: nvim.exec_lua(
-        "local c = vim.lsp.get_clients({bufnr = 0})[1]; return c ~= nil and c.initialized == true"))
+    wait_until(
+        lambda: nvim.exec_lua(
+            "local c = vim.lsp.get_clients({bufnr = 0})[1]; return c ~= nil and c.initialized == true"
+        )
+    )
     table = {name: {"uri": path.as_uri(), "line": line} for name, (path, line) in (defined or {}).items()}
     notify(nvim, "$/aiHostTestDefine", table)
 
 
 def notify(nvim, method, params=None):
-    nvim.exec_lua("local m, p = ...; vim.lsp.get_clients({name = 'fake'})[1]:notify(m, p or vim.empty_dict())",
-                  method, params)
+    nvim.exec_lua(
+        "local m, p = ...; vim.lsp.get_clients({name = 'fake'})[1]:notify(m, p or vim.empty_dict())", method, params
+    )
 
 
 def pending(nvim) -> int:
     """The language server's requests unanswered (for any buffer: the float may be the current one)."""
-    return nvim.exec_lua("local n = 0; for _, b in ipairs(vim.api.nvim_list_bufs()) do "
-                         "n = n + require('ai_host.context').lsp_pending(b) end; return n")
+    return nvim.exec_lua(
+        "local n = 0; for _, b in ipairs(vim.api.nvim_list_bufs()) do "
+        "n = n + require('ai_host.context').lsp_pending(b) end; return n"
+    )
 
 
 def explained(nvim):
@@ -82,7 +101,8 @@ def test_a_definition_from_another_file_reaches_the_prompt_and_the_footer_counts
 
 
 def test_the_float_opens_at_once_while_the_server_holds_the_lookup_and_the_request_goes_without_it(
-        nvim, double, tmp_path):
+    nvim, double, tmp_path
+):
     double.script.tokens = ["It sums the areas."]
     main = project(tmp_path)
     edit(nvim, main)
@@ -121,16 +141,20 @@ def test_closing_the_float_while_the_server_holds_the_lookup_sends_nothing(nvim,
 def test_without_a_language_server_a_function_of_the_same_buffer_is_included(nvim, double, tmp_path):
     double.script.tokens = ["It sums the areas."]
     lua = tmp_path / "geo.lua"
-    lua.write_text("--- The area of a circle.\nlocal function area(r)\n  return math.pi * r * r\nend\n\n"
-                   "local function other()\n  return 0\nend\n\n"
-                   "local function total(rs)\n  local s = 0\n  for _, r in ipairs(rs) do\n"
-                   "    s = s + area(r)\n  end\n  return s\nend\n")
+    lua.write_text(
+        "--- The area of a circle.\nlocal function area(r)\n  return math.pi * r * r\nend\n\n"
+        "local function other()\n  return 0\nend\n\n"
+        "local function total(rs)\n  local s = 0\n  for _, r in ipairs(rs) do\n"
+        "    s = s + area(r)\n  end\n  return s\nend\n"
+    )
     edit(nvim, lua, ft="lua")
     nvim.command("10,16AIExplain")
     i = explained(nvim)
     user = user_message(double)
-    assert ("`area` (geo.lua:2):\n```lua\n--- The area of a circle.\nlocal function area(r)\n"
-            "  return math.pi * r * r\nend\n```") in user, user
+    assert (
+        "`area` (geo.lua:2):\n```lua\n--- The area of a circle.\nlocal function area(r)\n"
+        "  return math.pi * r * r\nend\n```"
+    ) in user, user
     assert "`other`" not in user and "1 definition" in i["footer"]
 
 
@@ -152,8 +176,10 @@ def test_a_definition_in_a_denied_file_never_reaches_the_model(nvim, double, tmp
     main.write_text("def run():\n    return TOKEN + LINKED + area(1)\n")
     (tmp_path / "shapes.py").write_text("\n".join(SHAPES) + "\n")
     edit(nvim, main)
-    start_lsp(nvim, {"TOKEN": (tmp_path / ".env", 0), "LINKED": (tmp_path / "settings.py", 1),
-                     "area": (tmp_path / "shapes.py", 4)})
+    start_lsp(
+        nvim,
+        {"TOKEN": (tmp_path / ".env", 0), "LINKED": (tmp_path / "settings.py", 1), "area": (tmp_path / "shapes.py", 4)},
+    )
     nvim.command("1,2AIExplain")
     i = explained(nvim)
     text = all_text(double)
@@ -168,13 +194,17 @@ def test_refactor_fix_and_chat_send_the_definitions_too(nvim, double, tmp_path):
     start_lsp(nvim, {"area": (tmp_path / "shapes.py", 4)})
     double.script.tokens = ["```python\n", "def total(rs):\n", "    return sum(map(area, rs))\n", "```"]
     nvim.command("4,5AIRefactor use map")
-    i = wait_until(lambda: (p := nvim.exec_lua("return require('ai_host.refactor').info()")).get("status") == "done" and p)
+    i = wait_until(
+        lambda: (p := nvim.exec_lua("return require('ai_host.refactor').info()")).get("status") == "done" and p
+    )
     assert "`area` (shapes.py:5)" in user_message(double) and i["symbols"] == 1
     assert "1 definition sent" in i["hint"]
     nvim.exec_lua("require('ai_host.refactor').reject_all()")
 
-    nvim.exec_lua("vim.diagnostic.set(vim.api.nvim_create_namespace('t'), 0, "
-                  "{{lnum = 4, col = 15, severity = 1, message = 'area is not callable'}})")
+    nvim.exec_lua(
+        "vim.diagnostic.set(vim.api.nvim_create_namespace('t'), 0, "
+        "{{lnum = 4, col = 15, severity = 1, message = 'area is not callable'}})"
+    )
     nvim.command("5AIFix")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.refactor').info()").get("status") == "done")
     user = user_message(double)

@@ -23,11 +23,12 @@ pytestmark = pytest.mark.nvim
 
 SHARED_PLUGINS = ROOT.parent / "shared" / "plugins"
 TELESCOPE_DIRS = [d for d in os.environ.get("AI_HOST_TELESCOPE_DIRS", "").split(":") if d] or [
-    str(d) for d in (SHARED_PLUGINS / "telescope.nvim", SHARED_PLUGINS / "plenary.nvim") if d.is_dir()]
+    str(d) for d in (SHARED_PLUGINS / "telescope.nvim", SHARED_PLUGINS / "plenary.nvim") if d.is_dir()
+]
 needs_telescope = pytest.mark.skipif(
     len(TELESCOPE_DIRS) < 2,
     reason=f"telescope.nvim and plenary.nvim are not in {SHARED_PLUGINS} and not on the registries this machine "
-           "reaches; set AI_HOST_TELESCOPE_DIRS=<telescope.nvim dir>:<plenary.nvim dir> to run this test",
+    "reaches; set AI_HOST_TELESCOPE_DIRS=<telescope.nvim dir>:<plenary.nvim dir> to run this test",
 )
 
 LLAMA = "llama3.2:3b"
@@ -76,16 +77,29 @@ STATE = r"""
 """
 
 # The task picker's lines: every task, those left empty naming the model they use meanwhile.
-TASK_LINES = [f"completion  (now {DEFAULT_MODEL})", f"explain  (now {DEFAULT_MODEL})",
-              f"refactor  (now {DEFAULT_MODEL})", f"review  (now {DEFAULT_MODEL})",
-              f"chat  (now explain's: {DEFAULT_MODEL})", f"doc  (now refactor's: {DEFAULT_MODEL})"]
+TASK_LINES = [
+    f"completion  (now {DEFAULT_MODEL})",
+    f"explain  (now {DEFAULT_MODEL})",
+    f"refactor  (now {DEFAULT_MODEL})",
+    f"review  (now {DEFAULT_MODEL})",
+    f"chat  (now explain's: {DEFAULT_MODEL})",
+    f"doc  (now refactor's: {DEFAULT_MODEL})",
+]
+
 
 def add_models(double, *, starcoder: bool = False) -> None:
     """Add llama (no FIM), then optionally starcoder2 (FIM); the double lists the newest first."""
     now = datetime.now().astimezone()
-    double.add_model(ModelSpec(LLAMA, capabilities=["completion"], parameter_size="3.2B",
-                               quantization_level="Q4_K_M", size=2_000_000_000,
-                               modified_at=now + timedelta(seconds=1)))
+    double.add_model(
+        ModelSpec(
+            LLAMA,
+            capabilities=["completion"],
+            parameter_size="3.2B",
+            quantization_level="Q4_K_M",
+            size=2_000_000_000,
+            modified_at=now + timedelta(seconds=1),
+        )
+    )
     if starcoder:
         double.add_model(ModelSpec("starcoder2:3b", modified_at=now + timedelta(seconds=2)))
 
@@ -111,15 +125,20 @@ def test_the_plugin_never_requires_telescope():
     """Static: no Lua file of the plugin outside the extension names telescope in a require."""
     files = list((ROOT / "plugin").rglob("*.lua")) + list((ROOT / "lua" / "ai_host").rglob("*.lua"))
     assert files
-    offenders = [str(f.relative_to(ROOT)) for f in files
-                 if re.search(r"""require\s*\(?\s*['"]telescope""", f.read_text())]
+    offenders = [
+        str(f.relative_to(ROOT)) for f in files if re.search(r"""require\s*\(?\s*['"]telescope""", f.read_text())
+    ]
     assert offenders == []
 
 
 def test_ai_host_and_its_picker_work_without_telescope_and_never_load_it(nvim, double):
     add_models(double, starcoder=True)
-    assert nvim.exec_lua("return vim.tbl_filter(function(m) return m:match('^telescope') end, "
-                         "vim.tbl_keys(package.loaded))") == []
+    assert (
+        nvim.exec_lua(
+            "return vim.tbl_filter(function(m) return m:match('^telescope') end, vim.tbl_keys(package.loaded))"
+        )
+        == []
+    )
     nvim.exec_lua(TRAP + RECORD)
     # every module of the plugin, then the picker's paths: ask for the task, then each task
     nvim.exec_lua("""
@@ -136,8 +155,12 @@ def test_ai_host_and_its_picker_work_without_telescope_and_never_load_it(nvim, d
     nvim.command("AIModels dance")
     assert "ai_host: no task 'dance'; tasks are completion, explain, refactor, review, chat, doc" in notes(nvim)
     assert nvim.exec_lua("return _G.telescope_searched") == []
-    assert nvim.exec_lua("return vim.tbl_filter(function(m) return m:match('^telescope') end, "
-                         "vim.tbl_keys(package.loaded))") == []
+    assert (
+        nvim.exec_lua(
+            "return vim.tbl_filter(function(m) return m:match('^telescope') end, vim.tbl_keys(package.loaded))"
+        )
+        == []
+    )
     # the extension itself, loaded by hand without Telescope, says what it needs
     err = nvim.exec_lua("local ok, e = pcall(require, 'telescope._extensions.ai_host'); return not ok and e")
     assert err == "ai_host: the Telescope extension needs telescope.nvim; use :AIModels without it."
@@ -148,10 +171,20 @@ def test_the_shared_choice_sets_the_model_and_says_so(nvim, double):
     nvim.exec_lua("require('ai_host.picker').choose('refactor', { name = 'llama3.2:3b', endpoint = 'default' })")
     assert model_of(nvim, "refactor") == LLAMA
     assert notes(nvim) == ["ai_host: refactor now uses llama3.2:3b"]
-    details = nvim.exec_lua("return require('ai_host.picker').details(...)",
-                            {"name": LLAMA, "endpoint": "default", "fim": False, "size": 2_000_000_000,
-                             "parameter_size": "3.2B", "quantization": "Q4_K_M", "loaded": False},
-                            "completion", DEFAULT_MODEL)
+    details = nvim.exec_lua(
+        "return require('ai_host.picker').details(...)",
+        {
+            "name": LLAMA,
+            "endpoint": "default",
+            "fim": False,
+            "size": 2_000_000_000,
+            "parameter_size": "3.2B",
+            "quantization": "Q4_K_M",
+            "loaded": False,
+        },
+        "completion",
+        DEFAULT_MODEL,
+    )
     assert details[0] == "model          llama3.2:3b"
     assert "fill-in-middle no" in details
     assert details[-1] == "Ghost text wants a model that can fill in the middle (FIM)."
@@ -164,13 +197,17 @@ def test_the_shared_choice_sets_the_model_and_says_so(nvim, double):
 def telescope(nvim):
     """The nvim fixture with Telescope and plenary on 'runtimepath' and :Telescope defined."""
     dirs = [Path(d) for d in TELESCOPE_DIRS]
-    assert len(dirs) == 2 and all((d / "lua").is_dir() for d in dirs), \
+    assert len(dirs) == 2 and all((d / "lua").is_dir() for d in dirs), (
         f"AI_HOST_TELESCOPE_DIRS should be <telescope.nvim dir>:<plenary.nvim dir>, got {TELESCOPE_DIRS}"
-    nvim.exec_lua("""
+    )
+    nvim.exec_lua(
+        """
       for _, d in ipairs(...) do vim.opt.runtimepath:append(d) end
       vim.cmd('runtime! plugin/plenary.vim plugin/telescope.lua')
       vim.o.columns = 160  -- wide enough for Telescope's preview
-    """, [str(d) for d in dirs])
+    """,
+        [str(d) for d in dirs],
+    )
     assert nvim.exec_lua("return vim.fn.exists(':Telescope')") == 2
     nvim.exec_lua(RECORD)
     return nvim
@@ -182,8 +219,16 @@ def picker_state(nvim):
 
 def wait_for_picker(nvim, title: str, count: int) -> dict:
     """Wait until the picker titled `title` lists `count` entries and its prompt takes keys."""
-    return wait_until(lambda: (s := picker_state(nvim)) and s["title"] == title and len(s["displays"]) == count
-                      and s["selected"] and s["mode"] == "i" and s)
+    return wait_until(
+        lambda: (
+            (s := picker_state(nvim))
+            and s["title"] == title
+            and len(s["displays"]) == count
+            and s["selected"]
+            and s["mode"] == "i"
+            and s
+        )
+    )
 
 
 def type_and_select(nvim, text: str, wanted: str) -> None:
@@ -236,8 +281,15 @@ def test_telescope_edge_cases(telescope, double):
     type_and_select(nvim, "compl", "completion")
     wait_for_picker(nvim, "ai_host: model for completion", 2)
     nvim.input("qwen")
-    preview = wait_until(lambda: (s := picker_state(nvim)) and s["prompt"] == "qwen" and s["preview"]
-                         and s["preview"][0].endswith(DEFAULT_MODEL) and s["preview"])
+    preview = wait_until(
+        lambda: (
+            (s := picker_state(nvim))
+            and s["prompt"] == "qwen"
+            and s["preview"]
+            and s["preview"][0].endswith(DEFAULT_MODEL)
+            and s["preview"]
+        )
+    )
     assert "completion uses this model now." in preview
     # nothing matches: <CR> warns and the picker stays open; <C-c> closes it, nothing changes
     nvim.input("zzzz")

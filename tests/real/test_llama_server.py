@@ -54,7 +54,8 @@ def text_of(chunks: list[Chunk]) -> str:
 
 def chat(n: int, *, prompt: str = "hi", model: str = MODEL, **options) -> ChatRequest:
     return ChatRequest(
-        model=model, messages=[Message("user", prompt)],
+        model=model,
+        messages=[Message("user", prompt)],
         options={"num_predict": n, "temperature": 0, **options},
     )
 
@@ -119,9 +120,16 @@ async def test_chat_streams_chunks_then_one_done_chunk_at_num_predict(openai_bac
     assert done.eval_count in (None, n)
 
     # The stream carries exactly what the server answers without streaming (temperature 0).
-    status, body = await post_json(llama_server.url, "/v1/chat/completions", {
-        "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": n, "temperature": 0,
-    })
+    status, body = await post_json(
+        llama_server.url,
+        "/v1/chat/completions",
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": n,
+            "temperature": 0,
+        },
+    )
     assert status == 200, body
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] == n
@@ -135,9 +143,16 @@ async def test_generate_streams_completions_then_one_done_chunk(openai_backend, 
     assert len(chunks) - 1 == n
     assert chunks[-1].eval_count in (None, n)
 
-    status, body = await post_json(llama_server.url, "/v1/completions", {
-        "model": MODEL, "prompt": PROMPT, "max_tokens": n, "temperature": 0,
-    })
+    status, body = await post_json(
+        llama_server.url,
+        "/v1/completions",
+        {
+            "model": MODEL,
+            "prompt": PROMPT,
+            "max_tokens": n,
+            "temperature": 0,
+        },
+    )
     assert status == 200, body
     assert body["usage"]["completion_tokens"] == n
     assert text_of(chunks) == body["choices"][0]["text"]
@@ -157,7 +172,7 @@ async def test_stop_string_ends_the_stream(openai_backend, endpoint):
     # Greedy decoding repeats itself, so a piece of a first run is bound to appear in a second.
     reference = text_of(await collect(stream_of(openai_backend, endpoint, 24)))
     middle = len(reference) // 2
-    stop = reference[middle:middle + 3]
+    stop = reference[middle : middle + 3]
     assert stop.strip(), f"picked a blank stop string from {reference!r}"
     expected = reference[: reference.index(stop)]
 
@@ -285,9 +300,15 @@ async def test_prompt_over_the_context_breaks_the_stream(openai_backend, llama_s
 
 
 async def test_prompt_over_the_context_without_streaming_is_a_400(llama_server):
-    status, body = await post_json(llama_server.url, "/v1/completions", {
-        "model": MODEL, "prompt": "x " * 600, "max_tokens": 4,
-    })
+    status, body = await post_json(
+        llama_server.url,
+        "/v1/completions",
+        {
+            "model": MODEL,
+            "prompt": "x " * 600,
+            "max_tokens": 4,
+        },
+    )
     assert status == 400
     assert body["error"]["code"] == "context_length_exceeded"
 
@@ -314,12 +335,15 @@ def test_ghost_text_engine_path_against_a_real_server(llama_server):
         if event in ("done", "error"):
             done.set()
 
-    eng = Engine(emit, cfg={
-        "backend": {"kind": "openai", "url": llama_server.url},
-        "models": {"completion": "tiny"},
-        "completion": {"fim_template": "qwen", "num_predict": 12, "max_lines": 3},
-        "gpu": {"enabled": False},
-    })
+    eng = Engine(
+        emit,
+        cfg={
+            "backend": {"kind": "openai", "url": llama_server.url},
+            "models": {"completion": "tiny"},
+            "completion": {"fim_template": "qwen", "num_predict": 12, "max_lines": 3},
+            "gpu": {"enabled": False},
+        },
+    )
     eng.start()
     try:
         eng.submit("complete", {"id": "c1", "buf": 1, "prefix": "def add(a, b):\n    return ", "suffix": "\n"})

@@ -56,9 +56,12 @@ def qwen(tmp_path_factory):
 
 def use(nvim, server, **sections):
     """Point ai_host in this Neovim at the real server, every task on its model."""
-    opts = {"backend": f"{{ kind = 'openai', url = '{server.url}' }}",
-            "models": "{ explain = '%s', completion = '%s', refactor = '%s' }" % ((server.model_alias,) * 3),
-            "gpu": "{ enabled = false }", **sections}
+    opts = {
+        "backend": f"{{ kind = 'openai', url = '{server.url}' }}",
+        "models": "{ explain = '%s', completion = '%s', refactor = '%s' }" % ((server.model_alias,) * 3),
+        "gpu": "{ enabled = false }",
+        **sections,
+    }
     nvim.exec_lua("require('ai_host').setup({%s})" % ", ".join(f"{k} = {v}" for k, v in opts.items()))
 
 
@@ -83,8 +86,11 @@ def finished(info):
 async def test_a_chat_reply_ends_at_the_models_own_end_token_and_never_shows_it(smol):
     async with aiohttp.ClientSession() as session:
         backend = OpenAIBackend(session, smol.url, Timeouts(connect_s=2, first_byte_s=60, idle_s=30))
-        request = ChatRequest(model="smollm2", messages=[Message("user", "Say hello in one short sentence.")],
-                              options={"num_predict": 64, "temperature": 0})
+        request = ChatRequest(
+            model="smollm2",
+            messages=[Message("user", "Say hello in one short sentence.")],
+            options={"num_predict": 64, "temperature": 0},
+        )
         async with asyncio.timeout(MODEL_WAIT_S):
             chunks = [c async for c in backend.chat(request)]
     text = "".join(c.text for c in chunks)
@@ -95,8 +101,11 @@ async def test_a_chat_reply_ends_at_the_models_own_end_token_and_never_shows_it(
 async def test_characters_split_across_tokens_arrive_whole(smol):
     async with aiohttp.ClientSession() as session:
         backend = OpenAIBackend(session, smol.url, Timeouts(connect_s=2, first_byte_s=60, idle_s=30))
-        request = ChatRequest(model="smollm2", options={"num_predict": 40, "temperature": 0},
-                              messages=[Message("user", "Repeat exactly, nothing else: café naïve 日本語 ✓ — Größe")])
+        request = ChatRequest(
+            model="smollm2",
+            options={"num_predict": 40, "temperature": 0},
+            messages=[Message("user", "Repeat exactly, nothing else: café naïve 日本語 ✓ — Größe")],
+        )
         async with asyncio.timeout(MODEL_WAIT_S):
             chunks = [c async for c in backend.chat(request)]
     text = "".join(c.text for c in chunks)
@@ -205,8 +214,12 @@ def type_at(nvim, row: int, col: int, keys: str = "a"):
 
 @in_nvim
 def test_ghost_text_fills_a_hole_with_code_and_tab_inserts_it(nvim, qwen):
-    use(nvim, qwen, completion="{ fim_template = 'qwen', max_lines = 4, num_predict = 32, temperature = 0, "
-                               "context_chars = 1600, debounce_ms = 50, prefetch = false }")
+    use(
+        nvim,
+        qwen,
+        completion="{ fim_template = 'qwen', max_lines = 4, num_predict = 32, temperature = 0, "
+        "context_chars = 1600, debounce_ms = 50, prefetch = false }",
+    )
     buf = load(nvim, SAMPLE)
     row = SAMPLE.index("    return ") + 1
     type_at(nvim, row, len("    return ") - 1)
@@ -223,8 +236,12 @@ def test_ghost_text_fills_a_hole_with_code_and_tab_inserts_it(nvim, qwen):
 
 @in_nvim
 def test_ghost_text_stays_inside_the_function_the_cursor_is_in(nvim, qwen):
-    use(nvim, qwen, completion="{ fim_template = 'qwen', max_lines = 8, num_predict = 64, temperature = 0, "
-                               "context_chars = 1600, debounce_ms = 50, prefetch = false }")
+    use(
+        nvim,
+        qwen,
+        completion="{ fim_template = 'qwen', max_lines = 8, num_predict = 64, temperature = 0, "
+        "context_chars = 1600, debounce_ms = 50, prefetch = false }",
+    )
     lines = SAMPLE[: SAMPLE.index("def word_counts(text: str) -> dict[str, int]:")]
     row = lines.index('    cleaned = text.replace(" ", "").lower()') + 1
     load(nvim, lines)
@@ -240,8 +257,12 @@ def test_ghost_text_stays_inside_the_function_the_cursor_is_in(nvim, qwen):
 @in_nvim
 def test_a_template_the_model_was_not_trained_on_never_leaks_its_tokens(nvim, qwen):
     """`fim_template = 'starcoder'` on a Qwen model: the model sees foreign markers and may echo them."""
-    use(nvim, qwen, completion="{ fim_template = 'starcoder', max_lines = 4, num_predict = 32, temperature = 0, "
-                               "context_chars = 1600, debounce_ms = 50, prefetch = false }")
+    use(
+        nvim,
+        qwen,
+        completion="{ fim_template = 'starcoder', max_lines = 4, num_predict = 32, temperature = 0, "
+        "context_chars = 1600, debounce_ms = 50, prefetch = false }",
+    )
     load(nvim, ["def main():", "    print(fibonacci(10))", "", "", "if __name__ == '__main__':", "    "])
     type_at(nvim, 6, 3, "a")
     info = wait_until(lambda: ghost_done(nvim), timeout=MODEL_WAIT_S)

@@ -75,12 +75,23 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def make_client(served: Served, session: aiohttp.ClientSession, clock: FakeClock) -> Callable[..., GitLabClient]:
-    def make(token: str | None = None, kind: str = "private", project: int | str | None = None,
-             ca_file: str | None = None, url: str | None = None) -> GitLabClient:
-        return GitLabClient(session, (url or served.double.url) + API,
-                            GitLabToken(token or served.double.token, kind),
-                            project=served.project.id if project is None else project, ca_file=ca_file,
-                            sleep=clock.sleep, now=clock.time)
+    def make(
+        token: str | None = None,
+        kind: str = "private",
+        project: int | str | None = None,
+        ca_file: str | None = None,
+        url: str | None = None,
+    ) -> GitLabClient:
+        return GitLabClient(
+            session,
+            (url or served.double.url) + API,
+            GitLabToken(token or served.double.token, kind),
+            project=served.project.id if project is None else project,
+            ca_file=ca_file,
+            sleep=clock.sleep,
+            now=clock.time,
+        )
+
     return make
 
 
@@ -110,13 +121,25 @@ def entry(diff: MrDiff, new_path: str) -> dict[str, Any]:
     return next(d for d in diff.diffs if d["new_path"] == new_path)
 
 
-def position(diff: MrDiff, new_path: str, *, old_line: int | None = None, new_line: int | None = None,
-             old_path: str | None = None, **extra: Any) -> dict[str, Any]:
+def position(
+    diff: MrDiff,
+    new_path: str,
+    *,
+    old_line: int | None = None,
+    new_line: int | None = None,
+    old_path: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A text position on `diff`'s version, with the line fields given (and only those)."""
     found = entry(diff, new_path)
-    pos: dict[str, Any] = {"position_type": "text", "base_sha": diff.base_sha, "start_sha": diff.start_sha,
-                           "head_sha": diff.head_sha, "old_path": old_path or found["old_path"],
-                           "new_path": new_path}
+    pos: dict[str, Any] = {
+        "position_type": "text",
+        "base_sha": diff.base_sha,
+        "start_sha": diff.start_sha,
+        "head_sha": diff.head_sha,
+        "old_path": old_path or found["old_path"],
+        "new_path": new_path,
+    }
     if old_line is not None:
         pos["old_line"] = old_line
     if new_line is not None:

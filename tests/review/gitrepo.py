@@ -16,8 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C"}
-GIT_IDENTITY = ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false",
-                "-c", "core.quotepath=false", "-c", "init.defaultBranch=main"]
+GIT_IDENTITY = [
+    "-c",
+    "user.name=t",
+    "-c",
+    "user.email=t@t",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "core.quotepath=false",
+    "-c",
+    "init.defaultBranch=main",
+]
 NULL_MODE = "000000"
 GITLAB_NULL_MODE = "0"  # [inf] GitLab shows a missing side's mode as "0"
 BIG_FILE_LINES = 4000  # lines of the oversized file (about 100 KB of diff): past a small patch limit
@@ -44,8 +54,9 @@ def _feature_changes() -> dict[str, str | None]:
         "new_module.py": "import os\n\n\ndef run():\n    return os.getcwd()\n",
         "obsolete.txt": None,
         NON_ASCII_PATH: "Hallo\nschöne Welt\n",
-        "big.txt": "".join(f"line {i} of a generated file that is far too large to review\n"
-                           for i in range(BIG_FILE_LINES)),
+        "big.txt": "".join(
+            f"line {i} of a generated file that is far too large to review\n" for i in range(BIG_FILE_LINES)
+        ),
         SECRET_FILE: f'AWS_ACCESS_KEY_ID = "{AWS_KEY_ID}"\nAWS_SECRET_ACCESS_KEY = "{AWS_SECRET}"\nDEBUG = False\n',
     }
 
@@ -81,8 +92,9 @@ class GitRepo:
         return repo
 
     def git(self, *args: str) -> str:
-        out = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=self.path, check=True, capture_output=True,
-                             env={**os.environ, **GIT_ENV})
+        out = subprocess.run(
+            ["git", *GIT_IDENTITY, *args], cwd=self.path, check=True, capture_output=True, env={**os.environ, **GIT_ENV}
+        )
         return out.stdout.decode("utf-8")
 
     def commit(self, message: str) -> str:
@@ -117,19 +129,26 @@ class GitRepo:
                 i += 2
             paths = [old_path] if old_path == new_path else [old_path, new_path]
             patch = self.git("diff", "--no-color", "--no-ext-diff", "-M", "-U3", base, head, "--", *paths)
-            entries.append({
-                "old_path": old_path, "new_path": new_path,
-                "a_mode": GITLAB_NULL_MODE if a_mode == NULL_MODE else a_mode,
-                "b_mode": GITLAB_NULL_MODE if b_mode == NULL_MODE else b_mode,
-                "new_file": status == "A", "renamed_file": status.startswith("R"), "deleted_file": status == "D",
-                "generated_file": False, "diff": hunks_only(patch),
-            })
+            entries.append(
+                {
+                    "old_path": old_path,
+                    "new_path": new_path,
+                    "a_mode": GITLAB_NULL_MODE if a_mode == NULL_MODE else a_mode,
+                    "b_mode": GITLAB_NULL_MODE if b_mode == NULL_MODE else b_mode,
+                    "new_file": status == "A",
+                    "renamed_file": status.startswith("R"),
+                    "deleted_file": status == "D",
+                    "generated_file": False,
+                    "diff": hunks_only(patch),
+                }
+            )
         return entries
 
     def read(self, ref: str, path: str) -> bytes | None:
         """A file's bytes at `ref`, or None where it does not exist (the double's Files API)."""
-        out = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=self.path, capture_output=True,
-                             env={**os.environ, **GIT_ENV})
+        out = subprocess.run(
+            ["git", "show", f"{ref}:{path}"], cwd=self.path, capture_output=True, env={**os.environ, **GIT_ENV}
+        )
         return out.stdout if out.returncode == 0 else None
 
     def _write(self, files: dict[str, str | None]) -> None:
@@ -147,4 +166,4 @@ def hunks_only(patch: str) -> str:
     at = patch.find("\n@@")
     if patch.startswith("@@"):
         return patch
-    return patch[at + 1:] if at >= 0 else ""
+    return patch[at + 1 :] if at >= 0 else ""

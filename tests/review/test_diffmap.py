@@ -10,8 +10,18 @@ from pathlib import Path
 import pytest
 
 from ai_host.gitlab.diffmap import (
-    ADDED, CONTEXT, REMOVED, DiffRefs, FileDiff, file_diff, invalid_position, line_code, line_range, parse_hunks,
-    position, snap_anchor,
+    ADDED,
+    CONTEXT,
+    REMOVED,
+    DiffRefs,
+    FileDiff,
+    file_diff,
+    invalid_position,
+    line_code,
+    line_range,
+    parse_hunks,
+    position,
+    snap_anchor,
 )
 
 REFS = DiffRefs(base_sha="b" * 40, start_sha="s" * 40, head_sha="h" * 40)
@@ -19,6 +29,7 @@ RANDOM_SEEDS = range(25)
 
 
 # -- a real git repository, and GitLab's view of its diffs ------------------------------------
+
 
 class Repo:
     """A throw-away git repository; `entry()` gives a file's diff as GitLab's /diffs does."""
@@ -28,9 +39,23 @@ class Repo:
         self.git("init", "-q", "-b", "main")
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "core.autocrlf=false",
-                               "-c", "core.quotepath=false", *args], cwd=self.root, check=True,
-                              capture_output=True).stdout.decode("utf-8")
+        return subprocess.run(
+            [
+                "git",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "core.autocrlf=false",
+                "-c",
+                "core.quotepath=false",
+                *args,
+            ],
+            cwd=self.root,
+            check=True,
+            capture_output=True,
+        ).stdout.decode("utf-8")
 
     def write(self, path: str, data: str | bytes) -> None:
         target = self.root / path
@@ -46,10 +71,17 @@ class Repo:
         """{old_path, new_path, ..., diff} with `diff` hunks only, as GitLab sends it."""
         paths = [old_path] if old_path == new_path else [old_path, new_path]
         text = self.git("diff", "-M", "--no-color", "--no-ext-diff", base, head, "--", *paths)
-        hunks = text[text.index("@@"):] if "@@" in text else ""
-        return {"old_path": old_path, "new_path": new_path, "a_mode": "100644", "b_mode": "100644",
-                "new_file": "new file mode" in text, "renamed_file": "rename from" in text,
-                "deleted_file": "deleted file mode" in text, "diff": hunks}
+        hunks = text[text.index("@@") :] if "@@" in text else ""
+        return {
+            "old_path": old_path,
+            "new_path": new_path,
+            "a_mode": "100644",
+            "b_mode": "100644",
+            "new_file": "new file mode" in text,
+            "renamed_file": "rename from" in text,
+            "deleted_file": "deleted file mode" in text,
+            "diff": hunks,
+        }
 
 
 @pytest.fixture
@@ -70,7 +102,7 @@ def check_against_files(fd: FileDiff, old: list[str], new: list[str]) -> None:
     at = 1
     for h in fd.hunks:
         first_old = h.old_start if h.old_count else h.old_start + 1
-        rebuilt += old[at - 1:first_old - 1]
+        rebuilt += old[at - 1 : first_old - 1]
         at = first_old
         for ln in h.lines:
             if ln.kind != REMOVED:
@@ -79,7 +111,7 @@ def check_against_files(fd: FileDiff, old: list[str], new: list[str]) -> None:
                 at += 1
         assert sum(ln.kind != ADDED for ln in h.lines) == h.old_count
         assert sum(ln.kind != REMOVED for ln in h.lines) == h.new_count
-    rebuilt += old[at - 1:]
+    rebuilt += old[at - 1 :]
     assert rebuilt == new
 
 
@@ -88,6 +120,7 @@ def lines_of(text: str) -> list[str]:
 
 
 # -- parsing, checked against git --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", RANDOM_SEEDS)
 def test_random_edits_parse_to_the_real_lines_of_both_versions(repo: Repo, seed: int) -> None:
@@ -100,7 +133,7 @@ def test_random_edits_parse_to_the_real_lines_of_both_versions(repo: Repo, seed:
         if action == "add":
             new[at:at] = [f"added {seed} {k}" for k in range(rng.randrange(1, 4))]
         elif new and at < len(new):
-            new[at:at + rng.randrange(1, 3)] = [] if action == "remove" else [f"changed {seed}"]
+            new[at : at + rng.randrange(1, 3)] = [] if action == "remove" else [f"changed {seed}"]
     end_old, end_new = ("\n" if rng.random() > 0.2 else ""), ("\n" if rng.random() > 0.2 else "")
     old_text, new_text = "\n".join(old) + end_old, "\n".join(new) + end_new
     repo.write("f.txt", old_text)
@@ -145,7 +178,11 @@ def test_no_newline_at_end_of_file_marks_the_line_and_counts_nothing(repo: Repo)
     fd = file_diff(entry)
     check_against_files(fd, ["one", "two"], ["one", "two", "three"])
     assert [(ln.kind, ln.text, ln.no_newline) for ln in fd.lines()] == [
-        (CONTEXT, "one", False), (REMOVED, "two", True), (ADDED, "two", False), (ADDED, "three", True)]
+        (CONTEXT, "one", False),
+        (REMOVED, "two", True),
+        (ADDED, "two", False),
+        (ADDED, "three", True),
+    ]
 
 
 def test_crlf_lines_keep_their_carriage_return(repo: Repo) -> None:
@@ -161,7 +198,9 @@ def test_crlf_lines_keep_their_carriage_return(repo: Repo) -> None:
 def test_hunk_headings_and_counts_default_to_one() -> None:
     hunks = parse_hunks("@@ -3 +3 @@ def main():\n-a\n+b\n@@ -10,0 +11,2 @@\n+c\n+d\n")
     assert [(h.old_start, h.old_count, h.new_start, h.new_count, h.heading) for h in hunks] == [
-        (3, 1, 3, 1, "def main():"), (10, 0, 11, 2, "")]
+        (3, 1, 3, 1, "def main():"),
+        (10, 0, 11, 2, ""),
+    ]
     assert [(ln.old_line, ln.new_line) for ln in hunks[1].lines] == [(None, 11), (None, 12)]
 
 
@@ -197,8 +236,14 @@ def test_positions_follow_gitlabs_rules_per_kind_of_line(fd: FileDiff) -> None:
     removed = fd.find(11, None)
     context = fd.find(10, 10)
     assert added and removed and context
-    common = {"position_type": "text", "base_sha": REFS.base_sha, "start_sha": REFS.start_sha,
-              "head_sha": REFS.head_sha, "old_path": "pkg/a.py", "new_path": "pkg/a.py"}
+    common = {
+        "position_type": "text",
+        "base_sha": REFS.base_sha,
+        "start_sha": REFS.start_sha,
+        "head_sha": REFS.head_sha,
+        "old_path": "pkg/a.py",
+        "new_path": "pkg/a.py",
+    }
     assert position(fd, added, REFS) == {**common, "new_line": 11}
     assert position(fd, removed, REFS) == {**common, "old_line": 11}
     assert position(fd, context, REFS) == {**common, "old_line": 10, "new_line": 10}
@@ -235,7 +280,8 @@ def test_line_codes_use_gitlabs_running_counters(fd: FileDiff) -> None:
     # an added line keeps the old side's counter where it stands (GitLab's Diff::Parser)
     assert line_range(fd, removed, added) == {
         "start": {"line_code": f"{sha}_11_11", "type": "old", "old_line": 11},
-        "end": {"line_code": f"{sha}_12_11", "type": "new", "new_line": 11}}
+        "end": {"line_code": f"{sha}_12_11", "type": "new", "new_line": 11},
+    }
 
 
 # -- anchor snapping --------------------------------------------------------------------------
@@ -270,7 +316,7 @@ def test_a_quote_with_other_whitespace_still_snaps(snap: FileDiff) -> None:
 
 
 def test_a_quote_copied_with_our_numbering_snaps(snap: FileDiff) -> None:
-    line = snap_anchor(snap, "    7 +     open(path, \"w\").write(data)", hint=1)
+    line = snap_anchor(snap, '    7 +     open(path, "w").write(data)', hint=1)
     assert line and line.new_line == 7
 
 

@@ -83,8 +83,9 @@ async def test_429_waits_retry_after_then_posts(served: Served, client: GitLabCl
     assert sorted(n.body for n in served.mr.notes()) == ["first", "second"]
 
 
-async def test_429_without_retry_after_waits_for_ratelimit_reset(served: Served, client: GitLabClient,
-                                                                 clock: FakeClock) -> None:
+async def test_429_without_retry_after_waits_for_ratelimit_reset(
+    served: Served, client: GitLabClient, clock: FakeClock
+) -> None:
     served.double.rate_limit = RateLimit(limit=1, window_s=30, retry_after=False)
     await client.create_discussion(1, "a")
     await client.create_discussion(1, "b")
@@ -92,8 +93,9 @@ async def test_429_without_retry_after_waits_for_ratelimit_reset(served: Served,
     assert [r.status for r in served.double.sent("POST", r"/discussions$")] == [201, 429, 201]
 
 
-async def test_429_without_any_header_backs_off_and_gives_up(served: Served, client: GitLabClient,
-                                                             clock: FakeClock) -> None:
+async def test_429_without_any_header_backs_off_and_gives_up(
+    served: Served, client: GitLabClient, clock: FakeClock
+) -> None:
     served.double.faults.append(Fault("POST", r"/notes$", 429, headers={}, times=100))
     with pytest.raises(GitLabRateLimited) as err:
         await client.create_note(1, "x")
@@ -225,4 +227,6 @@ async def test_files_project_and_replies(served: Served, client: GitLabClient) -
     thread = await client.create_discussion(1, "a thread")
     reply = await client.reply(1, thread["id"], "a reply")
     assert reply["type"] == "DiscussionNote" and [n.body for n in served.mr.discussions[0].notes] == [
-        "a thread", "a reply"]
+        "a thread",
+        "a reply",
+    ]

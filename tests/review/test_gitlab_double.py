@@ -22,8 +22,15 @@ from tests.review.conftest import FakeClock, Served, entry, position
 from tests.review.gitrepo import NON_ASCII_PATH
 
 
-async def call(served: Served, session: aiohttp.ClientSession, method: str, tail: str, body: Any = None,
-               token: str | None = None, header: str = "PRIVATE-TOKEN") -> tuple[int, Any, Any]:
+async def call(
+    served: Served,
+    session: aiohttp.ClientSession,
+    method: str,
+    tail: str,
+    body: Any = None,
+    token: str | None = None,
+    header: str = "PRIVATE-TOKEN",
+) -> tuple[int, Any, Any]:
     """One request to the MR's project; (status, json, headers)."""
     url = f"{served.double.url}{API}/projects/{served.project.id}{tail}"
     headers = {header: token or served.double.token}
@@ -33,8 +40,9 @@ async def call(served: Served, session: aiohttp.ClientSession, method: str, tail
 
 
 async def discuss(served: Served, session: aiohttp.ClientSession, pos: dict[str, Any]) -> tuple[int, Any]:
-    status, data, _ = await call(served, session, "POST", "/merge_requests/1/discussions",
-                                 {"body": "finding", "position": pos})
+    status, data, _ = await call(
+        served, session, "POST", "/merge_requests/1/discussions", {"body": "finding", "position": pos}
+    )
     return status, data
 
 
@@ -59,25 +67,30 @@ async def test_an_unchanged_line_needs_both_numbers(served: Served, session: aio
     assert await discuss(served, session, position(served.diff, "app.py", old_line=12)) == (400, BODY_LINE_CODE)
     assert (await discuss(served, session, position(served.diff, "app.py", old_line=12, new_line=13)))[0] == 201
     # both numbers, but not the pair that line has
-    assert await discuss(served, session, position(served.diff, "app.py", old_line=13, new_line=13)) \
-        == (400, BODY_LINE_CODE)
+    assert await discuss(served, session, position(served.diff, "app.py", old_line=13, new_line=13)) == (
+        400,
+        BODY_LINE_CODE,
+    )
 
 
 async def test_a_line_outside_every_hunk_is_refused(served: Served, session: aiohttp.ClientSession) -> None:
-    assert await discuss(served, session, position(served.diff, "app.py", old_line=2, new_line=2)) \
-        == (400, BODY_LINE_CODE)
+    assert await discuss(served, session, position(served.diff, "app.py", old_line=2, new_line=2)) == (
+        400,
+        BODY_LINE_CODE,
+    )
     assert await discuss(served, session, position(served.diff, "app.py", new_line=2)) == (400, BODY_LINE_CODE)
 
 
-async def test_both_paths_are_required_and_must_match_the_file(served: Served,
-                                                               session: aiohttp.ClientSession) -> None:
+async def test_both_paths_are_required_and_must_match_the_file(served: Served, session: aiohttp.ClientSession) -> None:
     pos = position(served.diff, "app.py", new_line=11)
     del pos["old_path"]
     assert await discuss(served, session, pos) == (400, BODY_LINE_CODE)
     # a rename: old_path is the old name
     assert (await discuss(served, session, position(served.diff, "renamed.py", new_line=6)))[0] == 201
-    assert await discuss(served, session, position(served.diff, "renamed.py", new_line=6, old_path="renamed.py")) \
-        == (400, BODY_LINE_CODE)
+    assert await discuss(served, session, position(served.diff, "renamed.py", new_line=6, old_path="renamed.py")) == (
+        400,
+        BODY_LINE_CODE,
+    )
 
 
 async def test_new_deleted_and_non_ascii_files(served: Served, session: aiohttp.ClientSession) -> None:
@@ -99,9 +112,14 @@ async def test_missing_and_invalid_position_fields(served: Served, session: aioh
     pos = position(served.diff, "app.py", new_line=11)
     del pos["base_sha"], pos["head_sha"]
     assert await discuss(served, session, pos) == (
-        400, {"error": "position[base_sha] is missing, position[head_sha] is missing"})
+        400,
+        {"error": "position[base_sha] is missing, position[head_sha] is missing"},
+    )
     pos = position(served.diff, "app.py", new_line=11, position_type="line")
-    assert await discuss(served, session, pos) == (400, {"error": "position[position_type] does not have a valid value"})
+    assert await discuss(served, session, pos) == (
+        400,
+        {"error": "position[position_type] does not have a valid value"},
+    )
 
 
 async def test_line_range_line_codes_are_checked(served: Served, session: aiohttp.ClientSession) -> None:
@@ -110,7 +128,9 @@ async def test_line_range_line_codes_are_checked(served: Served, session: aiohtt
     assert (await discuss(served, session, position(served.diff, "app.py", new_line=12, line_range=good)))[0] == 201
     bad = {"start": {"line_code": f"{sha}_1_1", "type": "new"}, "end": good["end"]}
     assert await discuss(served, session, position(served.diff, "app.py", new_line=12, line_range=bad)) == (
-        400, {"error": "position[line_range][start_line_code] is invalid"})
+        400,
+        {"error": "position[line_range][start_line_code] is invalid"},
+    )
 
 
 async def test_the_request_log_names_position_4xx(served: Served, session: aiohttp.ClientSession) -> None:
@@ -158,8 +178,7 @@ async def test_files_past_the_limits_come_without_a_diff(served: Served, session
     assert by_path["app.py"]["diff"].startswith("@@ ")
 
 
-async def test_versions_newest_first_and_a_push_moves_diff_refs(served: Served,
-                                                                session: aiohttp.ClientSession) -> None:
+async def test_versions_newest_first_and_a_push_moves_diff_refs(served: Served, session: aiohttp.ClientSession) -> None:
     newer = served.repo.push({"README.md": "# demo\n\nChanged.\n"})
     served.double.push(served.mr, newer)
     _, versions, _ = await call(served, session, "GET", "/merge_requests/1/versions")
@@ -178,26 +197,35 @@ async def test_tokens_unauthorized_job_and_read_only(served: Served, session: ai
     assert (await call(served, session, "GET", "/merge_requests/1", token="nope"))[:2] == (401, BODY_401)
     served.double.add_token("job-123", served.double.bot, kind="job")
     assert (await call(served, session, "GET", "/merge_requests/1", token="job-123", header="JOB-TOKEN"))[0] == 200
-    for method, tail in (("POST", "/merge_requests/1/notes"), ("GET", "/merge_requests/1/discussions"),
-                         ("POST", "/merge_requests/1/draft_notes")):
-        status, _, _ = await call(served, session, method, tail, {"body": "x", "note": "x"}, token="job-123",
-                                  header="JOB-TOKEN")
+    for method, tail in (
+        ("POST", "/merge_requests/1/notes"),
+        ("GET", "/merge_requests/1/discussions"),
+        ("POST", "/merge_requests/1/draft_notes"),
+    ):
+        status, _, _ = await call(
+            served, session, method, tail, {"body": "x", "note": "x"}, token="job-123", header="JOB-TOKEN"
+        )
         assert status == 404, (method, tail)
     served.double.add_token("ro-1", served.double.bot, scopes=("read_api",))
     assert (await call(served, session, "POST", "/merge_requests/1/notes", {"body": "x"}, token="ro-1"))[:2] == (
-        403, BODY_INSUFFICIENT_SCOPE)
+        403,
+        BODY_INSUFFICIENT_SCOPE,
+    )
     async with session.get(f"{served.double.url}{API}/user", headers={"Authorization": "Bearer ro-1"}) as resp:
         assert resp.status == 200 and (await resp.json())["username"] == "ai-host-bot"
 
 
 async def test_project_by_url_encoded_path(served: Served, session: aiohttp.ClientSession) -> None:
-    async with session.get(f"{served.double.url}{API}/projects/group%2Fproj/merge_requests/1",
-                           headers={"PRIVATE-TOKEN": served.double.token}) as resp:
+    async with session.get(
+        f"{served.double.url}{API}/projects/group%2Fproj/merge_requests/1",
+        headers={"PRIVATE-TOKEN": served.double.token},
+    ) as resp:
         assert resp.status == 200 and (await resp.json())["iid"] == 1
 
 
-async def test_notes_newest_first_and_only_the_author_edits(served: Served, session: aiohttp.ClientSession,
-                                                             clock: FakeClock) -> None:
+async def test_notes_newest_first_and_only_the_author_edits(
+    served: Served, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
     for text in ("one", "two"):
         clock.now += 1
         served.double.note(served.mr, text)
@@ -219,13 +247,15 @@ async def test_rate_limit_429_with_and_without_retry_after(served: Served, sessi
     assert status == 429 and "Retry-After" not in headers and "RateLimit-Reset" in headers
 
 
-async def test_drafts_fail_only_at_publish_and_publish_is_not_atomic(served: Served,
-                                                                     session: aiohttp.ClientSession) -> None:
+async def test_drafts_fail_only_at_publish_and_publish_is_not_atomic(
+    served: Served, session: aiohttp.ClientSession
+) -> None:
     good = [position(served.diff, "app.py", new_line=n) for n in (11, 12)]
     bad = position(served.diff, "app.py", new_line=13)  # an unchanged line with new_line only
     for pos in (good[0], bad, good[1]):
-        assert (await call(served, session, "POST", "/merge_requests/1/draft_notes",
-                           {"note": "n", "position": pos}))[0] == 201
+        assert (await call(served, session, "POST", "/merge_requests/1/draft_notes", {"note": "n", "position": pos}))[
+            0
+        ] == 201
     status, data, _ = await call(served, session, "POST", "/merge_requests/1/draft_notes/bulk_publish")
     assert (status, data) == (400, BODY_LINE_CODE)
     assert len(served.mr.discussions) == 1 and len(served.mr.drafts) == 2
@@ -244,27 +274,33 @@ async def test_drafts_unavailable_answer_404(served: Served, session: aiohttp.Cl
 
 async def test_replies_resolve_and_file_raw(served: Served, session: aiohttp.ClientSession) -> None:
     _, thread = await discuss(served, session, position(served.diff, "app.py", new_line=11))
-    status, reply, _ = await call(served, session, "POST", f"/merge_requests/1/discussions/{thread['id']}/notes",
-                                  {"body": "agreed"})
+    status, reply, _ = await call(
+        served, session, "POST", f"/merge_requests/1/discussions/{thread['id']}/notes", {"body": "agreed"}
+    )
     assert status == 201 and reply["type"] == "DiffNote"
-    status, resolved, _ = await call(served, session, "PUT", f"/merge_requests/1/discussions/{thread['id']}",
-                                     {"resolved": True})
+    status, resolved, _ = await call(
+        served, session, "PUT", f"/merge_requests/1/discussions/{thread['id']}", {"resolved": True}
+    )
     assert status == 200 and all(n["resolved"] for n in resolved["notes"])
-    url = f"{served.double.url}{API}/projects/{served.project.id}/repository/files/app.py/raw?ref={served.diff.head_sha}"
+    url = (
+        f"{served.double.url}{API}/projects/{served.project.id}/repository/files/app.py/raw?ref={served.diff.head_sha}"
+    )
     async with session.get(url, headers={"PRIVATE-TOKEN": served.double.token}) as resp:
         assert resp.status == 200 and "y = x * 3" in await resp.text()
     assert entry(served.diff, "app.py")["diff"].startswith("@@")
 
 
 async def test_runs_standalone() -> None:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.fakes.gitlab_double", "--port", "0",
-                                                stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.gitlab_double", "--port", "0", stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert proc.stdout is not None
         url = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{url}/projects/group%2Fproj/merge_requests/1",
-                                   headers={"PRIVATE-TOKEN": "glpat-demo"}) as resp:
+            async with session.get(
+                f"{url}/projects/group%2Fproj/merge_requests/1", headers={"PRIVATE-TOKEN": "glpat-demo"}
+            ) as resp:
                 assert resp.status == 200 and (await resp.json())["diff_refs"]["head_sha"]
     finally:
         proc.terminate()

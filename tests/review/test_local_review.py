@@ -17,8 +17,9 @@ TOKEN = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
 
 def git(root, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True
+    )
 
 
 @pytest.fixture
@@ -64,8 +65,14 @@ async def test_a_ref_git_does_not_know_is_one_sentence(repo):
 
 def test_a_review_sends_each_files_findings_and_never_the_secret(engine, thread_server, repo):  # noqa: F811
     eng, rec = engine
-    finding = {"file": "run.py", "anchor": "return subprocess.call(cmd, shell=True)", "line": 3,
-               "severity": "major", "category": "security", "message": "shell=True: command injection"}
+    finding = {
+        "file": "run.py",
+        "anchor": "return subprocess.call(cmd, shell=True)",
+        "line": 3,
+        "severity": "major",
+        "category": "security",
+        "message": "shell=True: command injection",
+    }
     thread_server.script = Script(tokens=[json.dumps({"findings": [finding]})])  # whichever file is asked about
     eng.submit("review", {"id": "review-1", "cwd": str(repo), "ref": "HEAD"})
     rec.wait_for(lambda ev: any(e[1] in ("done", "error") for e in ev), timeout=30)

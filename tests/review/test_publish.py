@@ -36,10 +36,21 @@ def findings(served: Served, *names: str) -> list[Inline]:
     return out
 
 
-async def run(served: Served, client: GitLabClient, *names: str, summary: str = "Verdict: looks fine.",
-              head: str | None = None, inlines: list[Inline] | None = None) -> PublishResult:
-    return await publish_review(client, 1, Summary(summary), findings(served, *names) if inlines is None else inlines,
-                                head_sha=head or served.mr.latest.head_sha)
+async def run(
+    served: Served,
+    client: GitLabClient,
+    *names: str,
+    summary: str = "Verdict: looks fine.",
+    head: str | None = None,
+    inlines: list[Inline] | None = None,
+) -> PublishResult:
+    return await publish_review(
+        client,
+        1,
+        Summary(summary),
+        findings(served, *names) if inlines is None else inlines,
+        head_sha=head or served.mr.latest.head_sha,
+    )
 
 
 def summaries(served: Served) -> list[Note]:
@@ -71,8 +82,9 @@ async def test_rerun_edits_the_summary_in_place_and_posts_no_duplicate(served: S
     assert len(served.double.sent("POST", r"/draft_notes$")) == 3
 
 
-async def test_summary_found_on_page_2_after_a_person_replied(served: Served, client: GitLabClient,
-                                                              clock: FakeClock) -> None:
+async def test_summary_found_on_page_2_after_a_person_replied(
+    served: Served, client: GitLabClient, clock: FakeClock
+) -> None:
     first = await run(served, client, "a")
     summary = summaries(served)[0]
     clock.now += 1
@@ -117,6 +129,7 @@ async def test_a_push_mid_review_stops_the_publish(served: Served, client: GitLa
     def push_on_first_draft(rec: Recorded) -> None:
         if rec.method == "POST" and rec.path.endswith("/draft_notes") and len(served.mr.versions) == 1:
             served.double.push(served.mr, served.repo.push({"README.md": "# demo\n\nMid-review.\n"}))
+
     served.double.after_request = push_on_first_draft
     result = await run(served, client, head=reviewed, inlines=inlines)
     assert result.stale and result.posted == 0
@@ -124,8 +137,7 @@ async def test_a_push_mid_review_stops_the_publish(served: Served, client: GitLa
     assert served.mr.discussions == []
 
 
-async def test_own_gone_threads_resolved_but_not_one_a_person_replied_to(served: Served,
-                                                                          client: GitLabClient) -> None:
+async def test_own_gone_threads_resolved_but_not_one_a_person_replied_to(served: Served, client: GitLabClient) -> None:
     await run(served, client, "a", "b", "c")
     thread = {n.body.split()[1]: d for d in served.mr.discussions for n in d.notes[:1] if n.type == "DiffNote"}
     served.double.reply(served.mr, thread["b"].id, "I disagree, see the ticket.")
@@ -153,8 +165,9 @@ async def test_someone_elses_drafts_are_never_bulk_published(served: Served, cli
     assert [d.id for d in served.mr.drafts] == [999]
 
 
-async def test_rate_limited_discussions_wait_and_all_land(served: Served, client: GitLabClient,
-                                                          clock: FakeClock) -> None:
+async def test_rate_limited_discussions_wait_and_all_land(
+    served: Served, client: GitLabClient, clock: FakeClock
+) -> None:
     served.double.drafts_enabled = False
     served.double.rate_limit = RateLimit(limit=2, window_s=60)
     result = await run(served, client, "a", "b", "c", "d")

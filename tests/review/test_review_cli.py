@@ -26,8 +26,17 @@ from tests.review.gitrepo import AWS_KEY_ID, AWS_SECRET, GitRepo
 MODEL = "qwen2.5-coder:7b"
 MAX_PATCH_BYTES = 64 * 1024  # big.txt's diff is larger: GitLab sends it too_large
 JOB_TOKEN = "glcbt-64_job-token-value"
-CI_VARS = ("CI_API_V4_URL", "CI_SERVER_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_PROJECT_ID", "CI_MERGE_REQUEST_IID",
-           "CI_SERVER_TLS_CA_FILE", "CI_JOB_TOKEN", "AI_HOST_GITLAB_TOKEN", "OLLAMA_HOST")
+CI_VARS = (
+    "CI_API_V4_URL",
+    "CI_SERVER_URL",
+    "CI_PROJECT_ID",
+    "CI_MERGE_REQUEST_PROJECT_ID",
+    "CI_MERGE_REQUEST_IID",
+    "CI_SERVER_TLS_CA_FILE",
+    "CI_JOB_TOKEN",
+    "AI_HOST_GITLAB_TOKEN",
+    "OLLAMA_HOST",
+)
 _FILE = re.compile(r"^File: (\S+)", re.MULTILINE)
 
 
@@ -35,25 +44,48 @@ def findings(*items: dict[str, Any]) -> str:
     return json.dumps({"findings": list(items)})
 
 
-def finding(file: str, anchor: str, line: int, severity: str = "major", category: str = "bug",
-            message: str = "this looks wrong") -> dict[str, Any]:
-    return {"file": file, "anchor": anchor, "line": line, "severity": severity, "category": category,
-            "message": message}
+def finding(
+    file: str, anchor: str, line: int, severity: str = "major", category: str = "bug", message: str = "this looks wrong"
+) -> dict[str, Any]:
+    return {
+        "file": file,
+        "anchor": anchor,
+        "line": line,
+        "severity": severity,
+        "category": category,
+        "message": message,
+    }
 
 
 def default_replies() -> dict[str, list[str]]:
     """Per file, the model's replies in order (a second one answers the repair turn)."""
     return {
-        "app.py": [findings(
-            finding("app.py", "    y = x * 3", 99, message="multiplies where f3 used to add"),  # wrong number
-            finding("app.py", "return x - 9", 30, "minor", message="f9 now subtracts"),
-            finding("app.py", "    y = x * 3", 11, "info", "style", "a note below the threshold"))],
-        "new_module.py": ['Here is my review: {"findings": [{"file": "new_module.py", "anchor": "retu',
-                          findings(finding("new_module.py", "    return os.getcwd()", 5,
-                                           message="the working directory is not the project root"))],
+        "app.py": [
+            findings(
+                finding("app.py", "    y = x * 3", 99, message="multiplies where f3 used to add"),  # wrong number
+                finding("app.py", "return x - 9", 30, "minor", message="f9 now subtracts"),
+                finding("app.py", "    y = x * 3", 11, "info", "style", "a note below the threshold"),
+            )
+        ],
+        "new_module.py": [
+            'Here is my review: {"findings": [{"file": "new_module.py", "anchor": "retu',
+            findings(
+                finding(
+                    "new_module.py",
+                    "    return os.getcwd()",
+                    5,
+                    message="the working directory is not the project root",
+                )
+            ),
+        ],
         "renamed.py": [findings(finding("src/ghost.py", "def ghost():", 3, message="a file that is not here"))],
-        "docs/grüße.md": [findings(finding("docs/grüße.md", "nothing like this line at all", 2, "minor",
-                                           message="a quote that matches no line"))],
+        "docs/grüße.md": [
+            findings(
+                finding(
+                    "docs/grüße.md", "nothing like this line at all", 2, "minor", message="a quote that matches no line"
+                )
+            )
+        ],
     }
 
 
@@ -78,8 +110,18 @@ class World:
         return [queue[min(turn, len(queue) - 1)] if queue else findings()]
 
     def argv(self, *extra: str, model_url: str | None = None) -> list[str]:
-        return ["--url", model_url or self.ollama.url, "review", "--gitlab-url", self.gitlab.url,
-                "--project", self.project.path_with_namespace, "--mr", str(self.mr.iid), *extra]
+        return [
+            "--url",
+            model_url or self.ollama.url,
+            "review",
+            "--gitlab-url",
+            self.gitlab.url,
+            "--project",
+            self.project.path_with_namespace,
+            "--mr",
+            str(self.mr.iid),
+            *extra,
+        ]
 
     def summaries(self) -> list[Note]:
         return [n for n in self.mr.notes() if SUMMARY_MARKER in n.body]
@@ -91,9 +133,13 @@ class World:
         return [r for r in self.gitlab.requests if r.method != "GET"]
 
 
-async def make_world(tmp_path: Path, *, ssl_context: ssl.SSLContext | None = None,
-                     main_files: dict[str, str | None] | None = None,
-                     only: tuple[str, ...] | None = None) -> World:
+async def make_world(
+    tmp_path: Path,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    main_files: dict[str, str | None] | None = None,
+    only: tuple[str, ...] | None = None,
+) -> World:
     """A repo (with `main_files` committed on the target branch), its MR in the GitLab double (only
     the files in `only`, if given) and the Ollama double answering from World.replies."""
     repo = GitRepo.create(tmp_path)
@@ -155,6 +201,7 @@ def free_port() -> int:
 
 # -- a whole review ---------------------------------------------------------------------------
 
+
 async def test_a_review_places_every_finding_it_can_and_names_what_it_could_not(world: World, capsys) -> None:
     report = world.tmp / "review.json"
     ran = await run_cli(capsys, world.argv("--json", str(report)))
@@ -192,6 +239,7 @@ async def test_a_push_mid_review_posts_nothing_against_the_old_version(world: Wo
     def push_after_reading_diffs(rec: Recorded) -> None:
         if rec.method == "GET" and rec.path.endswith("/diffs") and len(world.mr.versions) == 1:
             world.gitlab.push(world.mr, world.repo.push({"README.md": "# demo\n\nA newer push.\n"}))
+
     world.gitlab.after_request = push_after_reading_diffs
     ran = await run_cli(capsys, world.argv("--fail-on", "major"))
     assert ran.code == 0 and "newer push" in ran.err
@@ -202,8 +250,9 @@ async def test_the_model_server_down_is_one_sentence_and_nothing_is_posted(world
     down = f"http://127.0.0.1:{free_port()}"
     ran = await run_cli(capsys, world.argv(model_url=down))
     assert ran.code == 0 and world.writes() == []
-    assert [ln for ln in ran.err.splitlines() if down in ln] == [ln for ln in ran.err.splitlines()
-                                                                 if "cannot reach the model server" in ln]
+    assert [ln for ln in ran.err.splitlines() if down in ln] == [
+        ln for ln in ran.err.splitlines() if "cannot reach the model server" in ln
+    ]
     assert f"ai_host: cannot reach the model server at {down}" in ran.err
     failing = await run_cli(capsys, world.argv("--fail-on", "blocker", model_url=down))
     assert failing.code == 3 and world.writes() == []
@@ -241,8 +290,10 @@ async def test_json_and_codequality_are_valid_and_hold_no_secret_or_token(world:
 
 # -- tokens, TLS, inputs ----------------------------------------------------------------------
 
-async def test_a_job_token_alone_posts_nothing_and_says_which_token_is_needed(world: World, capsys,
-                                                                              monkeypatch) -> None:
+
+async def test_a_job_token_alone_posts_nothing_and_says_which_token_is_needed(
+    world: World, capsys, monkeypatch
+) -> None:
     world.gitlab.add_token(JOB_TOKEN, world.gitlab.bot, kind="job")
     monkeypatch.delenv("AI_HOST_GITLAB_TOKEN")
     monkeypatch.setenv("CI_JOB_TOKEN", JOB_TOKEN)
@@ -254,19 +305,27 @@ async def test_a_job_token_alone_posts_nothing_and_says_which_token_is_needed(wo
     assert JOB_TOKEN not in ran.err + ran.out
 
 
-CI_ENV = {"CI_API_V4_URL": "https://gitlab.example.com/api/v4", "CI_PROJECT_ID": "7", "CI_MERGE_REQUEST_IID": "3",
-          "AI_HOST_GITLAB_TOKEN": "glpat-x"}
+CI_ENV = {
+    "CI_API_V4_URL": "https://gitlab.example.com/api/v4",
+    "CI_PROJECT_ID": "7",
+    "CI_MERGE_REQUEST_IID": "3",
+    "AI_HOST_GITLAB_TOKEN": "glpat-x",
+}
 
 
-@pytest.mark.parametrize("change, said", [
-    ({"CI_API_V4_URL": None}, "no GitLab URL"),
-    ({"CI_PROJECT_ID": None}, "no project"),
-    ({"CI_MERGE_REQUEST_IID": None}, "$CI_MERGE_REQUEST_IID"),
-    ({"AI_HOST_GITLAB_TOKEN": None}, "$AI_HOST_GITLAB_TOKEN"),
-    ({"CI_SERVER_TLS_CA_FILE": "/nonexistent/ca.pem"}, "CA file"),
-])
-async def test_a_missing_input_is_one_sentence_and_exit_2(monkeypatch, capsys, change: dict[str, str | None],
-                                                          said: str) -> None:
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        ({"CI_API_V4_URL": None}, "no GitLab URL"),
+        ({"CI_PROJECT_ID": None}, "no project"),
+        ({"CI_MERGE_REQUEST_IID": None}, "$CI_MERGE_REQUEST_IID"),
+        ({"AI_HOST_GITLAB_TOKEN": None}, "$AI_HOST_GITLAB_TOKEN"),
+        ({"CI_SERVER_TLS_CA_FILE": "/nonexistent/ca.pem"}, "CA file"),
+    ],
+)
+async def test_a_missing_input_is_one_sentence_and_exit_2(
+    monkeypatch, capsys, change: dict[str, str | None], said: str
+) -> None:
     for name, value in {**CI_ENV, **change}.items():
         if value is not None:
             monkeypatch.setenv(name, value)

@@ -35,13 +35,15 @@ MR_SETTINGS = 'min_severity = "blocker"\n[[instructions]]\npaths = ["**"]\ntext 
 
 
 def cfg_for(url: str, kind: str = "ollama", **review: Any) -> dict[str, Any]:
-    return config.merge({"backend": {"kind": kind, "url": url}, "log": {"file": "", "level": "warning"},
-                         "review": review})
+    return config.merge(
+        {"backend": {"kind": kind, "url": url}, "log": {"file": "", "level": "warning"}, "review": review}
+    )
 
 
 async def review(world: World, cfg: dict[str, Any] | None = None, **kw: Any) -> ReviewOutcome:
-    target = ReviewTarget(world.gitlab.url + "/api/v4", world.project.path_with_namespace, world.mr.iid,
-                          GitLabToken(world.gitlab.token))
+    target = ReviewTarget(
+        world.gitlab.url + "/api/v4", world.project.path_with_namespace, world.mr.iid, GitLabToken(world.gitlab.token)
+    )
     async with aiohttp.ClientSession(connector=loopback_connector()) as session:
         return await review_merge_request(session, target, cfg or cfg_for(world.ollama.url), **kw)
 
@@ -95,8 +97,7 @@ async def test_admit_wraps_every_model_call(world: World) -> None:
 
 
 async def test_cancelling_stops_the_models_generation_and_posts_nothing(world: World) -> None:
-    world.ollama.script = Script(tokens=[findings(finding("app.py", "    y = x * 3", 11))] * 400,
-                                 token_delay_s=0.05)
+    world.ollama.script = Script(tokens=[findings(finding("app.py", "    y = x * 3", 11))] * 400, token_delay_s=0.05)
     task = asyncio.create_task(review(world))
     assert await world.ollama.wait_for_async(lambda d: d.active_streams > 0, timeout=30)
     task.cancel()
@@ -121,14 +122,22 @@ async def test_the_num_ctx_sent_is_the_models_context_capped_by_the_config(tmp_p
 
 # -- a real model ---------------------------------------------------------------------------------
 
+
 @pytest.mark.real_server
 @pytest.mark.slow
 async def test_a_whole_review_with_a_real_small_model(tmp_path: Path) -> None:
     from scripts.fetch_model import fetch
     from tests.fakes.llama_server import start_llama_server
 
-    server = await asyncio.to_thread(start_llama_server, fetch("smollm2-135m"), log_path=tmp_path / "server.log",
-                                     alias="smollm2", n_ctx=2048, threads=1, timeout_s=120)
+    server = await asyncio.to_thread(
+        start_llama_server,
+        fetch("smollm2-135m"),
+        log_path=tmp_path / "server.log",
+        alias="smollm2",
+        n_ctx=2048,
+        threads=1,
+        timeout_s=120,
+    )
     w = await make_world(tmp_path, only=("app.py", "new_module.py", "config/settings.py"))
     try:
         cfg = cfg_for(server.url, "openai", num_ctx=2048, num_predict=200, temperature=0.0)
@@ -151,6 +160,7 @@ async def test_a_cancel_once_publishing_began_lets_the_publish_finish(world: Wor
     def cancel_on_first_draft(rec: Any) -> None:
         if rec.method == "POST" and rec.path.endswith("/draft_notes") and not task.cancelling():
             task.cancel()
+
     world.gitlab.after_request = cancel_on_first_draft
     with pytest.raises(asyncio.CancelledError):
         await task

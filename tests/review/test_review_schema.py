@@ -7,13 +7,31 @@ import json
 import pytest
 
 from ai_host.review.schema import (
-    CATEGORIES, MAX_FINDINGS, MAX_MESSAGE_CHARS, SEVERITIES, finding_schema, parse_findings,
+    CATEGORIES,
+    MAX_FINDINGS,
+    MAX_MESSAGE_CHARS,
+    SEVERITIES,
+    finding_schema,
+    parse_findings,
 )
 
-ONE = {"file": "a.py", "anchor": "x = eval(s)", "line": 3, "severity": "major", "category": "security",
-       "message": "eval on input runs arbitrary code"}
-TWO = {**ONE, "anchor": "y = 1", "line": 4, "severity": "minor", "category": "style", "message": "name it",
-       "suggestion": "    count = 1"}
+ONE = {
+    "file": "a.py",
+    "anchor": "x = eval(s)",
+    "line": 3,
+    "severity": "major",
+    "category": "security",
+    "message": "eval on input runs arbitrary code",
+}
+TWO = {
+    **ONE,
+    "anchor": "y = 1",
+    "line": 4,
+    "severity": "minor",
+    "category": "style",
+    "message": "name it",
+    "suggestion": "    count = 1",
+}
 
 
 def test_the_schema_bounds_every_list_and_string() -> None:
@@ -34,7 +52,9 @@ def test_clean_json_gives_findings() -> None:
     result = parse_findings(json.dumps({"findings": [ONE, TWO]}))
     assert result.error is None and not result.repaired
     assert [(f.file, f.anchor, f.line_hint, f.severity, f.category) for f in result.findings] == [
-        ("a.py", "x = eval(s)", 3, "major", "security"), ("a.py", "y = 1", 4, "minor", "style")]
+        ("a.py", "x = eval(s)", 3, "major", "security"),
+        ("a.py", "y = 1", 4, "minor", "style"),
+    ]
     assert result.findings[1].suggestion == "    count = 1" and result.findings[0].suggestion is None
 
 
@@ -49,8 +69,10 @@ def test_a_bare_array_and_a_single_finding_object_are_read() -> None:
 
 
 def test_trailing_commas_are_repaired_but_not_inside_strings() -> None:
-    text = '{"findings": [{"file": "a.py", "anchor": "f(a, ]", "line": 1, "severity": "info", ' \
-           '"category": "bug", "message": "m, }",},],}'
+    text = (
+        '{"findings": [{"file": "a.py", "anchor": "f(a, ]", "line": 1, "severity": "info", '
+        '"category": "bug", "message": "m, }",},],}'
+    )
     result = parse_findings(text)
     assert result.error is None and result.repaired
     assert (result.findings[0].anchor, result.findings[0].message) == ("f(a, ]", "m, }")
@@ -58,7 +80,7 @@ def test_trailing_commas_are_repaired_but_not_inside_strings() -> None:
 
 def test_a_reply_cut_off_keeps_its_complete_findings() -> None:
     whole = json.dumps({"findings": [ONE, TWO, ONE]})
-    cut = whole[:whole.rindex('"anchor"') + 12]  # inside the third finding
+    cut = whole[: whole.rindex('"anchor"') + 12]  # inside the third finding
     result = parse_findings(cut)
     assert result.error is None and result.repaired
     assert [f.anchor for f in result.findings] == ["x = eval(s)", "y = 1"]
@@ -71,7 +93,7 @@ def test_escaped_quotes_do_not_confuse_the_repair() -> None:
     assert [f.anchor for f in result.findings] == ['print("a \\" }, {")']
 
 
-@pytest.mark.parametrize("text", ["", "I found no problems.", "{\"findings\": [{\"file\": \"a", "[[["])
+@pytest.mark.parametrize("text", ["", "I found no problems.", '{"findings": [{"file": "a', "[[["])
 def test_text_without_usable_json_is_a_parse_error(text: str) -> None:
     result = parse_findings(text)
     assert result.findings == [] and result.error
@@ -83,8 +105,14 @@ def test_an_empty_list_is_a_clean_answer() -> None:
 
 
 def test_fields_are_coerced_and_bounded() -> None:
-    odd = {"path": "b.py", "quote": "q()", "line": "12", "severity": "CRITICAL", "category": "Bug",
-           "message": "x" * (MAX_MESSAGE_CHARS * 3)}
+    odd = {
+        "path": "b.py",
+        "quote": "q()",
+        "line": "12",
+        "severity": "CRITICAL",
+        "category": "Bug",
+        "message": "x" * (MAX_MESSAGE_CHARS * 3),
+    }
     junk = [7, {"file": "a.py"}, {"message": "no anchor at all", "line": -4}, odd]
     result = parse_findings(json.dumps({"findings": junk * 5}))
     assert len(result.findings) <= MAX_FINDINGS

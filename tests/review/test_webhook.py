@@ -19,8 +19,18 @@ from ai_host.review.webhook import RECEIVER, Settings, make_app
 from ai_host.scheduler import COMPLETION, INTERACTIVE, Scheduler
 from tests.fakes.gitlab_double import API, GitLabDouble
 from tests.fakes.gitlab_webhook import (
-    MR_HOOK, NOTE_HOOK, PROJECT, PUSH_HOOK, TIMED_OUT, WebhookSender, mr_event, mr_label_edit, mr_open, mr_push,
-    mr_ready, note_event,
+    MR_HOOK,
+    NOTE_HOOK,
+    PROJECT,
+    PUSH_HOOK,
+    TIMED_OUT,
+    WebhookSender,
+    mr_event,
+    mr_label_edit,
+    mr_open,
+    mr_push,
+    mr_ready,
+    note_event,
 )
 
 SECRET = "whsec-test-0123456789"
@@ -51,8 +61,17 @@ class FakeReview:
         self.release = asyncio.Event()
         self.use_admit = False
 
-    async def __call__(self, session: Any, target: Any, cfg: dict[str, Any], *, model: str | None = None,
-                       admit: Any = None, out: Any = None, **_: Any) -> Any:
+    async def __call__(
+        self,
+        session: Any,
+        target: Any,
+        cfg: dict[str, Any],
+        *,
+        model: str | None = None,
+        admit: Any = None,
+        out: Any = None,
+        **_: Any,
+    ) -> Any:
         self.calls.append(target)
         try:
             if self.use_admit:
@@ -88,11 +107,21 @@ def fake() -> FakeReview:
 @pytest.fixture
 def serve(double: GitLabDouble, fake: FakeReview) -> Any:
     """Start a receiver: `async with serve(**settings) as (hooks, app)`."""
+
     @asynccontextmanager
-    async def start(scheduler: Scheduler | None = None, gpu: GpuGate | None = None,
-                    review: Any = None, **kw: Any) -> AsyncIterator[tuple[WebhookSender, web.Application]]:
-        settings = Settings(SECRET, double.url + API, GitLabToken(double.token), endpoint=ENDPOINT,
-                            cfg=config.defaults(), wait_first_s=0.01, wait_max_s=0.05, **kw)
+    async def start(
+        scheduler: Scheduler | None = None, gpu: GpuGate | None = None, review: Any = None, **kw: Any
+    ) -> AsyncIterator[tuple[WebhookSender, web.Application]]:
+        settings = Settings(
+            SECRET,
+            double.url + API,
+            GitLabToken(double.token),
+            endpoint=ENDPOINT,
+            cfg=config.defaults(),
+            wait_first_s=0.01,
+            wait_max_s=0.05,
+            **kw,
+        )
         app = make_app(settings, review or fake, scheduler=scheduler, gpu=gpu)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -104,13 +133,13 @@ def serve(double: GitLabDouble, fake: FakeReview) -> Any:
                 yield hooks, app
         finally:
             await runner.cleanup()  # as on SIGTERM: reviews still running are cancelled
+
     return start
 
 
 def health(app: web.Application) -> dict[str, Any]:
     r = app[RECEIVER]
-    return {"queued": [k for k in r.queue.pending], "running": [k for k in r.queue.running],
-            "dropped": r.queue.dropped}
+    return {"queued": [k for k in r.queue.pending], "running": [k for k in r.queue.running], "dropped": r.queue.dropped}
 
 
 # -- authentication and parsing ----------------------------------------------------------------------
@@ -175,25 +204,43 @@ async def test_a_duplicate_delivery_is_answered_200_and_not_reviewed_twice(serve
 BOT = {"id": 1, "name": "AI review", "username": "ai-host-bot"}  # the double's bot user (the token's)
 
 
-@pytest.mark.parametrize("event, payload, status, reason", [
-    (MR_HOOK, mr_open(), 202, ""),
-    (MR_HOOK, mr_event("reopen"), 202, ""),
-    (MR_HOOK, mr_push(), 202, ""),
-    (MR_HOOK, mr_ready(), 202, ""),
-    (NOTE_HOOK, note_event("/ai-review\nplease"), 202, ""),
-    (NOTE_HOOK, note_event("/ai-review", diff_note=True), 202, ""),
-    (MR_HOOK, mr_label_edit(), 200, "no oldrev"),
-    (MR_HOOK, mr_open(draft=True), 200, "draft"),
-    (MR_HOOK, mr_push(draft=True), 200, "draft"),
-    (MR_HOOK, mr_event("approved"), 200, "does not start a review"),
-    (NOTE_HOOK, note_event("nice, /ai-review later"), 200, "without the /ai-review command"),
-    (NOTE_HOOK, note_event("a remark on this line", diff_note=True), 200, "without the /ai-review command"),
-    (NOTE_HOOK, note_event("/ai-review", mr_state="merged"), 200, "merged"),
-    (PUSH_HOOK, {"object_kind": "push"}, 200, "not handled"),
-    ("System Hook", mr_open(), 202, ""),
-], ids=["open", "reopen", "push", "draft-to-ready", "command", "command-in-diffnote", "label-edit", "draft-open",
-        "draft-push", "approved", "note", "diffnote", "command-on-merged", "push-hook",
-        "system-hook"])
+@pytest.mark.parametrize(
+    "event, payload, status, reason",
+    [
+        (MR_HOOK, mr_open(), 202, ""),
+        (MR_HOOK, mr_event("reopen"), 202, ""),
+        (MR_HOOK, mr_push(), 202, ""),
+        (MR_HOOK, mr_ready(), 202, ""),
+        (NOTE_HOOK, note_event("/ai-review\nplease"), 202, ""),
+        (NOTE_HOOK, note_event("/ai-review", diff_note=True), 202, ""),
+        (MR_HOOK, mr_label_edit(), 200, "no oldrev"),
+        (MR_HOOK, mr_open(draft=True), 200, "draft"),
+        (MR_HOOK, mr_push(draft=True), 200, "draft"),
+        (MR_HOOK, mr_event("approved"), 200, "does not start a review"),
+        (NOTE_HOOK, note_event("nice, /ai-review later"), 200, "without the /ai-review command"),
+        (NOTE_HOOK, note_event("a remark on this line", diff_note=True), 200, "without the /ai-review command"),
+        (NOTE_HOOK, note_event("/ai-review", mr_state="merged"), 200, "merged"),
+        (PUSH_HOOK, {"object_kind": "push"}, 200, "not handled"),
+        ("System Hook", mr_open(), 202, ""),
+    ],
+    ids=[
+        "open",
+        "reopen",
+        "push",
+        "draft-to-ready",
+        "command",
+        "command-in-diffnote",
+        "label-edit",
+        "draft-open",
+        "draft-push",
+        "approved",
+        "note",
+        "diffnote",
+        "command-on-merged",
+        "push-hook",
+        "system-hook",
+    ],
+)
 async def test_which_events_start_a_review(serve, fake, event, payload, status, reason):
     async with serve() as (hooks, app):
         sent = await hooks.send(event, payload)
@@ -327,8 +374,7 @@ async def test_a_busy_gpu_makes_the_review_wait_then_it_runs(serve, fake, tmp_pa
     fake.use_admit = True
     async with serve(gpu=gate) as (hooks, app):
         await hooks.send(MR_HOOK, mr_open(1))
-        await until(lambda: [r.state for r, _ in app[RECEIVER].queue.running.values()]
-                    == ["waiting for GPU memory"])
+        await until(lambda: [r.state for r, _ in app[RECEIVER].queue.running.values()] == ["waiting for GPU memory"])
         assert fake.admitted == [] and gate.is_busy
         set_gpu(2)
         await until(lambda: fake.admitted)

@@ -30,16 +30,27 @@ from tests.review.test_webhook import SECRET, WAIT_S, until
 
 
 def args(**kw: Any) -> argparse.Namespace:
-    base = dict(host="127.0.0.1", port=0, secret_env="T_SECRET", gitlab_url="https://gitlab.example.com",
-                token_env="T_TOKEN", ca_file=None, model=None, queue=16)
+    base = dict(
+        host="127.0.0.1",
+        port=0,
+        secret_env="T_SECRET",
+        gitlab_url="https://gitlab.example.com",
+        token_env="T_TOKEN",
+        ca_file=None,
+        model=None,
+        queue=16,
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
-@pytest.mark.parametrize("env, says", [
-    ({"T_TOKEN": "glpat-x"}, "ai_host: $T_SECRET is empty"),
-    ({"T_SECRET": "s3cret"}, "ai_host: no GitLab token: set $T_TOKEN"),
-    ({"T_SECRET": "same", "T_TOKEN": "same"}, "hold the same value"),
-])
+@pytest.mark.parametrize(
+    "env, says",
+    [
+        ({"T_TOKEN": "glpat-x"}, "ai_host: $T_SECRET is empty"),
+        ({"T_SECRET": "s3cret"}, "ai_host: no GitLab token: set $T_TOKEN"),
+        ({"T_SECRET": "same", "T_TOKEN": "same"}, "hold the same value"),
+    ],
+)
 def test_main_refuses_to_start_without_a_secret_or_with_the_token_as_secret(monkeypatch, capsys, env, says):
     for name in ("T_SECRET", "T_TOKEN", "CI_JOB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -74,19 +85,20 @@ def double_url() -> Any:
 
 @pytest.fixture
 async def ollama() -> AsyncIterator[OllamaDouble]:
-    d = OllamaDouble(models=[ModelSpec(config.defaults()["models"]["review"])],
-                     script=Script(tokens=[json.dumps({"findings": []})]))
+    d = OllamaDouble(
+        models=[ModelSpec(config.defaults()["models"]["review"])], script=Script(tokens=[json.dumps({"findings": []})])
+    )
     await d.start()
     yield d
     await d.stop()
 
 
 @asynccontextmanager
-async def real_receiver(served: Served, ollama: OllamaDouble,
-                        scheduler: Scheduler) -> AsyncIterator[tuple[WebhookSender, web.Application]]:
+async def real_receiver(
+    served: Served, ollama: OllamaDouble, scheduler: Scheduler
+) -> AsyncIterator[tuple[WebhookSender, web.Application]]:
     cfg = config.merge({"backend": {"url": ollama.url}})
-    settings = Settings(SECRET, served.double.url + API, GitLabToken(served.double.token), endpoint=ollama.url,
-                        cfg=cfg)
+    settings = Settings(SECRET, served.double.url + API, GitLabToken(served.double.token), endpoint=ollama.url, cfg=cfg)
     runner = web.AppRunner(make_app(settings, scheduler=scheduler), access_log=None)  # review_merge_request
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

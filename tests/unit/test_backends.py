@@ -55,8 +55,9 @@ async def test_chat_streams_text_then_one_final_chunk(server, session, cls):
 @pytest.mark.parametrize("cls", [OllamaBackend, OpenAIBackend])
 async def test_generate_sends_suffix_for_fill_in_the_middle(server, session, cls):
     server.script.tokens = ["a + b"]
-    req = GenerateRequest(model=MODEL, prompt="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))",
-                          options={"num_predict": 32})
+    req = GenerateRequest(
+        model=MODEL, prompt="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))", options={"num_predict": 32}
+    )
     chunks = await collect(cls(session, server.url, Timeouts()).generate(req))
     assert "".join(c.text for c in chunks) == "a + b"
     body = server.requests[-1].json
@@ -66,8 +67,11 @@ async def test_generate_sends_suffix_for_fill_in_the_middle(server, session, cls
 
 async def test_ollama_num_predict_reports_length(server, session):
     server.script.tokens = ["x"] * 10
-    chunks = await collect(OllamaBackend(session, server.url, Timeouts()).chat(
-        ChatRequest(model=MODEL, messages=[Message("user", "q")], options={"num_predict": 3})))
+    chunks = await collect(
+        OllamaBackend(session, server.url, Timeouts()).chat(
+            ChatRequest(model=MODEL, messages=[Message("user", "q")], options={"num_predict": 3})
+        )
+    )
     assert "".join(c.text for c in chunks) == "xxx" and chunks[-1].done_reason == "length"
 
 
@@ -88,7 +92,10 @@ async def test_suffix_on_a_model_without_insert_is_rejected_clearly(server, sess
 @pytest.mark.parametrize(
     "script, exc",
     [
-        (dict(http_error=(503, "server busy, please try again.  maximum pending requests exceeded")), errors.ServerBusy),
+        (
+            dict(http_error=(503, "server busy, please try again.  maximum pending requests exceeded")),
+            errors.ServerBusy,
+        ),
         (dict(http_error=(500, "model runner has unexpectedly stopped")), errors.ServerFailed),
         (dict(http_error=(400, 'option "x" must be of type')), errors.RequestRejected),
         (dict(error_after=1), errors.StreamFailed),
@@ -175,6 +182,7 @@ async def test_cancelling_the_consumer_disconnects_and_the_server_stops(server, 
 
 
 # -- the engine: jobs by id, events out, cancel -------------------------------------------------
+
 
 class Recorder:
     def __init__(self):
@@ -285,15 +293,25 @@ def test_a_job_cancelled_before_it_ever_ran_leaves_nothing_behind(engine):
 def _frame_timers(eng) -> list[str]:
     """The coalescers' frame timers still armed on the engine loop (a sign of an event yet to come)."""
     result = concurrent.futures.Future()
-    eng._call(lambda: result.set_result([h._callback.__qualname__ for h in eng._loop._scheduled
-                                         if not h.cancelled() and "Coalescer" in h._callback.__qualname__]))
+    eng._call(
+        lambda: result.set_result(
+            [
+                h._callback.__qualname__
+                for h in eng._loop._scheduled
+                if not h.cancelled() and "Coalescer" in h._callback.__qualname__
+            ]
+        )
+    )
     return result.result(5)
 
 
-@pytest.mark.parametrize("kind, request_", [
-    ("refactor", {"id": "r1", "code": "x = 1", "instruction": "go", "filename": "a.py", "filetype": "python"}),
-    ("complete", {"id": "c1", "buf": 1, "prefix": "x = ", "suffix": "", "filename": "a.py", "filetype": "python"}),
-])
+@pytest.mark.parametrize(
+    "kind, request_",
+    [
+        ("refactor", {"id": "r1", "code": "x = 1", "instruction": "go", "filename": "a.py", "filetype": "python"}),
+        ("complete", {"id": "c1", "buf": 1, "prefix": "x = ", "suffix": "", "filename": "a.py", "filetype": "python"}),
+    ],
+)
 def test_no_event_follows_an_error_that_ends_a_stream_mid_frame(engine, thread_server, kind, request_):
     eng, rec = engine
     thread_server.script.tokens = ["```python\n", "a", "b", "c"] if kind == "refactor" else ["a", "b", "c"]

@@ -25,15 +25,19 @@ def server():
 
 def cli(*args, url):
     env = dict(os.environ, OLLAMA_HOST=url, AI_HOST_FAKE_NVML=str(ROOT / "tests" / "no-such-file.json"))
-    return subprocess.run([sys.executable, "-m", "ai_host.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "ai_host.cli", *args], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT
+    )
 
 
 def test_doctor_reports_the_server_and_models(server):
     out = cli("doctor", url=server.url)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK    endpoint default answers: Ollama 0.33.0" in out.stdout
-    assert "OK    completion: model 'qwen2.5-coder:7b' on default (context 32768 tokens, fill-in-the-middle: yes)" in out.stdout
+    assert (
+        "OK    completion: model 'qwen2.5-coder:7b' on default (context 32768 tokens, fill-in-the-middle: yes)"
+        in out.stdout
+    )
 
 
 def test_doctor_fails_with_advice_when_the_server_is_down():
@@ -135,8 +139,13 @@ def has_control(text):
 
 
 def test_the_model_cannot_write_control_sequences_to_the_terminal(server, tmp_path):
-    server.script.tokens = ["It \x1b]52;c;ZXZpbA==\x07", "adds\x1b]0;pwned\x1b\\ ", "\x1b[2J\x1b[H", "two\tnumbers",
-                            "\x9b31m.\x07\x00\n"]
+    server.script.tokens = [
+        "It \x1b]52;c;ZXZpbA==\x07",
+        "adds\x1b]0;pwned\x1b\\ ",
+        "\x1b[2J\x1b[H",
+        "two\tnumbers",
+        "\x9b31m.\x07\x00\n",
+    ]
     f = tmp_path / "m.py"
     f.write_text("def add(a, b):\n    return a + b\n")
     out = cli("explain", str(f), url=server.url)

@@ -217,10 +217,18 @@ def test_the_cli_checks_its_config_through_the_schema(monkeypatch, capsys):
 def test_a_task_left_without_a_model_uses_the_model_it_inherits():
     from ai_host.routing import Endpoint, Router
 
-    cfg = config.merge({"models": {"explain": "e:1", "refactor": "r:1", "doc": ""},
-                        "fallbacks": {"explain": ["e:2"], "chat": ["never"]}})
-    router = Router([Endpoint("default", "ollama", "http://127.0.0.1:11434")], cfg["models"], cfg["fallbacks"],
-                    inherits=config.inherits())
+    cfg = config.merge(
+        {
+            "models": {"explain": "e:1", "refactor": "r:1", "doc": ""},
+            "fallbacks": {"explain": ["e:2"], "chat": ["never"]},
+        }
+    )
+    router = Router(
+        [Endpoint("default", "ollama", "http://127.0.0.1:11434")],
+        cfg["models"],
+        cfg["fallbacks"],
+        inherits=config.inherits(),
+    )
     assert [m for _, m in router.candidates("chat")] == ["e:1", "e:2"]  # explain's model and fallbacks
     assert router.model_of("doc") == "r:1"
     router.set_model("chat", "c:1")  # once set, its own

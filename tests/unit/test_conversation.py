@@ -10,8 +10,17 @@ from tests.unit.test_backends import engine, thread_server  # noqa: F401
 
 
 def _chat(history, message="and now?", **cfg):
-    req = parse_request("chat", {"id": "c1", "code": "def f(): pass", "filename": "a.py", "filetype": "python",
-                                 "history": history, "message": message})
+    req = parse_request(
+        "chat",
+        {
+            "id": "c1",
+            "code": "def f(): pass",
+            "filename": "a.py",
+            "filetype": "python",
+            "history": history,
+            "message": message,
+        },
+    )
     return prompts.chat_messages(req, config.merge(cfg))
 
 
@@ -27,7 +36,10 @@ def test_a_conversation_sends_the_code_then_the_turns_then_the_new_message():
 def test_the_oldest_turns_leave_first_in_whole_exchanges_when_the_context_is_full():
     history = []
     for i in range(40):
-        history += [{"role": "user", "text": f"question {i} " + "q" * 400}, {"role": "assistant", "text": f"answer {i} " + "a" * 400}]
+        history += [
+            {"role": "user", "text": f"question {i} " + "q" * 400},
+            {"role": "assistant", "text": f"answer {i} " + "a" * 400},
+        ]
     messages, dropped = _chat(history, explain={"num_ctx": 4096, "num_predict": 1024})
     kept = messages[3:-1]
     assert dropped > 0 and dropped + len(kept) == 80
@@ -38,22 +50,35 @@ def test_the_oldest_turns_leave_first_in_whole_exchanges_when_the_context_is_ful
 def test_explain_on_lines_with_diagnostics_asks_about_them():
     cfg = config.merge(None)
     plain = prompts.explain_messages(parse_request("explain", explain_req()), cfg)[1].content
-    req = parse_request("explain", {**explain_req(), "diagnostics": [{"lnum": 1, "severity": 1, "message": "undefined name 'y'"}]})
+    req = parse_request(
+        "explain", {**explain_req(), "diagnostics": [{"lnum": 1, "severity": 1, "message": "undefined name 'y'"}]}
+    )
     focused = prompts.explain_messages(req, cfg)[1].content
     assert "what each message means" in focused and "undefined name 'y'" in focused
     assert "what each message means" not in plain
 
 
 def test_a_fix_lists_the_diagnostics_and_the_servers_code_actions():
-    req = parse_request("refactor", {**explain_req(), "purpose": "fix", "actions": ["Import 'os'"],
-                                     "diagnostics": [{"lnum": 1, "severity": 1, "message": "undefined name 'os'"}]})
+    req = parse_request(
+        "refactor",
+        {
+            **explain_req(),
+            "purpose": "fix",
+            "actions": ["Import 'os'"],
+            "diagnostics": [{"lnum": 1, "severity": 1, "message": "undefined name 'os'"}],
+        },
+    )
     user = prompts.refactor_messages(req, config.merge(None))[1].content
     assert "Fix the diagnostics" in user and "undefined name 'os'" in user and "Import 'os'" in user
 
 
 def test_a_doc_request_names_the_languages_convention():
-    for filetype, convention in (("python", "docstring"), ("lua", "LuaCATS"), ("go", "Go doc comment"),
-                                 ("cobol", "usual documentation comment")):
+    for filetype, convention in (
+        ("python", "docstring"),
+        ("lua", "LuaCATS"),
+        ("go", "Go doc comment"),
+        ("cobol", "usual documentation comment"),
+    ):
         req = parse_request("refactor", {**explain_req(), "filetype": filetype, "purpose": "doc"})
         assert convention in prompts.refactor_messages(req, config.merge(None))[1].content
 
@@ -61,7 +86,9 @@ def test_a_doc_request_names_the_languages_convention():
 def test_a_chat_turn_streams_with_the_explain_model_and_says_what_was_left_out(engine, thread_server):  # noqa: F811
     eng, rec = engine
     thread_server.script.tokens = ["It ", "returns ", "None."]
-    eng.submit("chat", {**explain_req("c1"), "history": [{"role": "user", "text": "hi"}], "message": "what does f return?"})
+    eng.submit(
+        "chat", {**explain_req("c1"), "history": [{"role": "user", "text": "hi"}], "message": "what does f return?"}
+    )
     rec.wait_for(lambda ev: any(e[1] == "done" for e in ev))
     chunks = "".join(e[2]["text"] for e in rec.events if e[1] == "chunk")
     done = next(e[2] for e in rec.events if e[1] == "done")

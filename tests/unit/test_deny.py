@@ -16,37 +16,66 @@ from ai_host.deny import denied, refusal, sniff
 DEFAULTS = config.defaults()["security"]["deny"]
 
 
-@pytest.mark.parametrize("name", [".ENV", "deploy/server.PEM", "~/.ssh/ID_RSA", "config/Secrets.yaml", ".Env.Local",
-                                  "kubeconfig", "infra/prod.tfvars", "~/.docker/config.json", ".pgpass",
-                                  "gcp/my-service-account-key.json", "~/.git-credentials", "release.jks",
-                                  "android/app.keystore", "~/.kube/config", "/home/u/.NETRC"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".ENV",
+        "deploy/server.PEM",
+        "~/.ssh/ID_RSA",
+        "config/Secrets.yaml",
+        ".Env.Local",
+        "kubeconfig",
+        "infra/prod.tfvars",
+        "~/.docker/config.json",
+        ".pgpass",
+        "gcp/my-service-account-key.json",
+        "~/.git-credentials",
+        "release.jks",
+        "android/app.keystore",
+        "~/.kube/config",
+        "/home/u/.NETRC",
+    ],
+)
 def test_the_defaults_deny_these_in_any_letter_case(name):
     assert denied(name, DEFAULTS) is not None
 
 
-@pytest.mark.parametrize("name", ["~/src/my-secrets-manager/src/app.py", "credentials-service/main.go",
-                                  "src/config.json", "docker/config.json.py", "x.docker/config.json", "src/main.py",
-                                  ".environment.py", "keys/README.md"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "~/src/my-secrets-manager/src/app.py",
+        "credentials-service/main.go",
+        "src/config.json",
+        "docker/config.json.py",
+        "x.docker/config.json",
+        "src/main.py",
+        ".environment.py",
+        "keys/README.md",
+    ],
+)
 def test_a_folder_name_never_denies_the_files_in_it(name):
     assert denied(name, DEFAULTS) is None
 
 
-@pytest.mark.parametrize("pattern, name, matches", [
-    ("*secret*", "/home/u/src/my-secrets-manager/src/app.py", False),  # no slash: the file's name only
-    ("*secret*", "/home/u/src/app/secret_key.py", True),
-    (".docker/config.json", "/home/u/.docker/config.json", True),      # a slash: the path, from any folder
-    (".docker/config.json", "/home/u/my.docker/config.json", False),
-    ("conf/*.ini", "/srv/app/conf/db.ini", True),
-    ("conf/*.ini", "/srv/app/conf/sub/db.ini", False),                  # `*` never spans a folder
-    ("conf/**/*.ini", "/srv/app/conf/a/b/db.ini", True),                # `**` does
-    ("**/private/*", "/srv/private/notes.txt", True),
-    ("/etc/app/*.conf", "/etc/app/db.conf", True),                      # a leading slash: from the root
-    ("/etc/app/*.conf", "/srv/etc/app/db.conf", False),
-    ("private/", "/srv/private/deep/notes.txt", True),                  # a trailing slash: under such a folder
-    ("private/", "/srv/private.txt", False),
-    ("id_[rd]sa", "/home/u/.ssh/id_dsa", True),
-    ("id_[!rd]sa", "/home/u/.ssh/id_rsa", False),
-])
+@pytest.mark.parametrize(
+    "pattern, name, matches",
+    [
+        ("*secret*", "/home/u/src/my-secrets-manager/src/app.py", False),  # no slash: the file's name only
+        ("*secret*", "/home/u/src/app/secret_key.py", True),
+        (".docker/config.json", "/home/u/.docker/config.json", True),  # a slash: the path, from any folder
+        (".docker/config.json", "/home/u/my.docker/config.json", False),
+        ("conf/*.ini", "/srv/app/conf/db.ini", True),
+        ("conf/*.ini", "/srv/app/conf/sub/db.ini", False),  # `*` never spans a folder
+        ("conf/**/*.ini", "/srv/app/conf/a/b/db.ini", True),  # `**` does
+        ("**/private/*", "/srv/private/notes.txt", True),
+        ("/etc/app/*.conf", "/etc/app/db.conf", True),  # a leading slash: from the root
+        ("/etc/app/*.conf", "/srv/etc/app/db.conf", False),
+        ("private/", "/srv/private/deep/notes.txt", True),  # a trailing slash: under such a folder
+        ("private/", "/srv/private.txt", False),
+        ("id_[rd]sa", "/home/u/.ssh/id_dsa", True),
+        ("id_[!rd]sa", "/home/u/.ssh/id_rsa", False),
+    ],
+)
 def test_gitignore_semantics(pattern, name, matches):
     assert (denied(name, [pattern]) == pattern) is matches
 
@@ -69,15 +98,23 @@ def test_a_link_is_denied_by_the_file_it_leads_to(tmp_path):
 
 def key_text() -> str:
     body = base64.b64encode(random.Random(3).randbytes(1190)).decode()
-    return "\n".join(["-----BEGIN OPENSSH PRIVATE KEY-----", *(body[i:i + 70] for i in range(0, len(body), 70)),
-                      "-----END OPENSSH PRIVATE KEY-----", ""])
+    return "\n".join(
+        [
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+            *(body[i : i + 70] for i in range(0, len(body), 70)),
+            "-----END OPENSSH PRIVATE KEY-----",
+            "",
+        ]
+    )
 
 
 SECRET_FILES = {
     "a dotenv file": "# local settings\nDB_HOST=localhost\nMODE=prod\n\nexport API_URL=https://x.example\n",
     "a private key": key_text(),
-    "a kubeconfig": ("apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://k8s.example:6443\n"
-                     "  name: prod\nusers:\n- name: admin\n  user:\n    token: abc\n"),
+    "a kubeconfig": (
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://k8s.example:6443\n"
+        "  name: prod\nusers:\n- name: admin\n  user:\n    token: abc\n"
+    ),
     "a .netrc file": "machine api.example.com\n  login deploy\n  password hunter2\ndefault login anon password x\n",
     "a Docker credentials file": '{\n  "auths": {\n    "registry.example": {\n      "auth": "ZGVwbG95Omh1bnRlcjI="\n    }\n  }\n}\n',
     "a cloud service-account key": '{\n  "type": "service_account",\n  "project_id": "p",\n  "private_key": "-----BEGIN"\n}\n',
@@ -93,12 +130,15 @@ def test_a_dotenv_file_with_a_line_being_typed_is_still_one():
     assert sniff("DB_HOST=localhost\nMODE=prod\nFEAT") == "a dotenv file"
 
 
-@pytest.mark.parametrize("text", [
-    "import os\n\nMODE=os.environ['MODE']\nDEBUG=False\n\ndef main():\n    run(MODE)\n    log(DEBUG)\n    return 0\n",
-    'KEY = """\n' + key_text() + '"""\n',  # a key inside a module: redacted, not refused
-    "Use a .netrc file:\n\n    machine example.com login me password secret\n\nand so on, as the docs say.\n",
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "import os\n\nMODE=os.environ['MODE']\nDEBUG=False\n\ndef main():\n    run(MODE)\n    log(DEBUG)\n    return 0\n",
+        'KEY = """\n' + key_text() + '"""\n',  # a key inside a module: redacted, not refused
+        "Use a .netrc file:\n\n    machine example.com login me password secret\n\nand so on, as the docs say.\n",
+        "",
+    ],
+)
 def test_code_is_not_a_file_of_secrets(text):
     assert sniff(text) is None
 

@@ -12,5 +12,11 @@ def test_the_flake_parses_and_has_its_outputs():
     out = subprocess.run([nix, "--parse", str(ROOT / "flake.nix")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     text = (ROOT / "flake.nix").read_text()
-    for output in ["packages", "devShells.default", "homeManagerModules.default", "nixosModules.default", "apps.default"]:
+    for output in [
+        "packages",
+        "devShells.default",
+        "homeManagerModules.default",
+        "nixosModules.default",
+        "apps.default",
+    ]:
         assert output in text

@@ -32,6 +32,7 @@ async def session():
 
 async def _every_request(backend):
     """Each kind of request a backend makes, as (name, coroutine factory)."""
+
     async def chat():
         return [c async for c in backend.chat(ChatRequest(MODEL, [Message("user", SECRET_CODE)]))]
 
@@ -41,8 +42,13 @@ async def _every_request(backend):
     async def pull():
         return [s async for s in backend.pull(MODEL)]
 
-    calls = [("chat", chat), ("generate", generate), ("list_models", backend.list_models),
-             ("model_info", lambda: backend.model_info(MODEL)), ("probe", backend.probe)]
+    calls = [
+        ("chat", chat),
+        ("generate", generate),
+        ("list_models", backend.list_models),
+        ("model_info", lambda: backend.model_info(MODEL)),
+        ("probe", backend.probe),
+    ]
     if isinstance(backend, OllamaBackend):  # an OpenAI-compatible server cannot say what is loaded, or pull
         calls += [("loaded_models", backend.loaded_models), ("pull", pull)]
     return calls
@@ -123,10 +129,13 @@ async def test_empty_chunks_are_no_progress_either(model, session):
         await _chat(backend)
 
 
-@pytest.mark.parametrize("line, says", [
-    (b'{"message": {"role": "assistant", "content": "ab\\ud800cd"}, "done": false}\n', "not valid Unicode"),
-    (b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested deeper than any reply"),
-])
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        (b'{"message": {"role": "assistant", "content": "ab\\ud800cd"}, "done": false}\n', "not valid Unicode"),
+        (b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested deeper than any reply"),
+    ],
+)
 async def test_a_broken_chunk_is_a_clear_sentence(model, session, line, says):
     from tests.fakes.hostile import chat_line
 
@@ -139,7 +148,10 @@ async def test_a_broken_chunk_is_a_clear_sentence(model, session, line, says):
 async def test_absurd_figures_are_ignored_not_fatal(model, session):
     from tests.fakes.hostile import chat_line
 
-    model.reply = [chat_line("ok"), chat_line(done=True, eval_count=10**30, eval_duration=10**400, done_reason="x" * 10_000)]
+    model.reply = [
+        chat_line("ok"),
+        chat_line(done=True, eval_count=10**30, eval_duration=10**400, done_reason="x" * 10_000),
+    ]
     chunks = await _chat(OllamaBackend(session, model.model_url, Timeouts(first_byte_s=5, idle_s=5)))
     assert chunks[-1].done and chunks[-1].eval_count is None and chunks[-1].eval_duration_ns is None
     assert len(chunks[-1].done_reason) < 400

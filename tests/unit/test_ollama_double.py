@@ -17,17 +17,34 @@ FIM_MODEL = "qwen2.5-coder:7b"
 CHAT_MODEL = "llama3.2:latest"  # no "insert" capability
 TIMESTAMP_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z$")
 LOCAL_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?(Z|[+-]\d\d:\d\d)$")
-METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
+METRICS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
 
 
 @pytest_asyncio.fixture
 async def srv():
-    d = OllamaDouble(models=[
-        ModelSpec(FIM_MODEL),
-        ModelSpec("llama3.2", capabilities=["completion", "tools"], family="llama", parameter_size="3.2B",
-                  quantization_level="Q4_K_M", size=3_300_000_000, context_length=131072, loaded=True,
-                  size_vram=2_000_000_000),
-    ])
+    d = OllamaDouble(
+        models=[
+            ModelSpec(FIM_MODEL),
+            ModelSpec(
+                "llama3.2",
+                capabilities=["completion", "tools"],
+                family="llama",
+                parameter_size="3.2B",
+                quantization_level="Q4_K_M",
+                size=3_300_000_000,
+                context_length=131072,
+                loaded=True,
+                size_vram=2_000_000_000,
+            ),
+        ]
+    )
     await d.start()
     yield d
     await d.stop()
@@ -57,7 +74,7 @@ def sse(raw: bytes) -> list:
     events = []
     for block in raw.decode().split("\n\n")[:-1]:
         assert block.startswith("data: "), block
-        payload = block[len("data: "):]
+        payload = block[len("data: ") :]
         events.append(payload if payload == "[DONE]" else json.loads(payload))
     return events
 
@@ -78,7 +95,12 @@ async def test_root_version_unknown_path_and_wrong_method(srv, http):
     async with http.get(srv.url + "/api/generate") as r:
         assert (r.status, await r.text()) == (405, "405 method not allowed")
     assert [(q.method, q.path) for q in srv.requests] == [
-        ("GET", "/"), ("HEAD", "/"), ("GET", "/api/version"), ("GET", "/api/nope"), ("GET", "/api/generate")]
+        ("GET", "/"),
+        ("HEAD", "/"),
+        ("GET", "/api/version"),
+        ("GET", "/api/nope"),
+        ("GET", "/api/generate"),
+    ]
 
 
 # -- native streaming ----------------------------------------------------------------------------
@@ -106,11 +128,14 @@ async def test_generate_streams_ndjson_then_a_final_chunk_with_metrics(srv, http
 @pytest.mark.asyncio
 async def test_chat_streams_assistant_messages_and_echoes_the_model_as_sent(srv, http):
     srv.script.tokens = ["Hi", "!"]
-    resp, chunks = await ndjson(http, srv.url + "/api/chat",
-                                {"model": "llama3.2", "messages": [{"role": "user", "content": "hello"}]})
+    resp, chunks = await ndjson(
+        http, srv.url + "/api/chat", {"model": "llama3.2", "messages": [{"role": "user", "content": "hello"}]}
+    )
     assert [c["message"] for c in chunks] == [
-        {"role": "assistant", "content": "Hi"}, {"role": "assistant", "content": "!"},
-        {"role": "assistant", "content": ""}]
+        {"role": "assistant", "content": "Hi"},
+        {"role": "assistant", "content": "!"},
+        {"role": "assistant", "content": ""},
+    ]
     assert {c["model"] for c in chunks} == {"llama3.2"}  # not normalised to llama3.2:latest
     assert chunks[-1]["done"] and "context" not in chunks[-1] and chunks[-1]["eval_count"] == 2
 
@@ -126,10 +151,13 @@ async def test_raw_generate_has_no_context_and_zero_metrics_are_omitted(srv, htt
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path, body, text", [
-    ("/api/generate", {"prompt": "x"}, lambda o: o["response"]),
-    ("/api/chat", {"messages": [{"role": "user", "content": "x"}]}, lambda o: o["message"]["content"]),
-])
+@pytest.mark.parametrize(
+    "path, body, text",
+    [
+        ("/api/generate", {"prompt": "x"}, lambda o: o["response"]),
+        ("/api/chat", {"messages": [{"role": "user", "content": "x"}]}, lambda o: o["message"]["content"]),
+    ],
+)
 async def test_stream_false_returns_one_object_with_the_whole_text(srv, http, path, body, text):
     resp, raw = await post(http, srv.url + path, {"model": FIM_MODEL, "stream": False, **body})
     assert resp.headers["Content-Type"] == "application/json; charset=utf-8" and b"\n" not in raw
@@ -157,8 +185,10 @@ async def test_headers_arrive_only_together_with_the_first_chunk(srv):
     srv.script = Script(ttft_s=0.3, token_delay_s=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", int(srv.url.rsplit(":", 1)[1]))
     body = json.dumps({"model": FIM_MODEL, "prompt": "x"}).encode()
-    writer.write(b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    writer.write(
+        b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     with pytest.raises(asyncio.TimeoutError):  # silence while the "model" loads
         await asyncio.wait_for(reader.read(1), 0.1)
     first = await asyncio.wait_for(reader.read(65536), 5)
@@ -172,31 +202,62 @@ async def test_headers_arrive_only_together_with_the_first_chunk(srv):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path, body, status, error", [
-    ("/api/generate", b"", 400, "missing request body"),
-    ("/api/chat", b"  ", 400, "missing request body"),
-    ("/api/generate", b'{"model": ', 400, "unexpected EOF"),
-    ("/api/generate", b'{"model": x}', 400, "invalid character 'x' looking for beginning of value"),
-    ("/api/generate", {"model": FIM_MODEL, "prompt": 5}, 400,
-     "json: cannot unmarshal number into Go struct field GenerateRequest.prompt of type string"),
-    ("/api/generate", {"model": "nope:7b", "prompt": "x"}, 404, "model 'nope:7b' not found"),
-    ("/api/generate", {"model": "Nope", "prompt": "x"}, 404, "model 'Nope' not found"),
-    ("/api/generate", {"prompt": "x"}, 404, "model '' not found"),
-    ("/api/chat", {"messages": [{"role": "user", "content": "x"}]}, 400, "model is required"),
-    ("/api/chat", {"model": "nope", "messages": []}, 404, "model 'nope' not found"),
-    ("/api/generate", {"model": "llama3.2", "prompt": "a", "suffix": "b"}, 400,
-     "registry.ollama.ai/library/llama3.2:latest does not support insert"),
-    ("/api/generate", {"model": FIM_MODEL, "prompt": "a", "raw": True, "system": "s"}, 400,
-     "raw mode does not support template, system, or context"),
-    ("/api/generate", {"model": FIM_MODEL, "prompt": "a", "think": True}, 400,
-     '"qwen2.5-coder:7b" does not support thinking'),
-    ("/api/chat", {"model": FIM_MODEL, "messages": [{"role": "user", "content": "x"}], "tools": [{}]}, 400,
-     "registry.ollama.ai/library/qwen2.5-coder:7b does not support tools"),
-    ("/api/generate", {"model": FIM_MODEL, "prompt": "a", "options": {"stop": "x"}}, 500,
-     'option "stop" must be of type array'),
-    ("/api/generate", {"model": FIM_MODEL, "prompt": "a", "keep_alive": "-1"}, 400,
-     'time: missing unit in duration "-1"'),
-])
+@pytest.mark.parametrize(
+    "path, body, status, error",
+    [
+        ("/api/generate", b"", 400, "missing request body"),
+        ("/api/chat", b"  ", 400, "missing request body"),
+        ("/api/generate", b'{"model": ', 400, "unexpected EOF"),
+        ("/api/generate", b'{"model": x}', 400, "invalid character 'x' looking for beginning of value"),
+        (
+            "/api/generate",
+            {"model": FIM_MODEL, "prompt": 5},
+            400,
+            "json: cannot unmarshal number into Go struct field GenerateRequest.prompt of type string",
+        ),
+        ("/api/generate", {"model": "nope:7b", "prompt": "x"}, 404, "model 'nope:7b' not found"),
+        ("/api/generate", {"model": "Nope", "prompt": "x"}, 404, "model 'Nope' not found"),
+        ("/api/generate", {"prompt": "x"}, 404, "model '' not found"),
+        ("/api/chat", {"messages": [{"role": "user", "content": "x"}]}, 400, "model is required"),
+        ("/api/chat", {"model": "nope", "messages": []}, 404, "model 'nope' not found"),
+        (
+            "/api/generate",
+            {"model": "llama3.2", "prompt": "a", "suffix": "b"},
+            400,
+            "registry.ollama.ai/library/llama3.2:latest does not support insert",
+        ),
+        (
+            "/api/generate",
+            {"model": FIM_MODEL, "prompt": "a", "raw": True, "system": "s"},
+            400,
+            "raw mode does not support template, system, or context",
+        ),
+        (
+            "/api/generate",
+            {"model": FIM_MODEL, "prompt": "a", "think": True},
+            400,
+            '"qwen2.5-coder:7b" does not support thinking',
+        ),
+        (
+            "/api/chat",
+            {"model": FIM_MODEL, "messages": [{"role": "user", "content": "x"}], "tools": [{}]},
+            400,
+            "registry.ollama.ai/library/qwen2.5-coder:7b does not support tools",
+        ),
+        (
+            "/api/generate",
+            {"model": FIM_MODEL, "prompt": "a", "options": {"stop": "x"}},
+            500,
+            'option "stop" must be of type array',
+        ),
+        (
+            "/api/generate",
+            {"model": FIM_MODEL, "prompt": "a", "keep_alive": "-1"},
+            400,
+            'time: missing unit in duration "-1"',
+        ),
+    ],
+)
 async def test_request_errors_have_ollamas_status_and_text(srv, http, path, body, status, error):
     resp, raw = await post(http, srv.url + path, body)
     assert (resp.status, json.loads(raw)) == (status, {"error": error})
@@ -239,8 +300,11 @@ async def test_empty_prompt_loads_and_keep_alive_zero_unloads(srv, http):
 
 @pytest.mark.asyncio
 async def test_ps_reports_vram_context_and_expiry(srv, http):
-    await post(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "x", "stream": False,
-                                                  "options": {"num_ctx": 8192}, "keep_alive": -1})
+    await post(
+        http,
+        srv.url + "/api/generate",
+        {"model": FIM_MODEL, "prompt": "x", "stream": False, "options": {"num_ctx": 8192}, "keep_alive": -1},
+    )
     async with http.get(srv.url + "/api/ps") as r:
         models = (await r.json())["models"]
     assert [m["name"] for m in models] == [FIM_MODEL, "llama3.2:latest"]  # latest expiry first
@@ -256,8 +320,9 @@ async def test_ps_reports_vram_context_and_expiry(srv, http):
 
 @pytest.mark.asyncio
 async def test_num_predict_caps_tokens_with_done_reason_length(srv, http):
-    _, chunks = await ndjson(http, srv.url + "/api/generate",
-                             {"model": FIM_MODEL, "prompt": "x", "options": {"num_predict": 2}})
+    _, chunks = await ndjson(
+        http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "x", "options": {"num_predict": 2}}
+    )
     assert [c["response"] for c in chunks[:-1]] == ["Hello", ","]
     assert chunks[-1]["done_reason"] == "length" and chunks[-1]["eval_count"] == 2
 
@@ -265,8 +330,9 @@ async def test_num_predict_caps_tokens_with_done_reason_length(srv, http):
 @pytest.mark.asyncio
 async def test_stop_string_across_tokens_ends_generation_without_sending_it(srv, http):
     srv.script.tokens = ["a = 1", "\n\n", "de", "f g", "()"]
-    _, chunks = await ndjson(http, srv.url + "/api/generate",
-                             {"model": FIM_MODEL, "prompt": "x", "options": {"stop": ["\n\ndef"]}})
+    _, chunks = await ndjson(
+        http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "x", "options": {"stop": ["\n\ndef"]}}
+    )
     assert "".join(c["response"] for c in chunks) == "a = 1"
     assert chunks[-1]["done_reason"] == "stop"
 
@@ -360,8 +426,11 @@ async def test_raw_bytes_go_out_verbatim_between_chunks(srv, http):
 async def test_hang_never_answers_and_stop_still_returns(srv, http):
     srv.script.hang = True
     with pytest.raises(asyncio.TimeoutError):
-        await http.post(srv.url + "/api/chat", timeout=aiohttp.ClientTimeout(total=0.2),
-                        json={"model": FIM_MODEL, "messages": [{"role": "user", "content": "x"}]})
+        await http.post(
+            srv.url + "/api/chat",
+            timeout=aiohttp.ClientTimeout(total=0.2),
+            json={"model": FIM_MODEL, "messages": [{"role": "user", "content": "x"}]},
+        )
     assert await srv.wait_for_async(lambda d: d.disconnects == 1 and d.active_streams == 0)
 
     pending = asyncio.ensure_future(http.post(srv.url + "/api/generate", json={"model": FIM_MODEL, "prompt": "x"}))
@@ -394,14 +463,25 @@ async def test_client_disconnect_stops_generation(srv, http, delay):
 @pytest.mark.asyncio
 async def test_openai_chat_stream_role_chunk_finish_chunk_usage_and_done(srv, http):
     srv.script.tokens = ["Hi", " there"]
-    resp, raw = await post(http, srv.url + "/v1/chat/completions", {
-        "model": "llama3.2", "stream": True, "stream_options": {"include_usage": True},
-        "messages": [{"role": "user", "content": "hello"}]})
+    resp, raw = await post(
+        http,
+        srv.url + "/v1/chat/completions",
+        {
+            "model": "llama3.2",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "hello"}],
+        },
+    )
     assert resp.headers["Content-Type"] == "text/event-stream"
     *chunks, done = sse(raw)
     assert done == "[DONE]"
     assert [c["choices"][0]["delta"] if c["choices"] else None for c in chunks] == [
-        {"role": "assistant", "content": "Hi"}, {"content": " there"}, {}, None]
+        {"role": "assistant", "content": "Hi"},
+        {"content": " there"},
+        {},
+        None,
+    ]
     assert [c["choices"][0]["finish_reason"] if c["choices"] else None for c in chunks] == [None, None, "stop", None]
     usage = chunks[-1]["usage"]
     assert usage["completion_tokens"] == 2 and usage["total_tokens"] == usage["prompt_tokens"] + 2
@@ -412,9 +492,18 @@ async def test_openai_chat_stream_role_chunk_finish_chunk_usage_and_done(srv, ht
 
 @pytest.mark.asyncio
 async def test_openai_completions_stream_with_suffix_max_tokens_and_usage(srv, http):
-    resp, raw = await post(http, srv.url + "/v1/completions", {
-        "model": FIM_MODEL, "prompt": "def f(", "suffix": ")", "max_tokens": 3, "stream": True,
-        "stream_options": {"include_usage": True}})
+    resp, raw = await post(
+        http,
+        srv.url + "/v1/completions",
+        {
+            "model": FIM_MODEL,
+            "prompt": "def f(",
+            "suffix": ")",
+            "max_tokens": 3,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     *chunks, done = sse(raw)
     assert done == "[DONE]" and resp.status == 200
     texts = [(c["choices"][0]["text"], c["choices"][0]["finish_reason"]) for c in chunks if c["choices"]]
@@ -426,10 +515,16 @@ async def test_openai_completions_stream_with_suffix_max_tokens_and_usage(srv, h
 
 @pytest.mark.asyncio
 async def test_openai_non_stream_bodies(srv, http):
-    _, raw = await post(http, srv.url + "/v1/chat/completions",
-                        {"model": FIM_MODEL, "messages": [{"role": "user", "content": "x"}], "stop": "world"})
+    _, raw = await post(
+        http,
+        srv.url + "/v1/chat/completions",
+        {"model": FIM_MODEL, "messages": [{"role": "user", "content": "x"}], "stop": "world"},
+    )
     chat = json.loads(raw)
-    assert chat["object"] == "chat.completion" and chat["choices"][0]["message"] == {"role": "assistant", "content": "Hello, "}
+    assert chat["object"] == "chat.completion" and chat["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "Hello, ",
+    }
     assert chat["choices"][0]["finish_reason"] == "stop" and chat["usage"]["completion_tokens"] == 3
     _, raw = await post(http, srv.url + "/v1/completions", {"model": FIM_MODEL, "prompt": "x"})
     completion = json.loads(raw)
@@ -437,15 +532,33 @@ async def test_openai_non_stream_bodies(srv, http):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path, body, status, kind, message", [
-    ("/v1/chat/completions", {"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404,
-     "not_found_error", "model 'nope' not found"),
-    ("/v1/chat/completions", {"model": FIM_MODEL, "messages": []}, 400, "invalid_request_error",
-     "[] is too short - 'messages'"),
-    ("/v1/completions", {"model": "llama3.2", "prompt": "a", "suffix": "b"}, 400, "invalid_request_error",
-     "registry.ollama.ai/library/llama3.2:latest does not support insert"),
-    ("/v1/completions", b"", 400, "invalid_request_error", "EOF"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, kind, message",
+    [
+        (
+            "/v1/chat/completions",
+            {"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+            404,
+            "not_found_error",
+            "model 'nope' not found",
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": FIM_MODEL, "messages": []},
+            400,
+            "invalid_request_error",
+            "[] is too short - 'messages'",
+        ),
+        (
+            "/v1/completions",
+            {"model": "llama3.2", "prompt": "a", "suffix": "b"},
+            400,
+            "invalid_request_error",
+            "registry.ollama.ai/library/llama3.2:latest does not support insert",
+        ),
+        ("/v1/completions", b"", 400, "invalid_request_error", "EOF"),
+    ],
+)
 async def test_openai_errors_use_the_openai_shape(srv, http, path, body, status, kind, message):
     resp, raw = await post(http, srv.url + path, body)
     assert resp.status == status
@@ -472,11 +585,15 @@ async def test_v1_models_lists_and_retrieves(srv, http):
         listing = await r.json(content_type=None)
     assert listing["object"] == "list"
     assert [(m["id"], m["object"], m["owned_by"]) for m in listing["data"]] == [
-        (FIM_MODEL, "model", "library"), ("llama3.2:latest", "model", "library")]
+        (FIM_MODEL, "model", "library"),
+        ("llama3.2:latest", "model", "library"),
+    ]
     async with http.get(srv.url + "/v1/models/llama3.2") as r:
         assert (await r.json(content_type=None))["id"] == "llama3.2"
     async with http.get(srv.url + "/v1/models/nope") as r:
-        assert r.status == 404 and (await r.json(content_type=None))["error"]["message"] == "model 'nope:latest' not found"
+        assert (
+            r.status == 404 and (await r.json(content_type=None))["error"]["message"] == "model 'nope:latest' not found"
+        )
 
 
 # -- model management ----------------------------------------------------------------------------
@@ -490,8 +607,15 @@ async def test_tags_lists_installed_models_newest_first(srv, http):
     fim = models[0]
     assert re.fullmatch(r"[0-9a-f]{64}", fim["digest"]) and fim["size"] == 8_000_000_000
     assert LOCAL_TIMESTAMP.match(fim["modified_at"])
-    assert fim["details"] == {"parent_model": "", "format": "gguf", "family": "qwen2", "families": ["qwen2"],
-                              "parameter_size": "7.6B", "quantization_level": "Q8_0", "context_length": 32768}
+    assert fim["details"] == {
+        "parent_model": "",
+        "format": "gguf",
+        "family": "qwen2",
+        "families": ["qwen2"],
+        "parameter_size": "7.6B",
+        "quantization_level": "Q8_0",
+        "context_length": 32768,
+    }
 
 
 @pytest.mark.asyncio
@@ -522,8 +646,14 @@ async def test_pull_installs_a_pullable_model(srv, http):
     srv.pullable.add("starcoder2:3b")
     _, lines = await ndjson(http, srv.url + "/api/pull", {"model": "starcoder2:3b"})
     statuses = [line["status"] for line in lines]
-    assert statuses[0] == "pulling manifest" and statuses[-3:] == ["verifying sha256 digest", "writing manifest", "success"]
-    progress = [line for line in lines if line["status"].startswith("pulling ") and line["status"] != "pulling manifest"]
+    assert statuses[0] == "pulling manifest" and statuses[-3:] == [
+        "verifying sha256 digest",
+        "writing manifest",
+        "success",
+    ]
+    progress = [
+        line for line in lines if line["status"].startswith("pulling ") and line["status"] != "pulling manifest"
+    ]
     assert progress and all(re.fullmatch(r"sha256:[0-9a-f]{64}", p["digest"]) for p in progress)
     assert "completed" not in progress[0] and progress[-1]["completed"] == progress[-1]["total"]
     assert "starcoder2:3b" in srv.models
@@ -555,8 +685,9 @@ def test_start_in_thread_serves_sync_clients_and_wait_for_polls():
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignore *_proxy variables
-        request = urllib.request.Request(url + "/api/generate", method="POST",
-                                         data=json.dumps({"model": FIM_MODEL, "prompt": "x"}).encode())
+        request = urllib.request.Request(
+            url + "/api/generate", method="POST", data=json.dumps({"model": FIM_MODEL, "prompt": "x"}).encode()
+        )
         with opener.open(request, timeout=5) as resp:
             lines = resp.read().splitlines()
         assert json.loads(lines[-1])["done"] is True
@@ -575,10 +706,12 @@ async def test_the_slot_reuses_the_common_start_of_the_last_prompt_and_counts_on
     srv.script.prompt_eval_tps = 200.0  # 20 tokens: 0.1 s of silence before the first chunk
     head = " ".join(f"w{i}" for i in range(100))
     _, first = await ndjson(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": head, "raw": True})
-    _, second = await ndjson(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": head + " more text",
-                                                              "raw": True})
-    _, other = await ndjson(http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "changed " + head,
-                                                             "raw": True})
+    _, second = await ndjson(
+        http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": head + " more text", "raw": True}
+    )
+    _, other = await ndjson(
+        http, srv.url + "/api/generate", {"model": FIM_MODEL, "prompt": "changed " + head, "raw": True}
+    )
     assert first[-1]["prompt_eval_count"] == 100
     assert second[-1]["prompt_eval_count"] == 2  # "more text": the rest came from the cache
     assert other[-1]["prompt_eval_count"] == 101  # a different start: everything again

@@ -12,20 +12,51 @@ from ai_host.protocol import CompleteRequest, Done, ExplainRequest, RefactorRequ
 
 
 def test_a_ghost_text_request_parses_into_its_fields():
-    req = parse("complete", {
-        "id": "complete-7", "buf": 3, "prefix": "def f(", "suffix": ")\n", "prefix_row": 12, "filename": "a.py",
-        "path": "/w/a.py", "buftype": "", "filetype": "python", "commentstring": "# %s", "variant": 2,
-        "extra": [{"filename": "b.py", "path": "/w/b.py", "text": "x = 1"}], "lsp_pending": 4,  # extra keys: ignored
-    })
+    req = parse(
+        "complete",
+        {
+            "id": "complete-7",
+            "buf": 3,
+            "prefix": "def f(",
+            "suffix": ")\n",
+            "prefix_row": 12,
+            "filename": "a.py",
+            "path": "/w/a.py",
+            "buftype": "",
+            "filetype": "python",
+            "commentstring": "# %s",
+            "variant": 2,
+            "extra": [{"filename": "b.py", "path": "/w/b.py", "text": "x = 1"}],
+            "lsp_pending": 4,  # extra keys: ignored
+        },
+    )
     assert isinstance(req, CompleteRequest)
-    assert (req.id, req.buf, req.prefix, req.suffix, req.prefix_row, req.variant) == ("complete-7", 3, "def f(", ")\n", 12, 2)
+    assert (req.id, req.buf, req.prefix, req.suffix, req.prefix_row, req.variant) == (
+        "complete-7",
+        3,
+        "def f(",
+        ")\n",
+        12,
+        2,
+    )
     assert req.source.filename == "a.py" and req.source.path == "/w/a.py" and req.source.filetype == "python"
     assert req.extra[0].text == "x = 1" and not req.prefetch
 
 
 def test_a_range_request_keeps_its_diagnostics_and_refactor_its_instruction():
-    req = parse("refactor", {"id": "r1", "code": "x=1", "start_line": 4, "end_line": 4, "instruction": "tidy",
-                             "use_tabs": True, "shiftwidth": 8, "diagnostics": [{"lnum": 4, "severity": 1, "message": "m"}]})
+    req = parse(
+        "refactor",
+        {
+            "id": "r1",
+            "code": "x=1",
+            "start_line": 4,
+            "end_line": 4,
+            "instruction": "tidy",
+            "use_tabs": True,
+            "shiftwidth": 8,
+            "diagnostics": [{"lnum": 4, "severity": 1, "message": "m"}],
+        },
+    )
     assert isinstance(req, RefactorRequest)
     assert req.instruction == "tidy" and req.use_tabs and req.shiftwidth == 8
     assert req.diagnostics[0].lnum == 4 and req.diagnostics[0].message == "m"
@@ -37,13 +68,16 @@ def test_empty_lua_tables_arrive_as_lists_and_parse_as_empty():
     assert isinstance(parse("cancel_all", []), protocol.CancelAll)
 
 
-@pytest.mark.parametrize("name, payload, names", [
-    ("complete", {"id": "c1", "prefix": 3}, "'complete'.prefix should be a string"),
-    ("complete", {"id": "c1", "variant": 1.5}, "'complete'.variant should be an integer"),
-    ("refactor", {"id": "r1", "use_tabs": "yes"}, "'refactor'.use_tabs should be true or false"),
-    ("explain", {"id": "e1", "diagnostics": ["x"]}, "'explain'.diagnostics should be a list of tables"),
-    ("dance", {"id": "d1"}, "unknown message 'dance'"),
-])
+@pytest.mark.parametrize(
+    "name, payload, names",
+    [
+        ("complete", {"id": "c1", "prefix": 3}, "'complete'.prefix should be a string"),
+        ("complete", {"id": "c1", "variant": 1.5}, "'complete'.variant should be an integer"),
+        ("refactor", {"id": "r1", "use_tabs": "yes"}, "'refactor'.use_tabs should be true or false"),
+        ("explain", {"id": "e1", "diagnostics": ["x"]}, "'explain'.diagnostics should be a list of tables"),
+        ("dance", {"id": "d1"}, "unknown message 'dance'"),
+    ],
+)
 def test_a_malformed_request_names_its_job_and_the_field(name, payload, names):
     with pytest.raises(BadMessage) as caught:
         parse(name, payload)
@@ -66,9 +100,19 @@ def test_events_are_the_tables_lua_reads():
     assert Done(superseded=True).wire() == {"superseded": True}
 
 
-@given(st.dictionaries(st.sampled_from(["id", "buf", "prefix", "suffix", "prefix_row", "variant", "prefetch", "extra"]),
-                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
-                                 st.lists(st.dictionaries(st.text(max_size=3), st.text(max_size=3)), max_size=2))))
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "buf", "prefix", "suffix", "prefix_row", "variant", "prefetch", "extra"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(),
+            st.text(max_size=5),
+            st.lists(st.dictionaries(st.text(max_size=3), st.text(max_size=3)), max_size=2),
+        ),
+    )
+)
 def test_any_table_parses_or_is_refused_with_a_sentence(payload):
     try:
         parse("complete", payload)

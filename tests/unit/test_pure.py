@@ -13,7 +13,13 @@ from ai_host.errors import ConfigError
 from ai_host.filters import ThinkFilter
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=30), max_size=8), st.data())
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=30),
+        max_size=8,
+    ),
+    st.data(),
+)
 def test_line_splitter_reassembles_any_chunking(lines, data):
     payload = "".join(line + "\n" for line in lines).encode()
     cuts = sorted(data.draw(st.lists(st.integers(0, len(payload)), max_size=10)))
@@ -79,7 +85,7 @@ def test_host_memory_tracing_starts_only_when_asked():
 
 def test_sse_decoder_joins_data_lines_and_skips_comments():
     dec = SSEDecoder()
-    assert [dec.feed_line(x) for x in [": ping", "data: {\"a\":", "data: 1}", ""]] == [None, None, None, '{"a":\n1}']
+    assert [dec.feed_line(x) for x in [": ping", 'data: {"a":', "data: 1}", ""]] == [None, None, None, '{"a":\n1}']
     assert dec.feed_line("data:[DONE]") is None and dec.flush() == "[DONE]"
 
 
@@ -139,9 +145,16 @@ def test_think_filter_passes_text_that_only_looks_like_a_tag():
 
 def test_prompt_keeps_code_and_trims_context_at_line_boundaries():
     cfg = config.merge({"explain": {"max_chars": 60}})
-    req = {"code": "x = 1\ny = 2", "before": "\n".join(f"b{i}" for i in range(100)),
-           "after": "\n".join(f"a{i}" for i in range(100)), "filetype": "python", "filename": "m.py",
-           "start_line": 101, "end_line": 102, "diagnostics": [{"lnum": 101, "severity": 1, "message": "bad"}]}
+    req = {
+        "code": "x = 1\ny = 2",
+        "before": "\n".join(f"b{i}" for i in range(100)),
+        "after": "\n".join(f"a{i}" for i in range(100)),
+        "filetype": "python",
+        "filename": "m.py",
+        "start_line": 101,
+        "end_line": 102,
+        "diagnostics": [{"lnum": 101, "severity": 1, "message": "bad"}],
+    }
     system, user = prompts.explain_messages(parse_request("explain", {"id": "e", **req}), cfg)
     assert system.role == "system" and user.role == "user"
     assert "x = 1\ny = 2" in user.content
@@ -184,8 +197,12 @@ def test_the_error_tree_in_the_docstring_is_the_class_tree():
         for name in m.group(2).split(", "):
             drawn[name] = stack[-1][1] if stack else ""
         stack.append((depth, m.group(2).split(", ")[-1]))
-    classes = {name: cls for module in (errors, scheduler) for name, cls in inspect.getmembers(module, inspect.isclass)
-               if issubclass(cls, errors.AiHostError) and cls.__module__ == module.__name__}
+    classes = {
+        name: cls
+        for module in (errors, scheduler)
+        for name, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, errors.AiHostError) and cls.__module__ == module.__name__
+    }
     assert set(drawn) == set(classes), set(drawn) ^ set(classes)
     for name, parent in drawn.items():
         if parent:

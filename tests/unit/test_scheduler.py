@@ -37,8 +37,10 @@ async def test_limit_per_endpoint_and_priority_order():
     order, release = [], asyncio.Event()
     first = asyncio.create_task(hold(s, "a", COMPLETION, "c1", order, release))
     await settle()
-    queued = [asyncio.create_task(hold(s, "a", p, j, order, release))
-              for p, j in [(PREFETCH, "p1"), (COMPLETION, "c2"), (INTERACTIVE, "e1"), (INTERACTIVE, "e2")]]
+    queued = [
+        asyncio.create_task(hold(s, "a", p, j, order, release))
+        for p, j in [(PREFETCH, "p1"), (COMPLETION, "c2"), (INTERACTIVE, "e1"), (INTERACTIVE, "e2")]
+    ]
     other = asyncio.create_task(hold(s, "b", COMPLETION, "b1", order, release))  # another endpoint: its own slots
     await settle()
     assert order == ["c1", "b1"]
@@ -98,8 +100,10 @@ async def test_scheduler_applies_the_rate_per_priority():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 3), st.lists(st.tuples(st.sampled_from([INTERACTIVE, COMPLETION, PREFETCH]),
-                                              st.booleans()), min_size=1, max_size=12))
+@given(
+    st.integers(1, 3),
+    st.lists(st.tuples(st.sampled_from([INTERACTIVE, COMPLETION, PREFETCH]), st.booleans()), min_size=1, max_size=12),
+)
 def test_invariants_never_over_the_limit_cancelled_never_run_everyone_else_runs(limit, jobs):
     async def scenario():
         s = Scheduler(limit=limit, queue_limit=100)
@@ -127,6 +131,7 @@ def test_invariants_never_over_the_limit_cancelled_never_run_everyone_else_runs(
 
 
 # -- gates --------------------------------------------------------------------------------------
+
 
 class FakeProbe:
     def __init__(self, used, total=12 * 2**30):
@@ -172,10 +177,18 @@ async def test_the_real_nvml_path_degrades_cleanly_without_a_gpu():
 
 def test_nvml_probe_reads_memory_through_pynvml_calls():
     class FakeNvml:
-        def nvmlInit(self): pass
-        def nvmlDeviceGetCount(self): return 1
-        def nvmlDeviceGetHandleByIndex(self, i): return ("h", i)
-        def nvmlDeviceGetName(self, h): return b"NVIDIA GeForce RTX 4070"
+        def nvmlInit(self):
+            pass
+
+        def nvmlDeviceGetCount(self):
+            return 1
+
+        def nvmlDeviceGetHandleByIndex(self, i):
+            return ("h", i)
+
+        def nvmlDeviceGetName(self, h):
+            return b"NVIDIA GeForce RTX 4070"
+
         def nvmlDeviceGetMemoryInfo(self, h):
             return type("M", (), {"used": 3, "total": 12})()
 
@@ -251,7 +264,10 @@ from ai_host.routing import Endpoint, Router, endpoints_from_config  # noqa: E40
 
 def test_router_orders_healthy_endpoints_first_and_skips_missing_models():
     clock = Clock()
-    a, b = Endpoint("a", "ollama", "http://127.0.0.1:1"), Endpoint("b", "openai", "http://127.0.0.1:2", tasks=("explain",))
+    a, b = (
+        Endpoint("a", "ollama", "http://127.0.0.1:1"),
+        Endpoint("b", "openai", "http://127.0.0.1:2", tasks=("explain",)),
+    )
     r = Router([a, b], {"explain": "m1", "completion": "c1"}, {"explain": ["m2"]}, clock=clock)
     assert [(e.name, m) for e, m in r.candidates("explain")] == [("a", "m1"), ("a", "m2"), ("b", "m1"), ("b", "m2")]
     assert [(e.name, m) for e, m in r.candidates("completion")] == [("a", "c1")]
@@ -267,10 +283,14 @@ def test_every_endpoint_is_checked_against_the_local_only_policy():
     cfg = config_mod.merge({"endpoints": [{"url": "http://192.0.2.7:11434"}]})
     with pytest.raises(ConfigError, match="allow_remote"):
         endpoints_from_config(cfg, {})
-    cfg = config_mod.merge({"endpoints": [{"url": "http://192.0.2.7:11434", "allow_remote": True, "tasks": ["explain"]}]})
+    cfg = config_mod.merge(
+        {"endpoints": [{"url": "http://192.0.2.7:11434", "allow_remote": True, "tasks": ["explain"]}]}
+    )
     eps = endpoints_from_config(cfg, {"OLLAMA_HOST": "127.0.0.1:5"})
-    assert [(e.name, e.url, e.tasks) for e in eps] == [("default", "http://127.0.0.1:5", ()),
-                                                      ("endpoint1", "http://192.0.2.7:11434", ("explain",))]
+    assert [(e.name, e.url, e.tasks) for e in eps] == [
+        ("default", "http://127.0.0.1:5", ()),
+        ("endpoint1", "http://192.0.2.7:11434", ("explain",)),
+    ]
 
 
 async def test_waiters_cancelled_while_the_slots_stay_full_leave_the_queue_at_once():

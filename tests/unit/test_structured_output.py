@@ -16,8 +16,12 @@ from ai_host.backends import ChatRequest, Message, OllamaBackend, OpenAIBackend,
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble, Script
 
 MODEL = "qwen2.5-coder:7b"
-SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
-          "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}},
+    "required": ["ok"],
+    "additionalProperties": False,
+}
 REFUSED = (500, "response_format json_schema is not supported")
 
 
@@ -38,8 +42,13 @@ async def session():
 
 
 def request(schema: dict | None = SCHEMA, model: str = MODEL) -> ChatRequest:
-    return ChatRequest(model=model, messages=[Message("user", "is it ok?")], schema=schema, schema_name="verdict",
-                       options={"num_ctx": 4096, "num_predict": 64})
+    return ChatRequest(
+        model=model,
+        messages=[Message("user", "is it ok?")],
+        schema=schema,
+        schema_name="verdict",
+        options={"num_ctx": 4096, "num_predict": 64},
+    )
 
 
 async def text_of(backend, req: ChatRequest) -> str:
@@ -71,7 +80,9 @@ async def test_openai_sends_json_schema_strict_and_remembers_it(server, session)
     assert json.loads(await text_of(backend, request())) == {"ok": False}
     sent = chat_bodies(server, "/v1/chat/completions")
     assert sent[-1]["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA, "strict": True}}
+        "type": "json_schema",
+        "json_schema": {"name": "verdict", "schema": SCHEMA, "strict": True},
+    }
     assert "num_ctx" not in json.dumps(sent[-1])  # no such field in the OpenAI API
     assert OpenAIBackend.schema_formats[server.url] == "json_schema"
 
@@ -118,6 +129,7 @@ async def test_a_missing_model_is_not_mistaken_for_a_refused_format(server, sess
 
 # -- the real llama-cpp-python server ---------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory):
     if importlib.util.find_spec("llama_cpp") is None:  # a skip would pass off missing coverage
@@ -137,12 +149,19 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory):
 async def test_llama_cpp_python_refuses_json_schema_and_constrains_json_object(llama_server, session) -> None:
     OpenAIBackend.schema_formats.pop(llama_server.url, None)
     backend = OpenAIBackend(session, llama_server.url, Timeouts(connect_s=2, first_byte_s=60, idle_s=30))
-    req = ChatRequest(model="tiny", messages=[Message("user", "ok?")], schema=SCHEMA,
-                      options={"num_predict": 48, "temperature": 0, "seed": 1})
+    req = ChatRequest(
+        model="tiny",
+        messages=[Message("user", "ok?")],
+        schema=SCHEMA,
+        options={"num_predict": 48, "temperature": 0, "seed": 1},
+    )
     text = await text_of(backend, req)
     assert OpenAIBackend.schema_formats[llama_server.url] == "json_object"
-    statuses = [line.split('"')[-1].split()[0] for line in llama_server.log_text().splitlines()
-                if '"POST /v1/chat/completions' in line]
+    statuses = [
+        line.split('"')[-1].split()[0]
+        for line in llama_server.log_text().splitlines()
+        if '"POST /v1/chat/completions' in line
+    ]
     assert statuses[-2:] == ["500", "200"]  # json_schema refused, json_object + schema served
     # a random-weight model writes gibberish, but held to the schema it writes the schema's shape
     assert isinstance(json.loads(text)["ok"], bool)

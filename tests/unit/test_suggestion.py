@@ -47,7 +47,7 @@ def test_trailing_whitespace_never_shows():
 def test_any_chunking_gives_the_same_suggestion(raw, sizes):
     pieces, i = [], 0
     for n in sizes:
-        pieces.append(raw[i:i + n])
+        pieces.append(raw[i : i + n])
         i += n
     pieces.append(raw[i:])
     assert run(raw, pieces=pieces) == run(raw)
@@ -120,8 +120,14 @@ def test_window_of_the_suffix_does_not_depend_on_the_prefix_length():
 
 @pytest.mark.parametrize(
     "model, family",
-    [("qwen2.5-coder:7b", "qwen"), ("codellama:7b-code", "codellama"), ("deepseek-coder:6.7b-base", "deepseek"),
-     ("starcoder2:3b", "starcoder"), ("codegemma:2b", "codegemma"), ("llama3.2", None)],
+    [
+        ("qwen2.5-coder:7b", "qwen"),
+        ("codellama:7b-code", "codellama"),
+        ("deepseek-coder:6.7b-base", "deepseek"),
+        ("starcoder2:3b", "starcoder"),
+        ("codegemma:2b", "codegemma"),
+        ("llama3.2", None),
+    ],
 )
 def test_families(model, family):
     assert fim.family_of(model) == family
@@ -189,7 +195,7 @@ def test_refactor_extraction_does_not_depend_on_chunking(reply, sizes):
 
     pieces, i = [], 0
     for n in sizes:
-        pieces.append(reply[i:i + n])
+        pieces.append(reply[i : i + n])
         i += n
     pieces.append(reply[i:])
     assert run(pieces) == run([reply])
@@ -244,8 +250,20 @@ def test_else_continues_the_block():
     assert run_at(raw, "if x:") == (raw, False)
 
 
-@pytest.mark.parametrize("sentinel", ["<|fim_middle|>", "<fim_middle>", "<fim_suffix>", "<|endoftext|>", "<|im_end|>",
-                                      "<|file_sep|>", "<EOT>", "<｜fim▁hole｜>", "</s>"])
+@pytest.mark.parametrize(
+    "sentinel",
+    [
+        "<|fim_middle|>",
+        "<fim_middle>",
+        "<fim_suffix>",
+        "<|endoftext|>",
+        "<|im_end|>",
+        "<|file_sep|>",
+        "<EOT>",
+        "<｜fim▁hole｜>",
+        "</s>",
+    ],
+)
 def test_no_control_token_ever_shows(sentinel):
     raw = f"main(){sentinel}fibonacci(10)"
     assert run_at(raw, "") == ("main()", True)

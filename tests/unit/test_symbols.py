@@ -12,14 +12,19 @@ from ai_host.protocol import Symbol, parse_request
 from tests.unit.test_backends import MODEL, Recorder, explain_req  # noqa: F401 - fixtures below use them
 from tests.unit.test_backends import engine, thread_server  # noqa: F401
 
-AREA = {"name": "area", "path": "/src/geo/shapes.py", "line": 3,
-        "text": 'def area(r):\n    """The area of a circle."""\n    return math.pi * r ** 2'}
+AREA = {
+    "name": "area",
+    "path": "/src/geo/shapes.py",
+    "line": 3,
+    "text": 'def area(r):\n    """The area of a circle."""\n    return math.pi * r ** 2',
+}
 KEY = "AKIA" + "Z7Q3XK2N5PLM4RTV"  # an AWS access key id: the redactor knows its shape
 
 
 def req(kind="explain", **fields):
-    return parse_request(kind, {**explain_req(), "path": "/src/geo/main.py", "code": "print(area(2))",
-                                "symbols": [AREA], **fields})
+    return parse_request(
+        kind, {**explain_req(), "path": "/src/geo/main.py", "code": "print(area(2))", "symbols": [AREA], **fields}
+    )
 
 
 def user_of(request, cfg=None):
@@ -33,6 +38,7 @@ def user_of(request, cfg=None):
 
 # -- parsing ----------------------------------------------------------------------------------------
 
+
 def test_symbols_are_parsed_with_the_range():
     r = req()
     assert r.symbols == (Symbol("area", "/src/geo/shapes.py", 3, AREA["text"]),)
@@ -41,13 +47,16 @@ def test_symbols_are_parsed_with_the_range():
     assert parse_request("chat", {**explain_req(), "symbols": [{"name": "f"}]}).symbols == (Symbol("f"),)
 
 
-@pytest.mark.parametrize("symbols, complaint", [
-    ("area", "'explain'.symbols should be a list of tables"),
-    (["area"], "'explain'.symbols should be a list of tables"),
-    ([{"name": 3}], "'explain'.name should be a string, not int"),
-    ([{"name": "f", "line": "3"}], "'explain'.line should be an integer"),
-    ([{"name": "f", "text": ["x"]}], "'explain'.text should be a string, not list"),
-])
+@pytest.mark.parametrize(
+    "symbols, complaint",
+    [
+        ("area", "'explain'.symbols should be a list of tables"),
+        (["area"], "'explain'.symbols should be a list of tables"),
+        ([{"name": 3}], "'explain'.name should be a string, not int"),
+        ([{"name": "f", "line": "3"}], "'explain'.line should be an integer"),
+        ([{"name": "f", "text": ["x"]}], "'explain'.text should be a string, not list"),
+    ],
+)
 def test_a_malformed_symbol_is_refused_with_its_job(symbols, complaint):
     with pytest.raises(BadMessage) as e:
         parse_request("explain", {**explain_req(), "symbols": symbols})
@@ -56,10 +65,18 @@ def test_a_malformed_symbol_is_refused_with_its_job(symbols, complaint):
 
 # -- the prompt -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, fields", [("explain", {}), ("refactor", {"instruction": "tidy"}),
-                                          ("refactor", {"purpose": "fix"}), ("refactor", {"purpose": "doc"}),
-                                          ("chat", {"message": "why?"}),
-                                          ("explain", {"diagnostics": [{"lnum": 1, "message": "boom"}]})])
+
+@pytest.mark.parametrize(
+    "kind, fields",
+    [
+        ("explain", {}),
+        ("refactor", {"instruction": "tidy"}),
+        ("refactor", {"purpose": "fix"}),
+        ("refactor", {"purpose": "doc"}),
+        ("chat", {"message": "why?"}),
+        ("explain", {"diagnostics": [{"lnum": 1, "message": "boom"}]}),
+    ],
+)
 def test_every_range_prompt_shows_the_definitions_by_name_and_file_line(kind, fields):
     user = user_of(req(kind, **fields))
     assert "Definitions the code uses:\n`area` (shapes.py:3):\n```python\ndef area(r):\n" in user, user
@@ -162,6 +179,7 @@ def test_redaction_off_leaves_the_text_but_the_deny_list_still_applies():
 
 
 # -- the count in `done` ----------------------------------------------------------------------------
+
 
 def test_done_says_how_many_definitions_the_prompt_held(engine, thread_server):  # noqa: F811
     eng, rec = engine
