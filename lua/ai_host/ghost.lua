@@ -358,7 +358,8 @@ function H.still_valid(state)
   -- typed into the suggestion; or typed past what has come so far, which agrees with it: the
   -- answer being computed may still serve (its prompt is not thrown away for a new one)
   local into = state.text:sub(1, #typed) == typed
-  local ahead = not state.done and typed:sub(1, #state.text) == state.text
+  -- (a request still waiting for a host that is starting has cost nothing: it is replaced instead)
+  local ahead = not state.done and typed:sub(1, #state.text) == state.text and not require('ai_host.host').starting()
   if not (into or ahead) then return false end
   state.typed = typed
   if state.done and #typed >= #state.text then return false end -- all of it is in: ask for what follows

@@ -179,7 +179,7 @@ def test_a_conversation_with_a_real_model_keeps_its_turns(nvim, smol):
 
 @in_nvim
 def test_a_fix_from_a_real_model_ends_in_a_preview_or_a_clear_message(nvim, smol):
-    use(nvim, smol, refactor="{ num_predict = 160 }")
+    use(nvim, smol, refactor="{ num_predict = 64 }")  # short: this worker's server may still be busy
     buf = load(nvim, ["def area(r):", "    return pi * r ** 2"])
     nvim.exec_lua("""
       local ns = vim.api.nvim_create_namespace('real_test')
