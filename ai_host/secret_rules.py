@@ -3,15 +3,18 @@
 Four kinds of evidence, tried on each line (a line seen before costs a dictionary look-up, so a
 keystroke re-scans only the line that changed):
 
-1. a provider's token shape (`ghp_…`, `xoxb-…`, `sk_live_…`, `AKIA…`, a JWT);
+1. a provider's token shape (`ghp_…`, `xoxb-…`, `sk_live_…`, `AKIA…`, a JWT, a known prefix or
+   whole shape of one provider, a short prefix with a hex body);
 2. a value assigned to a name that says secret (`password: x`, `apiToken = "…"`, `-u user:pw`,
-   `Authorization: Bearer …`, `.netrc` `password x`, `scheme://user:pw@host`);
-3. a value assigned to a name that only may be secret (`…_key`, `auth`) when the value is random;
-4. a random token on its own: long, mixed letters and digits, not a hex digest, a UUID or base64
-   that decodes to text.
+   `Authorization: Bearer …`, `.netrc` `password x`, `scheme://user:pw@host`, `<password>x<`);
+3. a value assigned to a name that only may be secret (`…_key`, `auth`, `session`) when the value
+   is random (or a key's hex, or base64 of `user:password`);
+4. a random token on its own: long, mixed letters and digits, not hex (a digest, a UUID), not a
+   name made of words, not base64 that decodes to text.
 
-Multi-line shapes (private keys, a Kubernetes Secret's `data:`) are found on the whole text by
-security.py before the lines are scanned.
+`candidate_lines` picks, in one pass over the whole text, the lines on which any of these may
+match; the others are not scanned at all. Multi-line shapes (private keys, a Kubernetes Secret's
+`data:`) are found on the whole text by security.py before the lines are scanned.
 """
 
 from __future__ import annotations
@@ -29,22 +32,214 @@ MIN_SECRET_VALUE = 4  # a value assigned to a secret name: at least this long
 MIN_KEYED_RANDOM = 12  # a random value assigned to a name that may be secret (`…_key`)
 PRINTABLE_SHARE = 0.9  # base64 that decodes to this much printable text is a test vector, not a key
 
-# (kind, pattern, whether its group 1 must look random: a prefix shared by many providers)
-_TOKENS: list[tuple[str, re.Pattern[str], bool]] = [
-    ("aws-access-key", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"), False),
-    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_\w{22,255})\b"), False),
-    ("gitlab-token", re.compile(r"\b(?:gl[a-z]{1,6}-(?:t\d_)?[\w\-.]{20,}|GR1348941[\w-]{20,})"), False),
-    ("slack-token", re.compile(r"\bx(?:ox[a-z]|app)[-.][\w\-.]{10,}"), False),
-    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[\w/\-]+"), False),
-    ("stripe-key", re.compile(r"\b[rsw]k_(?:live|test|prod)_[A-Za-z0-9]{10,}"), False),
-    ("openai-key", re.compile(r"\bsk-(?:[a-z]{2,10}\d{0,2}-)*[\w\-]{20,}"), False),
-    ("google-api-key", re.compile(r"\b(?:AIza[\w\-]{35}|ya29\.[\w\-]{20,}|GOCSPX-[\w\-]{20,})"), False),
+# Prefixes only one provider's tokens start with (public token formats): the body is not checked.
+PROVIDER_PREFIXES = (
+    "shippo_live_",
+    "shippo_test_",
+    "duffel_live_",
+    "duffel_test_",
+    "pgar_",
+    "pgak_",
+    "spu-",
+    "rootly_",
+    "lsv2_pt_",
+    "lsv2_sk_",
+    "bb_pr_",
+    "bb_ma_",
+    "BBDC-",
+    "hvs.",
+    "hvb.",
+    "hvr.",
+    "da2-",
+    "NRAK-",
+    "NRII-",
+    "NRBR-",
+    "NRRA-",
+    "NRJS-",
+    "ATATT",
+    "ATCTT",
+    "FlyV1 fm1_",
+    "FlyV1 fm2_",
+    "pypi-AgE",
+    "sq0atp-",
+    "sq0csp-",
+    "dop_v1_",
+    "doo_v1_",
+    "dor_v1_",
+    "glsa_",
+    "glc_",
+    "xkeysib-",
+    "sntrys_",
+    "pnu_",
+    "rdme_",
+    "lin_api_",
+    "PMAK-",
+    "ops_ey",
+    "CFPAT-",
+    "FLWSECK-",
+    "FLWSECK_TEST-",
+    "FLWPUBK-",
+    "FLWPUBK_TEST-",
+    "AGE-SECRET-KEY-1",
+)
+
+# Whole shapes of one provider's tokens (public token formats).
+# (Each but the hex ones starts with a literal of its own, in _PROVIDER_HINT.)
+HEX_SHAPES = (
+    r"[0-9a-f]{32}-us[0-9]{1,2}",  # Mailchimp
+    r"[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}",  # Mailgun
+)
+PROVIDER_SHAPES = (
+    r"A{20,24}[A-Za-z0-9%]{30,}",  # Twitter bearer
+    r"(?:pat|sat)\.[\w\-]{20,24}\.[\w\-]{20,26}\.[\w\-]{18,22}",  # Harness
+    r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",  # Doppler
+    r"dt0[a-z][0-9]{2}\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{64}",  # Dynatrace
+    r"[ps]k\.[A-Za-z0-9]{50,}\.[\w\-]{20,}",  # Mapbox
+    r"A3-[A-Z0-9]{6}-[A-Z0-9]{5,6}-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}",  # 1Password secret key
+    r"dapi[0-9a-f]{32}(?:-[0-9])?",  # Databricks
+    r"SK[0-9a-f]{32}",  # Twilio API key
+    r"sm_(?:pat|aat|sat)_[A-Za-z0-9]{16}",  # SettleMint
+    r"[A-Za-z0-9]{14}\.atlasv1\.[\w\-=]{60,70}",  # Terraform Cloud
+    r"SG\.[\w\-]{22}\.[\w\-]{43}",  # SendGrid
+    r"v1\.0-[0-9a-f]{24}-[0-9a-f]{146}",  # Cloudflare origin CA
+    r"pat[A-Za-z0-9]{14}\.[0-9a-f]{64}",  # Airtable
+    r"pscale_(?:tkn|pw|oauth)_[\w=.\-]{32,64}",  # PlanetScale (`=` in the body too)
+)
+
+# (kind, pattern, check, needs). check: what the match must also be: "" nothing more, "random"
+# its group 1 looks random (a prefix shared by many providers), "not-digest" its group 1 (a prefix)
+# does not name a digest or an id. needs: characters one of which the pattern needs on the line;
+# None: a literal of _PROVIDER_HINT (cheap tests that skip most patterns on most lines).
+_ANY_SEP, _DASH, _DOT = ("_", "-"), ("-",), (".",)
+_GENERIC_GATE = re.compile(r"[_\-][\w\-.]{16}")  # what the _ANY_SEP patterns need: a `_`/`-`, then 16 or more
+_TOKENS: list[tuple[str, re.Pattern[str], str, tuple[str, ...] | None]] = [
+    (
+        "aws-access-key",
+        re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"),
+        "",
+        None,
+    ),
+    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_\w{22,255})\b"), "", None),
+    ("gitlab-token", re.compile(r"\b(?:gl[a-z]{1,6}-(?:t\d_)?[\w\-.]{20,}|GR1348941[\w-]{20,})"), "", None),
+    ("slack-token", re.compile(r"\bx(?:ox[a-z]|app)[-.][\w\-.]{10,}"), "", None),
+    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[\w/\-]+"), "", None),
+    ("stripe-key", re.compile(r"\b[rsw]k_(?:live|test|prod)_[A-Za-z0-9]{10,}"), "", None),
+    ("openai-key", re.compile(r"\bsk-(?:[a-z]{2,10}\d{0,2}-)*[\w\-]{20,}"), "", None),
+    ("google-api-key", re.compile(r"\b(?:AIza[\w\-]{35}|ya29\.[\w\-]{20,}|GOCSPX-[\w\-]{20,})"), "", None),
     # header.payload.signature; an unsigned token (alg none) ends with the second dot
-    ("jwt", re.compile(r"\bey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-/\\]{10,}\.(?:[A-Za-z0-9_\-/\\+]{5,}=*)?"), False),
+    # (and the header and payload alone)
+    (
+        "jwt",
+        re.compile(r"\bey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-/\\]{10,}(?:\.(?:[A-Za-z0-9_\-/\\+]{5,}=*)?)?"),
+        "",
+        None,
+    ),
     # lowercase, digit-bearing prefixes of many providers: npm_, dop_v1_, shpat_, hf_, pscale_pw_…
-    ("token", re.compile(r"\b(?:[a-z][a-z0-9]{1,11}[_\-]){1,3}([A-Za-z0-9][\w\-.]{15,}=*)"), True),
-    ("token", re.compile(r"\b(?:[A-Z][A-Za-z0-9]{1,11}[_\-]){1,2}(?:[A-Z]+[_\-])?([A-Za-z0-9][\w\-.]{19,})"), True),
+    ("token", re.compile(r"\b(?:[a-z][a-z0-9]{1,11}[_\-]){1,3}([A-Za-z0-9][\w\-.]{15,}=*)"), "random", _ANY_SEP),
+    (
+        "token",
+        re.compile(r"\b(?:[A-Z][A-Za-z0-9]{1,11}[_\-]){1,2}(?:[A-Z]+[_\-])?([A-Za-z0-9][\w\-.]{19,})"),
+        "random",
+        _ANY_SEP,
+    ),
+    # a short prefix and a hex body (`spu-3f10…`, `pri_0998…`, `rootly_7f1e…`): a key, unless the
+    # prefix names a digest or an id (`sha256-…`, `commit_…`)
+    (
+        "token",
+        re.compile(
+            r"(?<![\w.\-])([A-Za-z]{2}[A-Za-z0-9]{0,10}[_\-](?:[A-Za-z0-9]{1,12}[_\-]){0,2})"
+            r"(?=[a-f]*[0-9])(?=[0-9]*[a-f])[0-9a-f]{24,}(?![\w\-])"
+        ),
+        "not-digest",
+        _ANY_SEP,
+    ),
+    # a provider's shape we know (with a digit or a capital after its start: a placeholder has none)
+    (
+        "token",
+        re.compile(r"(?<![\w.\-])(?=[\w.\-]+[0-9A-Z])(?:" + "|".join(PROVIDER_SHAPES) + r")(?![\w\-])"),
+        "",
+        None,
+    ),
+    ("token", re.compile(r"(?<![\w.\-])(?=[\w.\-]+[0-9A-Z])(?:" + "|".join(HEX_SHAPES) + r")(?![\w\-])"), "", _DASH),
+    # a Discord bot token: base64 of the bot's id, a timestamp, an HMAC
+    (
+        "token",
+        re.compile(r"(?<![\w.\-=])[MNOA][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,}"),
+        "",
+        _DOT,
+    ),
+    # a provider's prefix we know, whatever the body (`shippo_live_1111…` too); a lowercase prefix
+    # wants a digit or a capital in the body (a random one has some; an identifier, none)
+    (
+        "token",
+        re.compile(
+            r"(?<![\w.\-])(?:(?:"
+            + "|".join(re.escape(p) for p in PROVIDER_PREFIXES if re.search("[0-9A-Z]", p))
+            + r")|(?:"
+            + "|".join(re.escape(p) for p in PROVIDER_PREFIXES if not re.search("[0-9A-Z]", p))
+            + r")(?=[\w\-.]*[0-9A-Z]))(?=[\w\-.]{16})[\w\-.=+/]{16,}"
+        ),
+        "",
+        None,
+    ),
 ]
+# A literal of each pattern that needs one (of each shape, in order), grouped by first character
+# (the regex engine tries every alternative at every position: 20 groups cost less than 80 words).
+_HINT_PIECES = [
+    "A3T",
+    "AKIA",
+    "ASIA",
+    "ABIA",
+    "ACCA",
+    "AGPA",
+    "AIDA",
+    "AROA",
+    "ANPA",
+    "ANVA",
+    "AIPA",
+    r"gh[pousr]_",
+    "github_pat_",
+    r"gl[a-z]{1,6}-",
+    "GR1348941",
+    r"xox[a-z][-.]",
+    r"xapp[-.]",
+    r"hooks\.slack\.com",
+    r"k_(?:live|test|prod)_",
+    "sk-",
+    "AIza",
+    r"ya29\.",
+    "GOCSPX-",
+    r"ey[\w\-]{10,}\.ey",
+    "AAAAAAAAAAAAAAAAAAAA",
+    r"pat\.",
+    r"sat\.",
+    r"dp\.",
+    "dt0",
+    r"k\.",
+    "A3-",
+    "dapi",
+    "SK",
+    "sm_",
+    r"\.atlasv1\.",
+    r"SG\.",
+    r"v1\.0-",
+    r"pat[A-Za-z0-9]{14}\.",
+    "pscale_",
+    *(re.escape(p) for p in PROVIDER_PREFIXES),
+]
+_PROVIDER_HINT = re.compile(
+    "|".join(
+        re.escape(first)
+        + "(?:"
+        + "|".join(piece[len(re.escape(first)) :] for piece in _HINT_PIECES if piece.startswith(re.escape(first)))
+        + ")"
+        for first in dict.fromkeys(p[0] if p[0] != "\\" else p[1] for p in _HINT_PIECES)
+    )
+)
+_DIGEST_PREFIX = re.compile(
+    r"(?i)(?:^|[_\-])(?:sha\d*|md\d|hash|digest|sum|checksum|crc\d*|blake\w*|etag|commit|rev|revision|git|hg|id|uuid"
+    r"|guid|build|blob|tree|object|obj|file|cache|fingerprint|fp|hex|test|sig|nonce|salt|v\d+)[_\-]"
+)
 
 # Names that say a value is secret (the name ends with one of these words, perhaps then `_base`,
 # `_value`…: `db_password`, `apiToken`, `secret_key_base`, `_authToken`), and names that only may
@@ -52,23 +247,60 @@ _TOKENS: list[tuple[str, re.Pattern[str], bool]] = [
 _SECRET_END = re.compile(
     r"""(?ix)(?:pass(?:word|wd|phrase)|^pass|_pass|pwd|secret|token|api[_.\-]?key|apikey|access[_.\-]?key
     |private[_.\-]?key|secret[_.\-]?key|credentials?|[_.\-]auth|authorization|bearer|session[_.\-]?key
-    |signing[_.\-]?key|encryption[_.\-]?key|master[_.\-]?key|conn(?:ection)?[_.\-]?str(?:ing)?)
-    (?:[_.\-]?(?:base|value|str|string|b64|base64|hex|bytes|enc|encrypted|plain|text|\d+))?$""")
-_WEAK_END = re.compile(r"(?i)(?:key|salt|dsn|hmac|seed|license|sig|signature|pin|cred|auth)(?:[_.\-]?(?:value|str|\d+))?$")
-_HINTS = ("pass", "pwd", "secret", "token", "key", "auth", "bearer", "cred", "conn", "salt", "dsn", "hmac", "seed",
-          "licen", "sig", "pin")
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-$@")
+    |signing[_.\-]?key|encryption[_.\-]?key|master[_.\-]?key|conn(?:ection)?[_.\-]?str(?:ing)?|secret[_.\-]?id)
+    (?:[_.\-]?(?:base|values?|str|string|b64|base64|hex|bytes|enc|encrypted|plain|text|\d+))?$"""
+)
+_WEAK_END = re.compile(
+    r"(?i)(?:key|salt|dsn|hmac|seed|license|sig|signature|pin|cred|auth|session)(?:[_.\-]?(?:value|str|\d+))?$"
+)
+_KEY_NAME = re.compile(r"(?i)key(?:[_.\-]?(?:value|str|\d+))?$")
+_AUTH_NAME = re.compile(r"(?i)auth$")
+_HEX_KEY = re.compile(r"[0-9a-fA-F]+")
+MIN_HEX_KEY = 32  # hex assigned to a `…key` name: a key of 128 bits or more
+_HINTS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "bearer",
+    "cred",
+    "conn",
+    "salt",
+    "dsn",
+    "hmac",
+    "seed",
+    "licen",
+    "sig",
+    "pin",
+    "session",
+)
+# Hints that are common inside ordinary words (`connect`, `assign`, `mapping`, `sessions`) count only
+# where a name ending as a secret's would: `conn…str`, `…sig`, `…signature`, `…pin`, `…session`.
+_WEAK_SUFFIX = r"(?:[_.\-]?(?:value|str|\d+))?(?![\w.\-])"
+_HINT_AT = {
+    "conn": re.compile(r"conn(?=[\w.\-]{0,12}str)"),
+    "sig": re.compile(r"sig(?:nature)?" + _WEAK_SUFFIX),
+    "pin": re.compile("pin" + _WEAK_SUFFIX),
+    "session": re.compile("session" + _WEAK_SUFFIX),
+}
+_HINT_WORD = re.compile("|".join(_HINT_AT[h].pattern if h in _HINT_AT else h for h in _HINTS))
+_NAME_RUN = re.compile(r"[A-Za-z0-9_.\-$@]*")  # the characters of a name, found backwards from a hint in it
 # name, then perhaps a type (`var apiToken string =`, `password: String =`), then an operator
 _ASSIGN = re.compile(
     r"""(?P<name>[A-Za-z_$@][\w.\-]*)["'\]]?(?:[ \t]*:?[ \t]*(?P<typ>[\w<>\[\]]{1,40})(?=[ \t]*=))?[ \t]*"""
-    r"""(?P<op>:{1,3}=|\?=|\.=|\|\|=|=>|==?|:|,)[ \t]*(?P<q>["'`]?)""")
+    r"""(?P<op>:{1,3}=|\?=|\.=|\|\|=|=>|==?|:|,|-(?=[ \t]*["'`]))[ \t]*(?P<q>["'`]?)"""
+)
 _QUOTED = {'"': re.compile(r'((?:\\.|[^"\\])*)"'), "'": re.compile(r"((?:\\.|[^'\\])*)'"), "`": re.compile(r"([^`]*)`")}
 _UNQUOTED = re.compile(r"[^\s\"'`&;,<>(){}\[\]]+")
 _UNQUOTED_YAML = re.compile(r"[^\s\"'`#,{}\[\]](?:[^\s\"'`#]*[^\s\"'`#,}\]])?")  # `password: Tr0ub4dor&3x`
 # what is not a secret although a secret name holds it: references, templates, types, code
 _NOT_VALUE = re.compile(
     r"""(?ix)^(?:\$[\w{(]|.*\{\{|.*\$\{|.*\{\d*\}|.*%[(sdr]|<[\w\-]+>$|\*{3,}|x{4,}|\.{3}|
-    (?:none|null|nil|true|false|undefined|empty|required|optional|your[_\-]?\w*|string|str|bytes|int|bool|number|any|object)$)""")
+    (?:none|null|nil|true|false|undefined|empty|required|optional|your[_\-]?\w*|string|str|bytes|int|bool|number|any|object)$)"""
+)
+_XML_ELEMENT = re.compile(r"<([A-Za-z_][\w.\-:]*)(?:[ \t][^<>]*)?>([^<>]+)</\1>")
 _VALUE_END = re.compile(r"\s*(?:$|[#;,&}\])\"'\\]|//|/\*|--)")
 _CODE_VALUE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:\(|\[|$)")
 _HAS_OTHER = re.compile(r"[^A-Za-z_]")
@@ -77,9 +309,13 @@ _TOKEN_GATE = re.compile(r"[\w\-./:]{16}")  # every token shape is at least this
 # (not the standard base64 alphabet's + and /: those are data in code, a blob or a test vector)
 _LONG_TOKEN = re.compile(r"(?<![\w.\\/+=-])[A-Za-z0-9_\-]{20,}(?![\w+/=-])")
 _URL_PASSWORD = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@\"'<>]*:([^\s@/\"'<>]+)@")
-_AUTH_HEADER = re.compile(r"(?i)\b(?:authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|token|digest|negotiate)?|bearer|basic(?=\s+[A-Za-z0-9+/]{12,}))\s+([\w\-.~+/]{8,}=*)")
+_AUTH_HEADER = re.compile(
+    r"(?i)\b(?:authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|token|digest|negotiate)?|bearer|basic(?=\s+[A-Za-z0-9+/]{12,}))\s+([\w\-.~+/]{8,}=*)"
+)
 _CURL_USER = re.compile(r"""(?:\s|^)(?:-u|--user|--proxy-user)(?:=|[ \t]+)["']?[^\s:"']*:([^\s"']+)""")
-_NETRC = re.compile(r"(?i)(?:^|\s)(?:password|passwd)[ \t]+(?!=|:)([^\s\"']{3,})(?<![.,:;])(?=\s*$|\s+(?:account|machine|login|macdef|default)\b)")
+_NETRC = re.compile(
+    r"(?i)(?:^|\s)(?:password|passwd)[ \t]+(?!=|:)([^\s\"']{3,})(?<![.,:;])(?=\s*$|\s+(?:account|machine|login|macdef|default)\b)"
+)
 
 
 # Letter pairs common in English words and identifiers; random letters hit these far less often.
@@ -89,8 +325,11 @@ _COMMON_PAIRS = frozenset(
     "rs un lo wa ge ie wh ee wi em ad ol rt po we na ul ni ts mo ow pa im mi ai sh ir su id os iv ia am fi ci vi pl "
     "ig tu ev ld ry mp fe bl ab ty op ex ke fr oo av ag if ap gr od bo sp rd do uc bu ei ov by rm ep tt oc fa ef cu "
     "rn sc gi da cr cl du ga qu ue ff ba ey ls va um pp ua up lu go ht ru ug ds lt pi rc rr eg au ck ew mu br bi pt "
-    "ak pu ui rg ib tl ny ki rk ys ob mm fu ph og ms ye ud mb ip ub oi rl gu dr hr cc wn nu yp pt fl sy tp xt ize".split())
+    "ak pu ui rg ib tl ny ki rk ys ob mm fu ph og ms ye ud mb ip ub oi rl gu dr hr cc wn nu yp pt fl sy tp xt ize".split()
+)
 WORDLIKE_SHARE = 0.6  # of letter pairs common in words: a name made of words, not a random token
+WORD_RUN = 2.8  # the mean length of a name's runs of letters (`Name`, `HTTP`) and digits; random tokens: about 2
+_RUNS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 
 def _entropy(s: str) -> float:
@@ -99,9 +338,15 @@ def _entropy(s: str) -> float:
 
 
 def _wordlike(s: str) -> bool:
-    pairs = [p for run in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", s) for p in
-             (run[i:i + 2].lower() for i in range(len(run) - 1))]
-    return len(pairs) >= 4 and sum(p in _COMMON_PAIRS for p in pairs) >= WORDLIKE_SHARE * len(pairs)
+    """Made of words: letter pairs common in words, and runs of letters or digits long enough to be
+    words (a random token switches between letters, capitals and digits every two characters or so)."""
+    runs = _RUNS.findall(s)
+    pairs = [p for run in runs for p in (run[i : i + 2].lower() for i in range(len(run) - 1)) if p.isalpha()]
+    return (
+        len(pairs) >= 4
+        and sum(p in _COMMON_PAIRS for p in pairs) >= WORDLIKE_SHARE * len(pairs)
+        and sum(map(len, runs)) >= WORD_RUN * len(runs)
+    )
 
 
 def _decodes_to_text(s: str) -> bool:
@@ -111,36 +356,76 @@ def _decodes_to_text(s: str) -> bool:
     for skip in range(4):
         part = body[skip:]
         try:
-            raw = base64.b64decode(part[:len(part) // 4 * 4], altchars=alt, validate=True)
+            raw = base64.b64decode(part[: len(part) // 4 * 4], altchars=alt, validate=True)
         except (binascii.Error, ValueError):
             continue
         text = raw.decode("utf-8", "replace")  # a piece may cut a character in two: one \ufffd
-        if text and sum(c.isprintable() and c != "\ufffd" or c in "\t\r\n" for c in text) >= PRINTABLE_SHARE * len(text):
+        if text and sum(c.isprintable() and c != "\ufffd" or c in "\t\r\n" for c in text) >= PRINTABLE_SHARE * len(
+            text
+        ):
             return True
     return False
 
 
-def random_looking(s: str, min_len: int = MIN_RANDOM_LEN) -> bool:
+_PARTS = re.compile(r"[_\-.]")
+_HEXISH = re.compile(r"[0-9a-fA-F\-]*")
+_PREFIXED_HEX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,11}[_\-:.]+[0-9a-fA-F\-]{16,}")
+_CLASS_OF = str.maketrans(
+    {
+        chr(c): "a" if chr(c).islower() else "A" if chr(c).isupper() else "0" if chr(c).isdigit() else "_"
+        for c in range(128)
+    }
+)
+_SAME_CLASS_RUN = re.compile(r"(.)\1*")
+
+
+@lru_cache(maxsize=LINE_CACHE_SIZE)  # an identifier recurs on many lines
+def random_looking(s: str, min_len: int = MIN_RANDOM_LEN, named: bool = False) -> bool:
     """A token no person typed: long, letters and digits mixed, high entropy, and not a hex digest,
-    a UUID, an identifier made of words, or base64 of text (a test vector)."""
+    a UUID, an identifier made of words, or base64 of text (a test vector). `named`: a name next to
+    it says it may be a key, so fewer changes of letter class and less entropy will do
+    (`wdvnousa87acfxp9ioasrea4tbeasrfa`)."""
     core = s.strip("=-_+/")
     if len(core) < min_len or core.startswith(("0x", "xn--")) or "AAA" in core:
         return False  # a hex number, a punycode name, binary data (runs of zero bytes)
-    parts = re.split(r"[_\-.]", core)
+    parts = _PARTS.split(core)
     if len(parts) >= 3 and max(map(len, parts)) < 10:
         return False  # a compound name: test_pdb_issue_gh_94215, foo-0.1-1.noarch
-    digits = sum(c.isdigit() for c in core)
-    letters = sum(c.isalpha() for c in core)
-    if letters < 4 or all(c in "0123456789abcdefABCDEF-" for c in core):
-        return False
-    if digits < 2 and not (any(c.isupper() for c in core[1:]) and any(c.islower() for c in core)):
+    # each character's class: a lower, A upper, 0 digit, _ other
+    classes = (
+        core.translate(_CLASS_OF)
+        if core.isascii()
+        else "".join("a" if c.islower() else "A" if c.isupper() else "0" if c.isdigit() else "_" for c in core)
+    )
+    digits = classes.count("0")
+    letters = sum(c.isalpha() for c in core) if not core.isascii() else classes.count("a") + classes.count("A")
+    if letters < 4 or _HEXISH.fullmatch(core) or _PREFIXED_HEX.fullmatch(core):
+        return False  # hex: a digest, an id (with its kind in front: `sha256-…`, `commit_…`; see _TOKENS)
+    if digits < 2 and not ("A" in classes[1:] and "a" in classes):
         return False
     # classes change often in random text (aB3x), seldom in words (someName_v2)
-    classes = ["a" if c.islower() else "A" if c.isupper() else "0" if c.isdigit() else "_" for c in core]
-    changes = sum(a != b for a, b in zip(classes, classes[1:])) / max(1, len(core) - 1)
-    if changes < 0.25 or _entropy(core) < min(4.0, math.log2(len(core)) - 0.7) or _wordlike(core):
+    changes = (len(_SAME_CLASS_RUN.findall(classes)) - 1) / max(1, len(core) - 1)
+    if (
+        changes < (0.12 if named else 0.25)
+        or _entropy(core) < min(3.5 if named else 4.0, math.log2(len(core)) - 0.7)
+        or _wordlike(core)
+    ):
         return False
     return not _decodes_to_text(s)
+
+
+def _keyed_value(name: str, value: str) -> bool:
+    """A value that is secret under a name that only may say so (`api_key`, `auth`, `session`):
+    random, or a key's hex (under a `…key` name a hex string is a key, not a digest), or base64 of
+    `user:password` (`"auth": "…"` in a Docker config)."""
+    return (
+        random_looking(value, MIN_KEYED_RANDOM, True)
+        or len(value) >= MIN_HEX_KEY
+        and _HEX_KEY.fullmatch(value) is not None
+        and _KEY_NAME.search(name) is not None
+        or _AUTH_NAME.search(name) is not None
+        and _basic_credentials(value)
+    )
 
 
 def _basic_credentials(value: str) -> bool:
@@ -161,15 +446,11 @@ def _value(line: str, start: int, quote: str, op: str) -> tuple[int, int] | None
 def _names(line: str, lower: str) -> list[re.Match[str]]:
     """The assignments whose name holds a hint word, found from the word back (a scan for names at
     every position of every line was most of the cost)."""
-    starts = set()
-    for word in _HINTS:
-        at = lower.find(word)
-        while at >= 0:
-            start = at
-            while start > 0 and line[start - 1] in _NAME_CHARS:
-                start -= 1
-            starts.add(start)
-            at = lower.find(word, at + len(word))
+    starts, backward = set(), line[::-1]
+    for hint in _HINT_WORD.finditer(lower):  # (two hints that overlap are in the same name)
+        at = hint.start()
+        name = _NAME_RUN.match(backward, len(line) - at) if at <= len(line) else None
+        starts.add(at - name.end() + name.start() if name else at)
     out = []
     for start in sorted(starts):
         m = _ASSIGN.match(line, start)
@@ -188,33 +469,56 @@ def _assignments(line: str, lower: str) -> list[tuple[int, int, str]]:
         strong = _SECRET_END.search(name)
         if not strong and not _WEAK_END.search(name):
             continue
-        quoted_name = line[m.end("name"):m.end("name") + 1] in ("\"", "'")
-        if op == "==" or op == "," and not (quote and name.isupper() and quoted_name):
-            continue  # `f(password, x)`, `token == "async"`; but `setProperty("DB_PASSWORD", "x")` counts
+        quoted_name = line[m.end("name") : m.end("name") + 1] in ('"', "'")
+        if (
+            op == "=="
+            or op == ","
+            and not (quote and quoted_name and (name.isupper() or "-" in name))
+            or op == "-"
+            and not (quote and strong)
+        ):
+            continue  # `f(password, x)`, `token == "async"`; but `setenv("DB_PASSWORD", "x")`,
+            # `header("X-Api-Key", "x")`, `token - 'x'` count
         span = _value(line, m.end(), quote, op)
         if span is None:
             continue
-        value = line[span[0]:span[1]]
-        if len(value) < MIN_SECRET_VALUE or _NOT_VALUE.match(value) or value.startswith("<redacted:") \
-                or re.fullmatch(r"\d+(?:\.\d+){2,}", value):  # a version, an address, an OID
+        value = line[span[0] : span[1]]
+        if (
+            len(value) < MIN_SECRET_VALUE
+            or _NOT_VALUE.match(value)
+            or value.startswith("<redacted:")
+            or len(set(value)) == 1
+            or re.fullmatch(r"\d+(?:\.\d+){2,}", value)
+        ):  # a version, an address, an OID
             continue
+        if op in (",", "-") and (
+            value.isalpha()
+            and len(value) < 8
+            or re.fullmatch(r"[A-Za-z_][\w\-]*", value)
+            and (_SECRET_END.search(value) or _WEAK_END.search(value))
+        ):
+            continue  # a word, a list of names: `("Proxy-Authorization", "FooBar")`, `("password", "secret")`
         if not strong:
-            if random_looking(value, MIN_KEYED_RANDOM):
+            if _keyed_value(name, value):
                 found.append((*span, "secret"))
             continue
-        after = line[span[1]:span[1] + 1]
-        rest = line[span[1] + bool(quote):]
+        after = line[span[1] : span[1] + 1]
+        rest = line[span[1] + bool(quote) :]
         if quote and (value != value.strip() or re.match(r"\s*[+.%]", rest)):
             continue  # a piece of a longer string: `"Basic " + auth`, `'{0}:{1}'.format(…)`
         if not quote and not _VALUE_END.match(rest):
             continue  # words follow: a sentence (`password: password to use`), not a config value
         if not quote:
-            if op == ":" and (re.match(r"[A-Z]\w*$|[a-z]+\[", value) or re.match(r"\s*[=,)]", line[span[1]:])):
+            if op == ":" and (re.match(r"[A-Z]\w*$|[a-z]+\[", value) or re.match(r"\s*[=,)]", line[span[1] :])):
                 continue  # a type annotation (`token: str = ""`, `password: Secret`)
             if _CODE_VALUE.match(value) and (after in ("(", "[") or "." in value.strip(".")):
                 continue  # `token = tokens[0]`, `secret = os.urandom(16)`, `pwd = self.pwd`
-            if (op in ("=", ":=", "=>") or quoted_name) and _CODE_VALUE.match(value) and not _HAS_OTHER.search(value) \
-                    and not (name.isupper() or line.lstrip().startswith(("-", "export "))):
+            if (
+                (op in ("=", ":=", "=>") or quoted_name)
+                and _CODE_VALUE.match(value)
+                and not _HAS_OTHER.search(value)
+                and not (name.isupper() or line.lstrip().startswith(("-", "export ")))
+            ):
                 continue  # `password = pwd`: a variable, unless the name is an environment variable's
         elif " " in value.strip() and not random_looking(value.replace(" ", ""), MIN_KEYED_RANDOM):
             continue  # a sentence: a prompt or a message, not a credential
@@ -222,27 +526,175 @@ def _assignments(line: str, lower: str) -> list[tuple[int, int, str]]:
     return found
 
 
+# What every rule needs on its line, looked for once over the whole text with C-speed primitives
+# (`str.find`, literal-prefixed patterns, `bytes.translate`), so that the lines no rule could match
+# (most lines of code) cost no Python work at all. A superset: it must accept every line on which
+# `scan_line` could find something (a test compares redaction with and without it).
+_GATE_LITERALS = [
+    re.compile(p)
+    for p in (
+        # a provider's prefix whose token the random-run test below may miss (a body of lowercase
+        # letters, a short one, dots); `AIza`, `ya29.`, `GOCSPX-`, `GR1348941` tokens it never misses
+        r"gh[pousr]_",
+        "github_pat_",
+        r"gl[a-z]{1,6}-",
+        r"xox[a-z][-.]",
+        r"xapp[-.]",
+        r"hooks\.slack\.com",
+        r"k_(?:live|test|prod)_",
+        "sk-",
+        r"ey[\w\-]{10,}\.ey",
+        r"AT[AC]TT",
+        r"hv[sbr]\.",
+        "pscale_",
+        r"://[^\s:/@\"'<>]*:[^\s@/\"'<>]+@",  # scheme://user:password@
+        r"-(?:u|-user|-proxy-user)(?:=|[ \t])",  # curl -u
+    )
+]
+_GATE_WORDS = ("basic",)  # a header: no operator
+_GATE_WORDS_IN_HINTS = ("authorization", "bearer", "password", "passwd")  # nor these (a header, a .netrc line)
+_GATE_OPERATOR = re.compile(r"[:=,>]|-[ \t]*[\"'`]")  # every assignment's operator holds one of these; XML: `>`
+# A random token is a run of 16 or more of [A-Za-z0-9_.-] (or letters outside ASCII) with a digit
+# or a capital after its first character (`random_looking` wants two digits or mixed case).
+_WORD_RUN = bytes(
+    ord("w") if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.-?") else ord(" ") for c in range(256)
+)
+_WORD_RUN_16, _WORD_RUN_20 = b"w" * 16, b"w" * 20
+# Those tokens have a `_` or `-` (`npm_…`, `glpat-…`), or 20 characters in a row without a dot
+# (AWS ids, a long random token); a provider's token that has neither is a literal above.
+_WORD_RUN_UNDOTTED = bytes(
+    ord("w") if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_-?") else ord(" ") for c in range(256)
+)
+_RANDOM_MARK = re.compile(r"[0-9A-Z\x80-\U0010ffff]")
+
+
+def candidate_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the lines of `text` on which some rule may match, in order."""
+    lower = text.lower()
+    if len(lower) != len(text):  # a letter whose lower case is longer (İ): no gate, every line
+        return every_line(text)
+    hits: list[int] = []
+    for pattern in _GATE_LITERALS:
+        hits.extend(m.start() for m in pattern.finditer(text))
+    for word in _GATE_WORDS:
+        at = lower.find(word)
+        while at >= 0:
+            hits.append(at)
+            at = lower.find(word, at + 1)
+    named = []
+    for word in _HINTS:
+        at, only = lower.find(word), _HINT_AT.get(word)
+        while at >= 0:
+            if only is None or only.match(lower, at):
+                named.append(at)
+            at = lower.find(word, at + 1)
+    end = taken = -1
+    for at in sorted(named):  # a hint word, then an operator after it on its line
+        if at <= taken:
+            continue  # its line is in already
+        if at > end:
+            end = text.find("\n", at)
+            end = len(text) if end < 0 else end
+        if _GATE_OPERATOR.search(text, at, end) or lower.startswith(_GATE_WORDS_IN_HINTS, at):
+            hits.append(at)
+            taken = end
+    ascii = text.encode("ascii", "replace")  # a letter outside ASCII: `?`, a word character
+    runs, undotted = ascii.translate(_WORD_RUN), ascii.translate(_WORD_RUN_UNDOTTED)
+    at = runs.find(_WORD_RUN_16)
+    while at >= 0:
+        end = runs.find(b" ", at)
+        end = len(runs) if end < 0 else end
+        if _RANDOM_MARK.search(text, at + 1, end) and (
+            text.find("_", at, end) >= 0 or text.find("-", at, end) >= 0 or undotted.find(_WORD_RUN_20, at, end) >= 0
+        ):
+            hits.append(at)
+        at = runs.find(_WORD_RUN_16, end)
+    spans, last = [], -1
+    for at in sorted(hits):
+        if at <= last:
+            continue
+        start = text.rfind("\n", 0, at) + 1
+        last = text.find("\n", at)
+        last = len(text) if last < 0 else last
+        spans.append((start, last))
+    return spans
+
+
+_BASE64_RUN = bytes(
+    ord("b") if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "+/") else ord(" ") for c in range(256)
+)
+
+
+def has_base64_run(text: str, length: int) -> bool:
+    """Whether `text` holds `length` base64 characters in a row (a line of a key's body)."""
+    return text.encode("ascii", "replace").translate(_BASE64_RUN).find(b"b" * length) >= 0
+
+
+def every_line(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for line in text.split("\n"):
+        spans.append((start, start + len(line)))
+        start += len(line) + 1
+    return spans
+
+
+def _xml_values(line: str) -> list[tuple[int, int, str]]:
+    """The text of an element whose name says secret: `<password>x</password>` (Jenkins, Maven, .NET)."""
+    found = []
+    for m in _XML_ELEMENT.finditer(line):
+        name, value = m.group(1).rsplit(":", 1)[-1], m.group(2).strip()
+        if len(value) < MIN_SECRET_VALUE or _NOT_VALUE.match(value):
+            continue
+        if _SECRET_END.search(name) or _WEAK_END.search(name) and random_looking(value, MIN_KEYED_RANDOM):
+            start = line.index(value, m.start(2))
+            found.append((start, start + len(value), "password"))
+    return found
+
+
 @lru_cache(maxsize=LINE_CACHE_SIZE)
 def scan_line(line: str) -> tuple[tuple[int, int, str], ...]:
     """The credentials on one line: (start, end, kind), sorted, not overlapping."""
     found: list[tuple[int, int, str]] = []
-    for kind, pattern, random_body in _TOKENS if _TOKEN_GATE.search(line) else ():
+    if _TOKEN_GATE.search(line):
+        gate, provider = True, _PROVIDER_HINT.search(line) is not None
+    else:
+        gate = provider = False
+    generic = gate and _GENERIC_GATE.search(line) is not None
+    for kind, pattern, check, needs in _TOKENS:
+        if not (
+            provider if needs is None else generic if needs is _ANY_SEP else gate and any(c in line for c in needs)
+        ):
+            continue  # its literal is not on the line (a cheap test for most lines)
         for m in pattern.finditer(line):
-            if not random_body or random_looking(m.group(1), MIN_KEYED_RANDOM):
+            if (
+                not check
+                or check == "random"
+                and random_looking(m.group(1), MIN_KEYED_RANDOM)
+                or check == "not-digest"
+                and not _DIGEST_PREFIX.search(m.group(1))
+            ):
                 found.append((m.start(), m.end(), kind))
     if "://" in line:
         found.extend((m.start(1), m.end(1), "url-password") for m in _URL_PASSWORD.finditer(line))
     lower = line.lower()
     if "auth" in lower or "bearer" in lower or "basic" in lower:
-        found.extend((m.start(1), m.end(1), "authorization") for m in _AUTH_HEADER.finditer(line)
-                     if random_looking(m.group(1), MIN_KEYED_RANDOM) or _basic_credentials(m.group(1)))
+        found.extend(
+            (m.start(1), m.end(1), "authorization")
+            for m in _AUTH_HEADER.finditer(line)
+            if random_looking(m.group(1), MIN_KEYED_RANDOM) or _basic_credentials(m.group(1))
+        )
     if "-u" in line or "--user" in line or "--proxy-user" in line:
         found.extend((m.start(1), m.end(1), "password") for m in _CURL_USER.finditer(line))
     if "pass" in lower:
-        found.extend((m.start(1), m.end(1), "password") for m in _NETRC.finditer(line)
-                     if lower.lstrip().startswith(("machine", "login", "password", "default")) or " login " in lower)
-    if any(word in lower for word in _HINTS):
+        found.extend(
+            (m.start(1), m.end(1), "password")
+            for m in _NETRC.finditer(line)
+            if lower.lstrip().startswith(("machine", "login", "password", "default")) or " login " in lower
+        )
+    if _HINT_WORD.search(lower):
         found.extend(_assignments(line, lower))
+        if "</" in line:
+            found.extend(_xml_values(line))
     for m in _LONG_TOKEN.finditer(line):
         if random_looking(m.group(0)):
             found.append((m.start(), m.end(), "random"))
@@ -262,3 +714,4 @@ def _disjoint(found: list[tuple[int, int, str]]) -> tuple[tuple[int, int, str], 
 
 def clear_cache() -> None:
     scan_line.cache_clear()
+    random_looking.cache_clear()
