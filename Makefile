@@ -10,6 +10,7 @@ setup:
 test:
 	@$(READY) || ./scripts/setup.sh
 	.venv/bin/python -m ruff check --quiet ai_host tests bench rplugin scripts
+	.venv/bin/python -m ruff format --check --quiet ai_host tests bench rplugin scripts
 	.venv/bin/python -m mypy --strict --no-error-summary ai_host
 	@if [ -x $(STYLUA) ]; then $(STYLUA) --check lua/ plugin/; \
 	else echo 'ai_host: stylua is not installed (it needs npm): the Lua format check was skipped'; fi
