@@ -14,8 +14,9 @@ test:
 	.venv/bin/python -m mypy --strict --no-error-summary ai_host
 	@if [ -x $(STYLUA) ]; then $(STYLUA) --check lua/ plugin/; \
 	else echo 'ai_host: stylua is not installed (it needs npm): the Lua format check was skipped'; fi
-	@# one worker more than cores: the tests wait on Neovim and servers about half the time
-	.venv/bin/python -m pytest -q -n $$(( $$(nproc) + 1 )) --dist worksteal
+	@# two workers more than cores: the tests wait on Neovim and servers much of the time
+	@# (2 cores: 230 s with 3 workers, 186 s with 4)
+	.venv/bin/python -m pytest -q -n $$(( $$(nproc) + 2 )) --dist worksteal
 # Neovim with a real local model (Qwen2.5-Coder-0.5B from PyPI, served by llama.cpp on 127.0.0.1)
 try:
 	@$(READY) || ./scripts/setup.sh
