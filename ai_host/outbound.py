@@ -11,7 +11,7 @@ from typing import Any, Callable
 from .deny import refusal
 from .errors import Dropped
 from .log import logger
-from .protocol import CompleteRequest, RangeRequest, RefactorRequest, Request, Source
+from .protocol import CompleteRequest, ConversationRequest, RangeRequest, RefactorRequest, Request, Source
 from .security import Redactor
 
 
@@ -50,6 +50,12 @@ def prepare(
         )
         if isinstance(request, RefactorRequest):
             request = replace(request, instruction=redact(request.instruction))
+        if isinstance(request, ConversationRequest):  # what the user typed or pasted, and the turns before
+            request = replace(
+                request,
+                message=redact(request.message),
+                history=tuple(replace(t, text=redact(t.text)) for t in request.history),
+            )
     if redactor.secrets:
         logger.info("job %s: %d secrets redacted", request.id, len(redactor.secrets))
     return request, redactor

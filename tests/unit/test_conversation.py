@@ -104,3 +104,17 @@ def test_a_doc_request_goes_to_models_doc_when_it_has_one(engine, thread_server)
     rec.wait_for(lambda ev: any(e[1] in ("done", "error") for e in ev))
     asked = [r.json["model"] for r in thread_server.requests if r.path == "/api/chat"]
     assert asked == ["other:1"]  # not on this server: the user is told which models it has
+
+
+def test_a_secret_typed_or_pasted_into_a_conversation_never_leaves(engine, thread_server):  # noqa: F811
+    eng, rec = engine
+    key = "AKIAIOSFODNN7EXAMPLE"
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    history = [
+        {"role": "user", "text": f"my key is aws_secret_access_key = {secret}"},
+        {"role": "assistant", "text": "ok"},
+    ]
+    eng.submit("chat", {**explain_req("c2"), "history": history, "message": f"and the id {key}?"})
+    rec.wait_for(lambda ev: any(e[1] in ("done", "error") for e in ev))
+    sent = str(thread_server.requests[-1].json["messages"])
+    assert secret not in sent and key not in sent and "<redacted:" in sent
