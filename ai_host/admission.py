@@ -23,6 +23,8 @@ from .scheduler import COMPLETION, INTERACTIVE, PREFETCH, RateLimited, Scheduler
 
 # The settings the scheduler and the gates are built from.
 SETTINGS = ("scheduler", "lsp", "gpu")
+# A whole :AIReview may take this long; each of its files gets scheduler.interactive_deadline_ms.
+REVIEW_DEADLINE_S = 3600.0
 # The shortest wait between GPU readings while an interactive job waits for memory.
 GPU_POLL_S = 0.05
 
@@ -66,6 +68,9 @@ class Admission:
             self.build(config)
 
     def deadline_s(self, kind: str) -> float:
+        """The job's deadline. A review's files each get the interactive one (tasks/review.py)."""
+        if kind == "review":
+            return REVIEW_DEADLINE_S
         sc = self.config["scheduler"]
         return float(sc["completion_deadline_ms"] if kind == "complete" else sc["interactive_deadline_ms"]) / 1000
 
@@ -78,7 +83,7 @@ class Admission:
         """Ask the gates, then hold a slot of the endpoint at `url` for the body of the `with`."""
         assert self.lsp is not None
         lcfg, gcfg = self.config["lsp"], self.config["gpu"]
-        if priority != INTERACTIVE:
+        if priority in (COMPLETION, PREFETCH):  # ghost text: best effort (a review waits, like explain)
             if self.config["scheduler"]["avoid_model_swap"]:
                 await self._refuse_model_swap(url, model, loaded)
             if self.lsp.busy(job.buf) and (
@@ -103,7 +108,7 @@ class Admission:
                 finally:
                     job.admitted = None
         except RateLimited as e:  # only ever raised on the way in
-            if priority != INTERACTIVE:  # ghost text is best effort: let it go without a message
+            if priority in (COMPLETION, PREFETCH):  # ghost text is best effort: let it go without a message
                 raise Dropped("rate limit") from e
             raise
 

@@ -49,7 +49,9 @@ def prepare(
             ),
         )
         if isinstance(request, RefactorRequest):
-            request = replace(request, instruction=redact(request.instruction))
+            request = replace(
+                request, instruction=redact(request.instruction), actions=tuple(redact(a) for a in request.actions)
+            )
         if isinstance(request, ConversationRequest):  # what the user typed or pasted, and the turns before
             request = replace(
                 request,

@@ -84,7 +84,8 @@ class Router:
         source = task if self.models.get(task) else self.inherits.get(task, task)
         wanted = [model] if model else [self.models[source], *self.fallbacks.get(source, [])]
         now = self.clock()
-        serving = [e for e in self.endpoints if e.serves(task)]
+        inherited = self.inherits.get(task, task)  # chat and doc go where explain and refactor go
+        serving = [e for e in self.endpoints if e.serves(task) or e.serves(inherited)]
         ordered = [e for e in serving if e.up(now)] + [e for e in serving if not e.up(now)]
         pairs = []
         for e in ordered:

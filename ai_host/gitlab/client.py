@@ -75,6 +75,8 @@ HTTP_OK = 200
 HTTP_NO_CONTENT = 204
 HTTP_REDIRECT = 300
 READ_METHODS = frozenset({"GET", "HEAD"})
+# A GitLab that accepts the connection and never answers must not hold a CI job until its own limit.
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
 
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
@@ -287,6 +289,7 @@ class GitLabClient:
                     headers=self._token.headers(),
                     ssl=self._ssl,
                     allow_redirects=False,
+                    timeout=REQUEST_TIMEOUT,
                 ) as resp:
                     status = resp.status
                     if status == HTTP_TOO_MANY and retry and rate_limited + 1 < RATE_LIMIT_ATTEMPTS:

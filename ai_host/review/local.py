@@ -22,6 +22,7 @@ MAX_FILE_BYTES = 200_000
 # The most files one local review looks at; the rest are named as not reviewed.
 MAX_FILES = 100
 _GIT = ("git", "-c", "core.quotePath=false", "-c", "color.ui=false")
+_DIFF = ("diff", "--no-ext-diff", "--no-textconv")  # a user's external diff tool is no unified diff
 
 
 class GitFailed(AiHostError):
@@ -47,7 +48,7 @@ async def changes(cwd: str, ref: str = "HEAD") -> LocalChanges:
     except GitFailed as e:
         raise GitFailed(f"git knows no commit '{ref}' in {root}") from e
     out = LocalChanges(root)
-    listed = (await _git(root, "diff", "-z", "--name-status", "-M", ref, "--")).split("\0")
+    listed = (await _git(root, *_DIFF, "-z", "--name-status", "-M", ref, "--")).split("\0")
     entries: list[tuple[str, str, str]] = []  # (status, old path, new path)
     i = 0
     while i < len(listed) - 1:
@@ -89,7 +90,7 @@ async def _add(out: LocalChanges, ref: str, status: str, old: str, new: str) -> 
         diff = f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
     else:
         paths = [old, new] if old != new else [new]
-        diff = await _git(out.root, "diff", "-M", "-U3", ref, "--", *paths)
+        diff = await _git(out.root, *_DIFF, "-M", "-U3", ref, "--", *paths)
     fd = FileDiff(
         old_path=old,
         new_path=new,

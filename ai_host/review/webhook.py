@@ -31,7 +31,7 @@ from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from ..endpoint import resolve_url
+from ..endpoint import loopback_connector, resolve_url
 from ..errors import AiHostError
 from ..gates.gpu import GpuGate, make_probe
 from ..gitlab.client import GitLabClient, GitLabToken, token_from_env
@@ -83,7 +83,11 @@ class Receiver:
         self.counts = {"reviewed": 0, "failed": 0, "cancelled": 0}
 
     async def startup(self, app: web.Application) -> None:
-        self.session = aiohttp.ClientSession()
+        # as the CLI: `localhost` names pinned to loopback, no proxy from the environment, no total limit
+        # (a model's stream may be long; each GitLab request has its own)
+        self.session = aiohttp.ClientSession(
+            connector=loopback_connector(), trust_env=False, timeout=aiohttp.ClientTimeout(total=None)
+        )
         client = GitLabClient(
             self.session, self.settings.api_url, self.settings.token, project="-", ca_file=self.settings.ca_file
         )

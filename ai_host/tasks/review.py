@@ -4,6 +4,7 @@ ai_host.engine.Engine). Reviews wait behind all editor work (the scheduler's REV
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -12,7 +13,9 @@ from ..backends import Backend
 from ..jobs import Job
 from ..log import logger
 from ..protocol import Done, Findings, ReviewRequest, Status
-from ..review.local import changes
+from ..deny import denied
+from ..gitlab.diffmap import FileDiff
+from ..review.local import LocalChanges, changes
 from ..review.pipeline import FileReview, ReviewOptions, review_file
 from ..scheduler import REVIEW
 from ..security import Redactor
@@ -38,25 +41,48 @@ class ReviewTask(TaskBase):
         counts = {"files": len(local.files), "findings": 0, "not_reviewed": len(local.skipped)}
         for n, fd in enumerate(local.files, 1):
             self._emit(job.id, Status(f"reviewing {n}/{len(local.files)}: {fd.new_path}"))
-            review: list[FileReview] = []
-
-            async def attempt(backend: Backend, model: str) -> None:
-                async with self._admitted(job, REVIEW, backend, model):
-                    review.append(
-                        await review_file(backend, model, fd, options=options, source=local.sources.get(fd.new_path))
-                    )
-
-            await self.servers.routed(job, "review", request.model, attempt, self._say(job))
-            done = review[0]
+            path = os.path.join(local.root, fd.new_path)
+            done = self._denied(fd.new_path, path, options.deny) or await self._review_one(
+                job, request, fd, options, local
+            )
             items = [_item(f) for f in done.findings]
             counts["findings"] += len(items)
             counts["not_reviewed"] += done.not_reviewed is not None
             why = done.not_reviewed or (
                 f"the model's reply could not be read ({done.parse_error})" if done.parse_error and not items else None
             )
-            self._emit(job.id, Findings(os.path.join(local.root, fd.new_path), items, not_reviewed=why))
+            self._emit(job.id, Findings(path, items, not_reviewed=why))
         logger.info("job %s: reviewed %d files, %d findings", job.id, counts["files"], counts["findings"])
         self._emit(job.id, Done({**counts, "root": local.root, "seconds": round(time.monotonic() - started, 1)}))
+
+    async def _review_one(
+        self, job: Job, request: ReviewRequest, fd: FileDiff, options: ReviewOptions, local: LocalChanges
+    ) -> FileReview:
+        """One file, within the interactive deadline: a file that takes longer is named, the rest go on."""
+        review: list[FileReview] = []
+
+        async def attempt(backend: Backend, model: str) -> None:
+            async with self._admitted(job, REVIEW, backend, model):
+                review.append(
+                    await review_file(backend, model, fd, options=options, source=local.sources.get(fd.new_path))
+                )
+
+        limit = self.admission.deadline_s("explain")
+        try:
+            async with asyncio.timeout(limit):
+                await self.servers.routed(job, "review", request.model, attempt, self._say(job))
+        except TimeoutError:
+            return FileReview(fd.new_path, not_reviewed=f"the model took longer than {limit:g} s for it")
+        return review[0]
+
+    @staticmethod
+    def _denied(relative: str, path: str, patterns: tuple[str, ...]) -> FileReview | None:
+        """A file on the deny list by its full path or the file a link points at (review_file sees
+        only the repository's relative path): never read, never sent."""
+        pattern = denied(relative, list(patterns), path)
+        if pattern is None:
+            return None
+        return FileReview(relative, not_reviewed=f"on the deny list (`{pattern}`), so it was not sent to the model")
 
 
 def _item(finding: Any) -> dict[str, Any]:

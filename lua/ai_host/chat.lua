@@ -244,6 +244,7 @@ function H.new(origin, line1, line2)
       if conv.id and (conv.status == 'working' or conv.status == 'streaming') then
         require('ai_host.host').cancel(conv.id)
       end
+      conv.status = 'cancelled' -- a turn still looking up definitions never starts
       H.chats[buf] = nil
       if H.current == conv then H.current = nil end
       if vim.api.nvim_buf_is_valid(origin) then vim.api.nvim_buf_clear_namespace(origin, H.range_ns, 0, -1) end

@@ -73,7 +73,12 @@ function M.notify(event, payload)
   end
   local ok, err = pcall(vim.fn.AiHostNotify, event, payload or vim.empty_dict())
   if not ok and H.is_dead_channel(err) then
-    -- the Python host died (killed, crashed): start a new one, and send this once it is up
+    -- the Python host died (killed, crashed): what it was doing is lost, so those jobs end with a
+    -- message now (never a float waiting forever); a new host starts, and this goes out once it is up
+    local current = type(payload) == 'table' and payload.id or nil
+    for _, id in ipairs(vim.tbl_keys(H.jobs)) do
+      if id ~= current then H.route(id, 'error', { message = H.stopped_message() }) end
+    end
     local restarted, why_not = H.restart()
     if not restarted then return false, why_not end
     return H.enqueue(event, payload)

@@ -87,3 +87,40 @@ def test_a_review_sends_each_files_findings_and_never_the_secret(engine, thread_
     assert all(TOKEN not in json.dumps(r.json) for r in thread_server.requests)
     assert "too large" in found["big.py"]["not_reviewed"]
     assert found["gone.py"]["not_reviewed"]
+
+
+def test_a_file_linked_to_a_denied_file_is_never_sent(engine, thread_server, repo, tmp_path):  # noqa: F811
+    eng, rec = engine
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".env").write_text("DB_PASSWORD=hunter2hunter2\n")
+    (repo / "settings.txt").symlink_to(outside / ".env")  # untracked: its text would be the .env's
+    thread_server.script = Script(tokens=[json.dumps({"findings": []})])
+    eng.submit("review", {"id": "review-2", "cwd": str(repo), "ref": "HEAD"})
+    rec.wait_for(lambda ev: any(e[1] in ("done", "error") for e in ev), timeout=30)
+    found = {os.path.basename(e[2]["path"]): e[2] for e in rec.events if e[1] == "findings"}
+    assert "deny list" in found["settings.txt"]["not_reviewed"]
+    assert all("hunter2" not in json.dumps(r.json) for r in thread_server.requests)
+
+
+def test_a_review_waits_for_the_gpu_and_a_slow_file_is_named_not_dropped(thread_server, repo, tmp_path):  # noqa: F811
+    from ai_host.engine import Engine
+
+    reading = tmp_path / "nvml.json"
+    reading.write_text(json.dumps({"used": 95, "total": 100, "name": "Fake GPU"}))
+    rec = Recorder()
+    eng = Engine(rec, env={"OLLAMA_HOST": thread_server.url, "AI_HOST_FAKE_NVML": str(reading)})
+    eng.start()
+    try:
+        # GPU memory above the threshold: ghost text would be dropped; a review waits, then runs
+        eng.configure({"gpu": {"wait_ms": 50, "cache_ms": 10}, "scheduler": {"interactive_deadline_ms": 1500}})
+        thread_server.script = Script(tokens=[json.dumps({"findings": []})], ttft_s=5.0)  # every file too slow
+        eng.submit("review", {"id": "review-3", "cwd": str(repo), "ref": "HEAD"})
+        rec.wait_for(lambda ev: any(e[1] in ("done", "error") for e in ev), timeout=60)
+    finally:
+        eng.stop()
+    done = [e for e in rec.events if e[1] in ("done", "error")]
+    assert done[0][1] == "done" and "dropped" not in done[0][2], done
+    slow = [e[2] for e in rec.events if e[1] == "findings" and "took longer" in (e[2]["not_reviewed"] or "")]
+    assert slow and done[0][2]["files"] == 5  # each slow file named; the review went on to the end
+    assert any(e[1] == "status" and "waiting for GPU memory" in e[2]["text"] for e in rec.events)

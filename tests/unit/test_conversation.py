@@ -118,3 +118,27 @@ def test_a_secret_typed_or_pasted_into_a_conversation_never_leaves(engine, threa
     rec.wait_for(lambda ev: any(e[1] in ("done", "error") for e in ev))
     sent = str(thread_server.requests[-1].json["messages"])
     assert secret not in sent and key not in sent and "<redacted:" in sent
+
+
+def test_code_action_titles_are_redacted_like_the_code():
+    from ai_host.outbound import prepare
+    from ai_host.protocol import CompleteRequest
+
+    secret = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    req = parse_request(
+        "refactor", {**explain_req(), "purpose": "fix", "actions": [f"Extract '{secret}' to a constant"]}
+    )
+    sent, _ = prepare(req, config.merge(None)["security"], lambda r: r if isinstance(r, CompleteRequest) else r)
+    assert secret not in sent.actions[0] and "<redacted:" in sent.actions[0]
+
+
+def test_chat_and_doc_go_to_the_endpoints_of_the_task_they_inherit_from():
+    from ai_host.routing import Endpoint, Router
+
+    default = Endpoint("default", "ollama", "http://127.0.0.1:11434")
+    team = Endpoint("team", "ollama", "http://127.0.0.1:11435", tasks=("explain", "refactor"))
+    cfg = config.merge(None)
+    router = Router([default, team], cfg["models"], cfg["fallbacks"], inherits=config.inherits())
+    assert [e.name for e, _ in router.candidates("chat")] == ["default", "team"]
+    assert [e.name for e, _ in router.candidates("doc")] == ["default", "team"]
+    assert [e.name for e, _ in router.candidates("review")] == ["default"]
