@@ -13,7 +13,7 @@ local H = {}
 -- H.jobs: job id -> the one record of a job the editor waits on (ai_host.statusline reads it):
 --   { id, kind, prefetch (for the engine's cache only, never shown), phase ('queued'|'waiting'|
 --     'streaming'), why (what it waits for, while 'waiting'), output (its first output came),
---     handlers = { on_<event> = fun(data) } }
+--     channel (the host it was sent to), handlers = { on_<event> = fun(data) } }
 H.jobs = {}
 H.counter = 0
 H.received = 0 -- events the host sent us, stale ones too (this host's count: it restarts with it)
@@ -75,9 +75,9 @@ function M.notify(event, payload)
   if not ok and H.is_dead_channel(err) then
     -- the Python host died (killed, crashed): what it was doing is lost, so those jobs end with a
     -- message now (never a float waiting forever); a new host starts, and this goes out once it is up
-    local current = type(payload) == 'table' and payload.id or nil
+    local dead = H.channel
     for _, id in ipairs(vim.tbl_keys(H.jobs)) do
-      if id ~= current then H.route(id, 'error', { message = H.stopped_message() }) end
+      if dead ~= nil and H.jobs[id].channel == dead then H.route(id, 'error', { message = H.stopped_message() }) end
     end
     local restarted, why_not = H.restart()
     if not restarted then return false, why_not end
@@ -116,6 +116,7 @@ function M.start(kind, payload, handlers)
     require('ai_host.statusline').on_refused(msg)
     return nil, msg
   end
+  job.channel = not H.starting and H.channel or nil -- the host it went to (none yet while one starts)
   require('ai_host.statusline').on_start(job)
   H.watch()
   return id
@@ -353,6 +354,7 @@ function H.on_up()
     if payload.id == nil or job ~= nil then
       local ok, msg = M.notify(event, payload)
       if not ok and job ~= nil then H.route(payload.id, 'error', { message = msg }) end
+      if ok and job ~= nil then job.channel = H.channel end
     end
   end
 end
