@@ -287,6 +287,40 @@ def real_server(results: Path, out: Path) -> None:
     save(fig, out, "real_server.png")
 
 
+def real_typing(results: Path, out: Path) -> None:
+    """bench/real_typing.py: the pause to ghost text after each line typed, and the share of each
+    prompt the server took from its cache, along the typing session."""
+    runs = load(results, "real_typing.json")
+    if not runs:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r in runs:
+        label = "window kept still (now)" if r["step"] else "window moving with each line (before)"
+        pauses = r["pauses"]
+        xs = [i + 1 for i, p in enumerate(pauses) if p is not None]
+        axes[0].plot(xs, [p for p in pauses if p is not None], marker="o", label=label)
+        missing = [i + 1 for i, p in enumerate(pauses) if p is None]
+        axes[0].scatter(missing, [31] * len(missing), marker="x", color=axes[0].lines[-1].get_color())
+        hits = r.get("hits") or []
+        axes[1].plot(
+            range(2, len(hits) + 2), [100 * a / (a + b) if a + b else 0 for a, b in hits], marker="o", label=label
+        )
+    axes[0].set_xlabel("line typed")
+    axes[0].set_ylabel("s from the end of the line to the first ghost character")
+    axes[0].set_title("Pause to ghost text (x at 31: nothing within 30 s)", fontsize=9)
+    axes[1].set_xlabel("request")
+    axes[1].set_ylabel("% of the prompt from the server's cache")
+    axes[1].set_ylim(0, 100)
+    axes[1].set_title("Prompt tokens reused", fontsize=9)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        "Typing textwrap.py against Qwen2.5-Coder-0.5B on llama.cpp, 2 cores (bench/real_typing.py)", fontsize=9
+    )
+    save(fig, out, "real_typing.png")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"))
@@ -295,7 +329,7 @@ def main() -> None:
     results, out = Path(args.results), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"plots from {results} into {out}")
-    for draw in (ghost_overhead, responsiveness, memory, render_lag, real_server):
+    for draw in (ghost_overhead, responsiveness, memory, render_lag, real_server, real_typing):
         draw(results, out)
 
 

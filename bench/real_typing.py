@@ -19,7 +19,8 @@ Runs twice: with the window's start kept still while typing (what the engine doe
 moving with every line typed (AI_HOST_KEEP_WINDOW=0, the behaviour before).
 
 Usage: .venv/bin/python bench/real_typing.py [--lines 12]
-Writes bench/results/real_typing.json. Not a test: it prints figures.
+Writes bench/results/real_typing.json (`bench/plot.py` draws docs/img/real_typing.png from it).
+Not a test: it prints figures.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def run(step: int, lines: int, model_path: pathlib.Path, work: pathlib.Path) -> 
         "pause_p90_s": seen[math.ceil(0.9 * len(seen)) - 1] if seen else None,  # nearest rank
         "pauses_without_ghost": sum(p is None for p in pauses),
         "pauses": pauses,
+        "hits": hits,  # per request sharing a start, in order: [prompt tokens reused, evaluated anew]
     }
 
 

@@ -71,6 +71,18 @@ function M.check()
     )
   end
   if checks.error then return health.error(checks.error) end
+  local got_version, version = pcall(vim.fn.AiHostRequest, 'protocol')
+  if got_version and version == host.PROTOCOL then
+    health.ok("the Python host reads this plugin's messages (protocol " .. host.PROTOCOL .. ')')
+  else
+    health.error(
+      'the Python host speaks protocol '
+        .. tostring(got_version and version or '?')
+        .. ', this plugin '
+        .. host.PROTOCOL,
+      { 'Update the plugin so its Lua and Python parts come from the same version, then restart Neovim.' }
+    )
+  end
   for _, c in ipairs(checks) do
     local advice = (c.advice or '') ~= '' and { c.advice } or nil
     if c.level == 'ok' then

@@ -7,6 +7,9 @@
 --- queue, and goes out when the new host says it is up (its client info: the `ChanInfo` event).
 
 local M = {}
+
+--- The version of the messages this side sends (ai_host/protocol: VERSION); :checkhealth compares.
+M.PROTOCOL = 1
 local H = {}
 
 -- State ---------------------------------------------------------------------------------------

@@ -47,6 +47,14 @@ def test_health_with_the_server_up(nvim, double):
     # a machine without an NVIDIA GPU has nothing to fix: said, not warned
     assert "GPU gate: off, no NVIDIA GPU here (NVML Shared Library Not Found)" in text
     assert "ERROR" not in text and "WARNING" not in text
+    assert "- ✅ OK the Python host reads this plugin's messages (protocol 1)" in text
+
+
+def test_health_says_when_the_lua_and_python_parts_differ(nvim, double):
+    nvim.exec_lua("require('ai_host.host').PROTOCOL = 2")  # as after updating one half only
+    text = checkhealth(nvim)
+    assert "ERROR the Python host speaks protocol 1, this plugin 2" in text
+    assert "Update the plugin so its Lua and Python parts come from the same version" in text
 
 
 def test_health_with_the_server_down_says_what_to_do(nvim, double):
