@@ -28,6 +28,9 @@ REVIEW_DEADLINE_S = 3600.0
 # The shortest wait between GPU readings while an interactive job waits for memory.
 GPU_POLL_S = 0.05
 
+# Ghost text and its prefetch: dropped rather than kept waiting (explain and reviews wait).
+BEST_EFFORT = (COMPLETION, PREFETCH)
+
 Say = Callable[[Status], None]
 Loaded = Callable[[], Awaitable[list[dict[str, Any]] | None]]  # what the server has loaded
 
@@ -83,7 +86,7 @@ class Admission:
         """Ask the gates, then hold a slot of the endpoint at `url` for the body of the `with`."""
         assert self.lsp is not None
         lcfg, gcfg = self.config["lsp"], self.config["gpu"]
-        if priority in (COMPLETION, PREFETCH):  # ghost text: best effort (a review waits, like explain)
+        if priority in BEST_EFFORT:  # ghost text: best effort (a review waits, like explain)
             if self.config["scheduler"]["avoid_model_swap"]:
                 await self._refuse_model_swap(url, model, loaded)
             if self.lsp.busy(job.buf) and (
@@ -108,7 +111,7 @@ class Admission:
                 finally:
                     job.admitted = None
         except RateLimited as e:  # only ever raised on the way in
-            if priority in (COMPLETION, PREFETCH):  # ghost text is best effort: let it go without a message
+            if priority in BEST_EFFORT:  # ghost text is best effort: let it go without a message
                 raise Dropped("rate limit") from e
             raise
 

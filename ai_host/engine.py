@@ -72,6 +72,14 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
         # every event handed to the editor, ever: with the editor's count of events received, the
         # sign that nothing is on its way (tests wait on it instead of on time)
         self.events_emitted = 0
+        self._runners: dict[str, Runner] = {  # what runs each kind of job
+            "explain": self._run_explain,
+            "complete": self._run_complete,
+            "refactor": self._run_refactor,
+            "chat": self._run_chat,
+            "review": self._run_review,
+            "models": self._run_models,
+        }
 
     def _emit(self, job_id: str, event: Event) -> None:
         if isinstance(event, OUTPUT_EVENTS):  # the user saw something: no fail-over now
@@ -210,17 +218,9 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
             self.admission.lsp.forget(buf)
 
     def _submit(self, request: Request) -> None:
-        runners: dict[str, Runner] = {
-            "explain": self._run_explain,
-            "complete": self._run_complete,
-            "refactor": self._run_refactor,
-            "chat": self._run_chat,
-            "review": self._run_review,
-            "models": self._run_models,
-        }
         self._cancel(request.id)
         group = group_of(request.prefetch, request.buf) if isinstance(request, CompleteRequest) else None
-        work = self._secured(request, runners[request.kind])
+        work = self._secured(request, self._runners[request.kind])
         task = asyncio.get_running_loop().create_task(
             self._guard(request.id, work, self.admission.deadline_s(request.kind))
         )

@@ -79,8 +79,8 @@ async def _add(out: LocalChanges, ref: str, status: str, old: str, new: str) -> 
         if size > MAX_FILE_BYTES:
             out.skipped[new] = f"too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})"
             return
+    text = _read(path) if status != "D" else None  # read once: the new file's diff and its source
     if status == "?":
-        text = _read(path)
         if text is None:
             out.skipped[new] = "not text (binary or not UTF-8)"
             return
@@ -100,10 +100,8 @@ async def _add(out: LocalChanges, ref: str, status: str, old: str, new: str) -> 
         deleted_file=status == "D",
     )
     out.files.append(fd)
-    if status != "D":
-        text = _read(path)
-        if text is not None:
-            out.sources[new] = text
+    if text is not None:
+        out.sources[new] = text
 
 
 def _read(path: str) -> str | None:

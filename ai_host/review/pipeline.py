@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
+import os
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from importlib import resources
 
-from .. import deny
+from .. import config, deny
 from ..backends import Backend, ChatRequest, Message
 from ..gitlab.diffmap import ADDED, FileDiff, snap_anchor
 from ..security import Redactor
@@ -43,9 +42,8 @@ SCHEMA_NAME = "review_findings"
 
 @functools.lru_cache(maxsize=1)
 def default_deny() -> tuple[str, ...]:
-    """`security.deny` as shipped (read from the defaults, not from the config module)."""
-    text = resources.files("ai_host").joinpath("config_schema.json").read_text(encoding="utf-8")
-    return tuple(json.loads(text)["keys"]["security"]["keys"]["deny"]["default"])
+    """`security.deny` as shipped."""
+    return tuple(config.defaults()["security"]["deny"])
 
 
 @dataclass(frozen=True)
@@ -109,15 +107,18 @@ async def review_file(
     description: str = "",
     instructions: str = "",
     source: str | None = None,
+    root: str | None = None,
 ) -> FileReview:
     """Review one file of a change (see the module's docstring). `source`: the file's new text, if
-    at hand, for the enclosing function of each hunk. Backend errors propagate (the server is down:
-    the caller says so once, for the whole review)."""
+    at hand, for the enclosing function of each hunk; `root`: the directory its paths are relative
+    to, when the files are on this machine (the deny list then also judges the full path and the
+    file a link points at). Backend errors propagate (the server is down: the caller says so once,
+    for the whole review)."""
     options = options or ReviewOptions()
     redactor = Redactor()
     redacted = redact_file(fd, redactor)
     review = FileReview(path=fd.new_path, findings=secret_findings(redacted, redactor))
-    review.not_reviewed = _refusal(fd, options.deny)
+    review.not_reviewed = _refusal(fd, options.deny, root)
     if review.not_reviewed is None and not any(ln.kind == ADDED for ln in fd.lines()):
         review.not_reviewed = (
             "no added lines to review"
@@ -158,9 +159,9 @@ async def review_file(
     return review
 
 
-def _refusal(fd: FileDiff, patterns: tuple[str, ...]) -> str | None:
+def _refusal(fd: FileDiff, patterns: tuple[str, ...], root: str | None) -> str | None:
     for path in dict.fromkeys((fd.new_path, fd.old_path)):
-        pattern = deny.denied(path, list(patterns))
+        pattern = deny.denied(path, list(patterns), os.path.join(root, path) if root else "")
         if pattern is not None:
             return f"on the deny list (`{pattern}`), so it was not sent to the model"
     kind = deny.sniff("\n".join(ln.text for ln in fd.lines() if ln.new_line is not None))

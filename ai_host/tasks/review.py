@@ -13,7 +13,6 @@ from ..backends import Backend
 from ..jobs import Job
 from ..log import logger
 from ..protocol import Done, Findings, ReviewRequest, Status
-from ..deny import denied
 from ..gitlab.diffmap import FileDiff
 from ..review.local import LocalChanges, changes
 from ..review.pipeline import FileReview, ReviewOptions, review_file
@@ -42,9 +41,7 @@ class ReviewTask(TaskBase):
         for n, fd in enumerate(local.files, 1):
             self._emit(job.id, Status(f"reviewing {n}/{len(local.files)}: {fd.new_path}"))
             path = os.path.join(local.root, fd.new_path)
-            done = self._denied(fd.new_path, path, options.deny) or await self._review_one(
-                job, request, fd, options, local
-            )
+            done = await self._review_one(job, request, fd, options, local)
             items = [_item(f) for f in done.findings]
             counts["findings"] += len(items)
             counts["not_reviewed"] += done.not_reviewed is not None
@@ -63,9 +60,8 @@ class ReviewTask(TaskBase):
 
         async def attempt(backend: Backend, model: str) -> None:
             async with self._admitted(job, REVIEW, backend, model):
-                review.append(
-                    await review_file(backend, model, fd, options=options, source=local.sources.get(fd.new_path))
-                )
+                source = local.sources.get(fd.new_path)
+                review.append(await review_file(backend, model, fd, options=options, source=source, root=local.root))
 
         limit = self.admission.deadline_s("explain")
         try:
@@ -74,15 +70,6 @@ class ReviewTask(TaskBase):
         except TimeoutError:
             return FileReview(fd.new_path, not_reviewed=f"the model took longer than {limit:g} s for it")
         return review[0]
-
-    @staticmethod
-    def _denied(relative: str, path: str, patterns: tuple[str, ...]) -> FileReview | None:
-        """A file on the deny list by its full path or the file a link points at (review_file sees
-        only the repository's relative path): never read, never sent."""
-        pattern = denied(relative, list(patterns), path)
-        if pattern is None:
-            return None
-        return FileReview(relative, not_reviewed=f"on the deny list (`{pattern}`), so it was not sent to the model")
 
 
 def _item(finding: Any) -> dict[str, Any]:

@@ -46,11 +46,7 @@ end
 --- function (tree-sitter) or paragraph around the cursor.
 ---@param opts { line1: integer?, line2: integer?, range: integer? }|nil
 function M.explain(opts)
-  opts = opts or {}
-  local line1, line2 = opts.line1, opts.line2
-  if (opts.range or 0) == 0 or line1 == nil then
-    line1, line2 = require('ai_host.context').around_cursor(vim.api.nvim_get_current_buf())
-  end
+  local line1, line2 = H.lines(opts)
   return require('ai_host.explain').open(line1, line2)
 end
 
@@ -59,10 +55,7 @@ end
 ---@param opts { line1: integer?, line2: integer?, range: integer?, instruction: string? }|nil
 function M.refactor(opts)
   opts = opts or {}
-  local line1, line2 = opts.line1, opts.line2
-  if (opts.range or 0) == 0 or line1 == nil then
-    line1, line2 = require('ai_host.context').around_cursor(vim.api.nvim_get_current_buf())
-  end
+  local line1, line2 = H.lines(opts)
   return require('ai_host.refactor').start({ line1 = line1, line2 = line2, instruction = opts.instruction })
 end
 
@@ -91,11 +84,7 @@ end
 --- through the refactor preview.
 ---@param opts { line1: integer?, line2: integer?, range: integer? }|nil
 function M.doc(opts)
-  opts = opts or {}
-  local line1, line2 = opts.line1, opts.line2
-  if (opts.range or 0) == 0 or line1 == nil then
-    line1, line2 = require('ai_host.context').around_cursor(vim.api.nvim_get_current_buf())
-  end
+  local line1, line2 = H.lines(opts)
   return require('ai_host.fix').doc(line1, line2)
 end
 
@@ -104,13 +93,14 @@ end
 ---@param opts { line1: integer?, line2: integer?, range: integer?, message: string? }|nil
 function M.chat(opts) return require('ai_host.chat').open(opts) end
 
---- Use `model` for `task` ('explain', 'completion', 'refactor') from now on (the model picker uses it).
+--- Use `model` for `task` (one of require('ai_host.config').tasks()) from now on (the model picker uses it).
 ---@param task string
 ---@param model string
 function M.set_model(task, model)
   local config = M.get_config()
   if config.models[task] == nil then
-    error(string.format("ai_host: no task '%s'; tasks are explain, completion, refactor", tostring(task)), 0)
+    local tasks = table.concat(require('ai_host.config').tasks(), ', ')
+    error(string.format("ai_host: no task '%s'; tasks are %s", tostring(task), tasks), 0)
   end
   if type(model) ~= 'string' or model == '' then error('ai_host: set_model() needs a model name', 0) end
   config.models[task] = model
@@ -128,6 +118,14 @@ function M.cancel_all()
 end
 
 -- Helpers --------------------------------------------------------------------------------------
+
+-- The lines a command works on: its range (`opts.range > 0`), else the function (tree-sitter) or
+-- paragraph around the cursor.
+function H.lines(opts)
+  opts = opts or {}
+  if (opts.range or 0) > 0 and opts.line1 ~= nil then return opts.line1, opts.line2 end
+  return require('ai_host.context').around_cursor(vim.api.nvim_get_current_buf())
+end
 
 -- Default maps: { config key, modes, <Plug> name, description }.
 H.maps = {

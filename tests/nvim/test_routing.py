@@ -67,7 +67,7 @@ def test_the_model_can_be_changed_at_run_time(nvim, double):
     explain(nvim)
     assert [r.json["model"] for r in chats(double)] == ["qwen2.5-coder:7b", "llama3.2:3b"]
     err = nvim.exec_lua("local ok, e = pcall(require('ai_host').set_model, 'dance', 'm'); return e")
-    assert err == "ai_host: no task 'dance'; tasks are explain, completion, refactor"
+    assert err == "ai_host: no task 'dance'; tasks are explain, completion, refactor, review, chat, doc"
 
 
 def test_ghost_text_does_not_swap_out_the_model_of_a_running_explain(nvim, double):
