@@ -66,13 +66,9 @@ def fit_lines(text: str, budget: int, keep: str) -> str:
     return "\n".join(kept if keep == "head" else reversed(kept))
 
 
-def explain_messages(req: RangeRequest, cfg: dict[str, Any]) -> list[Message]:
-    """The chat for :AIExplain: the code first, then as much surrounding context as the budget allows."""
-    return explain_prompt(req, cfg)[0]
-
-
 def explain_prompt(req: RangeRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
-    """explain_messages(), and how many of the request's definitions the prompt holds."""
+    """The chat for :AIExplain (the code first, then as much surrounding context as the budget
+    allows), and how many of the request's definitions it holds."""
     values, symbols = _range(req, int(cfg["explain"]["max_chars"]))
     prompts = cfg["prompts"]
     user = prompts["diagnostics_user"] if req.diagnostics else prompts["explain_user"]  # then it is about them
@@ -82,13 +78,9 @@ def explain_prompt(req: RangeRequest, cfg: dict[str, Any]) -> tuple[list[Message
     )
 
 
-def refactor_messages(req: RefactorRequest, cfg: dict[str, Any]) -> list[Message]:
-    """The chat for :AIRefactor (a range to rewrite) or generate-from-prompt (no range: insert)."""
-    return refactor_prompt(req, cfg)[0]
-
-
 def refactor_prompt(req: RefactorRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
-    """refactor_messages(), and how many of the request's definitions the prompt holds."""
+    """The chat for :AIRefactor, :AIFix and :AIDoc (a range to rewrite) or generate-from-prompt (no
+    range: insert), and how many of the request's definitions it holds."""
     values, symbols = _range(req, int(cfg["refactor"]["max_chars"]))
     values["instruction"] = req.instruction or str(cfg["refactor"]["default_instruction"])
     values["actions"] = _actions(req.actions)
@@ -104,16 +96,11 @@ def refactor_prompt(req: RefactorRequest, cfg: dict[str, Any]) -> tuple[list[Mes
     )
 
 
-def chat_messages(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[Message], int]:
+def chat_prompt(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[Message], int, int]:
     """The chat for the next turn of a conversation: the code it is about, as many of the latest
     turns as fit the model's context (the oldest leave first, in whole exchanges), the new message.
-    Returns the messages and how many earlier turns were left out."""
-    messages, dropped, _ = chat_prompt(req, cfg)
-    return messages, dropped
-
-
-def chat_prompt(req: ConversationRequest, cfg: dict[str, Any]) -> tuple[list[Message], int, int]:
-    """chat_messages(), and how many of the request's definitions the prompt holds."""
+    Returns the messages, how many earlier turns were left out, and how many of the request's
+    definitions it holds."""
     ecfg = cfg["explain"]
     values, symbols = _range(req, int(ecfg["max_chars"]))
     templates = (cfg["prompts"]["chat_system"], cfg["prompts"]["chat_context"])
@@ -143,14 +130,10 @@ def _actions(titles: tuple[str, ...]) -> str:
     return "The language server offers these code actions: " + "; ".join(titles[:MAX_ACTIONS]) + "\n"
 
 
-def range_values(req: RangeRequest, budget: int) -> dict[str, Any]:
-    """Template values for a range: the code whole (or cut with a note), then the definitions it
-    uses (at most SYMBOLS_SHARE of the budget), then the lines around it within what is left."""
-    return _range(req, budget)[0]
-
-
 def _range(req: RangeRequest, budget: int) -> tuple[dict[str, Any], int]:
-    """range_values(), and how many definitions {{symbols}} holds."""
+    """Template values for a range: the code whole (or cut with a note), then the definitions it
+    uses (at most SYMBOLS_SHARE of the budget), then the lines around it within what is left; and
+    how many definitions {{symbols}} holds."""
     code = req.code
     if len(code) > budget:
         code = fit_lines(code, budget - len(_TRUNCATED), "head") + _TRUNCATED

@@ -21,7 +21,7 @@ def _chat(history, message="and now?", **cfg):
             "message": message,
         },
     )
-    return prompts.chat_messages(req, config.merge(cfg))
+    return prompts.chat_prompt(req, config.merge(cfg))[:2]
 
 
 def test_a_conversation_sends_the_code_then_the_turns_then_the_new_message():
@@ -49,11 +49,11 @@ def test_the_oldest_turns_leave_first_in_whole_exchanges_when_the_context_is_ful
 
 def test_explain_on_lines_with_diagnostics_asks_about_them():
     cfg = config.merge(None)
-    plain = prompts.explain_messages(parse_request("explain", explain_req()), cfg)[1].content
+    plain = prompts.explain_prompt(parse_request("explain", explain_req()), cfg)[0][1].content
     req = parse_request(
         "explain", {**explain_req(), "diagnostics": [{"lnum": 1, "severity": 1, "message": "undefined name 'y'"}]}
     )
-    focused = prompts.explain_messages(req, cfg)[1].content
+    focused = prompts.explain_prompt(req, cfg)[0][1].content
     assert "what each message means" in focused and "undefined name 'y'" in focused
     assert "what each message means" not in plain
 
@@ -68,7 +68,7 @@ def test_a_fix_lists_the_diagnostics_and_the_servers_code_actions():
             "diagnostics": [{"lnum": 1, "severity": 1, "message": "undefined name 'os'"}],
         },
     )
-    user = prompts.refactor_messages(req, config.merge(None))[1].content
+    user = prompts.refactor_prompt(req, config.merge(None))[0][1].content
     assert "Fix the diagnostics" in user and "undefined name 'os'" in user and "Import 'os'" in user
 
 
@@ -80,7 +80,7 @@ def test_a_doc_request_names_the_languages_convention():
         ("cobol", "usual documentation comment"),
     ):
         req = parse_request("refactor", {**explain_req(), "filetype": filetype, "purpose": "doc"})
-        assert convention in prompts.refactor_messages(req, config.merge(None))[1].content
+        assert convention in prompts.refactor_prompt(req, config.merge(None))[0][1].content
 
 
 def test_a_chat_turn_streams_with_the_explain_model_and_says_what_was_left_out(engine, thread_server):  # noqa: F811

@@ -155,7 +155,7 @@ def test_prompt_keeps_code_and_trims_context_at_line_boundaries():
         "end_line": 102,
         "diagnostics": [{"lnum": 101, "severity": 1, "message": "bad"}],
     }
-    system, user = prompts.explain_messages(parse_request("explain", {"id": "e", **req}), cfg)
+    system, user = prompts.explain_prompt(parse_request("explain", {"id": "e", **req}), cfg)[0]
     assert system.role == "system" and user.role == "user"
     assert "x = 1\ny = 2" in user.content
     assert "b99" in user.content and "b0\n" not in user.content  # nearest lines kept
@@ -166,7 +166,7 @@ def test_prompt_keeps_code_and_trims_context_at_line_boundaries():
 
 def test_prompt_template_placeholders_with_braces_in_code():
     cfg = config.merge({"prompts": {"explain_user": "[{{code}}] {{unknown}}"}})
-    _, user = prompts.explain_messages(parse_request("explain", {"id": "e", "code": "f = {'a': {b}}"}), cfg)
+    _, user = prompts.explain_prompt(parse_request("explain", {"id": "e", "code": "f = {'a': {b}}"}), cfg)[0]
     assert user.content == "[f = {'a': {b}}] {{unknown}}"
 
 

@@ -30,10 +30,10 @@ def req(kind="explain", **fields):
 def user_of(request, cfg=None):
     cfg = config.merge(cfg)
     if request.kind == "refactor":
-        return prompts.refactor_messages(request, cfg)[1].content
+        return prompts.refactor_prompt(request, cfg)[0][1].content
     if request.kind == "chat":
-        return prompts.chat_messages(request, cfg)[0][1].content
-    return prompts.explain_messages(request, cfg)[1].content
+        return prompts.chat_prompt(request, cfg)[0][1].content
+    return prompts.explain_prompt(request, cfg)[0][1].content
 
 
 # -- parsing ----------------------------------------------------------------------------------------
