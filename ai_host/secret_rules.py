@@ -4,13 +4,14 @@ Four kinds of evidence, tried on each line (a line seen before costs a dictionar
 keystroke re-scans only the line that changed):
 
 1. a provider's token shape (`ghp_…`, `xoxb-…`, `sk_live_…`, `AKIA…`, a JWT, a known prefix or
-   whole shape of one provider, a short prefix with a hex body);
+   whole shape of one provider, a short prefix with a hex body, a private key's DER start);
 2. a value assigned to a name that says secret (`password: x`, `apiToken = "…"`, `-u user:pw`,
    `Authorization: Bearer …`, `.netrc` `password x`, `scheme://user:pw@host`, `<password>x<`);
 3. a value assigned to a name that only may be secret (`…_key`, `auth`, `session`) when the value
    is random (or a key's hex, or base64 of `user:password`);
-4. a random token on its own: long, mixed letters and digits, not hex (a digest, a UUID), not a
-   name made of words, not base64 that decodes to text.
+4. a random token on its own (letters and digits, or base64): long, mixed classes, entropy
+   like a random string of its alphabet, not hex (a digest, a UUID), not a name made of words, not
+   base64 that decodes to text (unless `user:password`), to structured data or to a known file.
 
 `candidate_lines` picks, in one pass over the whole text, the lines on which any of these may
 match; the others are not scanned at all. Multi-line shapes (private keys, a Kubernetes Secret's
@@ -25,12 +26,23 @@ import math
 import re
 from collections import Counter
 from functools import lru_cache
+from typing import Iterator
 
 LINE_CACHE_SIZE = 16_384  # lines remembered (a few windows of a few buffers)
 MIN_RANDOM_LEN = 20  # a random token on its own: at least this long
 MIN_SECRET_VALUE = 4  # a value assigned to a secret name: at least this long
 MIN_KEYED_RANDOM = 12  # a random value assigned to a name that may be secret (`…_key`)
+IN_ORDER_SHARE = 0.7  # of neighbours in alphabet order (or the same letter): a sequence; random: 1 in 18
+# a base64 token this long without padding is a line of wrapped data (PEM wraps at 64, OpenSSH at
+# 70, MIME at 76): an icon, a blob; a key's body is two or more such lines (security.py)
+DATA_LINE = (60, 76)
+SINGLE_CASE_LONG = 24  # a token of one case and digits this long may change class less often (few digits)
+DOTTED_RANDOM_LEN = 24  # a random token after a dot: at least this long (an attribute's name is shorter or words)
 PRINTABLE_SHARE = 0.9  # base64 that decodes to this much printable text is a test vector, not a key
+MIN_8BIT_TEXT = 12  # bytes; random ones are letters or spaces (as Latin-1) less than half the time
+ZERO_BYTE_SHARE = 0.1  # base64 that decodes to this many zero bytes (and 3 or more) is data, not a key
+ASCII_SHARE, MIN_ASCII_BYTES = 0.7, 40  # or to this much printable ASCII (random: under 0.65), if that long
+_NOT_ASCII_TEXT = bytes(b for b in range(256) if not 32 <= b < 127)
 
 # Prefixes only one provider's tokens start with (public token formats): the body is not checked.
 PROVIDER_PREFIXES = (
@@ -82,13 +94,34 @@ PROVIDER_PREFIXES = (
     "FLWPUBK_TEST-",
     "AGE-SECRET-KEY-1",
 )
+# More of them, looked for as literals of their own (cheaper than more first letters in _PROVIDER_HINT)
+LITERAL_PREFIXES = (
+    "tfp_",  # Typeform
+    "sgp_",  # Sourcegraph
+    "p8e-",  # Adobe
+    "fm1r_",  # Fly.io macaroons without their `FlyV1 ` scheme
+    "fm1a_",
+    "fm2_",
+)
+# Prefixes of capitals alone, then a body of letters and digits (base64 for Bedrock): no `_`, `-`
+# or dot, so the pre-filter finds them as any random token (20 in a row, or base64 with `+`, `/`).
+CAPITAL_PREFIXES = (
+    "EZAK",  # EasyPost
+    "EZTK",
+    "LTAI",  # Alibaba Cloud access key id
+    "ATBB",  # Bitbucket app password
+    "ABSKQmVkcm9ja0FQSUtleS",  # Amazon Bedrock API key: `ABSK` and base64 of `BedrockAPIKey-`
+)
 
 # Whole shapes of one provider's tokens (public token formats).
 # (Each but the hex ones starts with a literal of its own, in _PROVIDER_HINT.)
 HEX_SHAPES = (
     r"[0-9a-f]{32}-us[0-9]{1,2}",  # Mailchimp
     r"[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}",  # Mailgun
+    r"AA[0-9a-f]{40}-NRMA",  # New Relic mobile app token
 )
+# A hex body with its provider's mark at the end (`…FFFFNRAL`: New Relic license key)
+HEX_SUFFIXED = (r"[0-9a-f]{32}[0-9A-Fa-f]{4}NRAL",)
 PROVIDER_SHAPES = (
     r"A{20,24}[A-Za-z0-9%]{30,}",  # Twitter bearer
     r"(?:pat|sat)\.[\w\-]{20,24}\.[\w\-]{20,26}\.[\w\-]{18,22}",  # Harness
@@ -106,11 +139,36 @@ PROVIDER_SHAPES = (
     r"pscale_(?:tkn|pw|oauth)_[\w=.\-]{32,64}",  # PlanetScale (`=` in the body too)
 )
 
+
+def _prefixed(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    """A token that starts with one of `prefixes`, whatever its body (16 or more characters, 12 of
+    them before any `=`, `+` or `/`, or base64 from the start: 20 or more); after a prefix of
+    lowercase letters, a digit or a capital."""
+    return re.compile(
+        r"(?<![\w.\-])(?:(?:"
+        + "|".join(re.escape(p) for p in prefixes if re.search("[0-9A-Z]", p))
+        + r")|(?:"
+        + "|".join(re.escape(p) for p in prefixes if not re.search("[0-9A-Z]", p))
+        + r")(?=[\w\-.]*[0-9A-Z]))(?=[\w\-.]{12}|[A-Za-z0-9+/]{20})[\w\-.=+/]{16,}"
+    )
+
+
 # (kind, pattern, check, needs). check: what the match must also be: "" nothing more, "random"
 # its group 1 looks random (a prefix shared by many providers), "not-digest" its group 1 (a prefix)
-# does not name a digest or an id. needs: characters one of which the pattern needs on the line;
-# None: a literal of _PROVIDER_HINT (cheap tests that skip most patterns on most lines).
+# does not name a digest or an id. needs: characters one of which the pattern needs on the line
+# (with a run of 16 token characters), or literals (longer than one character) one of which it
+# needs, whatever else is on the line; None: a literal of _PROVIDER_HINT (cheap tests that skip most
+# patterns on most lines).
 _ANY_SEP, _DASH, _DOT = ("_", "-"), ("-",), (".",)
+# a JWT's header (base64 of `{"alg":`, `{"typ":`): a token whatever its payload looks like
+_JWT_HEADER = r"eyJ(?:hbGciOi|0eXAiOi)"
+# A private key's DER encoding, base64, as its first line starts (PKCS#1 RSA, PKCS#8, SEC1 EC, PKCS#8
+# Ed25519): a key's body on one line, without its BEGIN line. (A public key's starts differ: no
+# version number 0 or 1 after the first SEQUENCE.)
+_DER_PRIVATE_KEY = ("MII", "MHcCAQEEI", "MC4CAQAw", "MIGHAgEA")
+_DER_PRIVATE_KEY_START = (
+    r"MII[A-Za-z0-9+/]{3}IBA(?:AKC|DANBgkqhkiG9w0BAQEFAASC)|MHcCAQEEI|MC4CAQAwBQYDK2Vw|MIGHAgEAMBMGByqGSM49AgEG"
+)
 _GENERIC_GATE = re.compile(r"[_\-][\w\-.]{16}")  # what the _ANY_SEP patterns need: a `_`/`-`, then 16 or more
 _TOKENS: list[tuple[str, re.Pattern[str], str, tuple[str, ...] | None]] = [
     (
@@ -122,7 +180,15 @@ _TOKENS: list[tuple[str, re.Pattern[str], str, tuple[str, ...] | None]] = [
     ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_\w{22,255})\b"), "", None),
     ("gitlab-token", re.compile(r"\b(?:gl[a-z]{1,6}-(?:t\d_)?[\w\-.]{20,}|GR1348941[\w-]{20,})"), "", None),
     ("slack-token", re.compile(r"\bx(?:ox[a-z]|app)[-.][\w\-.]{10,}"), "", None),
-    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[\w/\-]+"), "", None),
+    (
+        "slack-webhook",
+        re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[\w/\-]+"),  # (with its scheme or not)
+        "",
+        None,
+    ),
+    # an Azure AD (Entra) client secret: three characters, a digit, `Q~`, 31 to 34 more
+    ("token", re.compile(r"(?<![\w~.\-])[\w~.\-]{3}[0-9]Q~[\w~.\-]{31,34}(?![\w~.\-])"), "", ("Q~",)),
+    ("private-key", re.compile(r"(?:" + _DER_PRIVATE_KEY_START + r")[A-Za-z0-9+/]{16,}=*"), "", _DER_PRIVATE_KEY),
     ("stripe-key", re.compile(r"\b[rsw]k_(?:live|test|prod)_[A-Za-z0-9]{10,}"), "", None),
     ("openai-key", re.compile(r"\bsk-(?:[a-z]{2,10}\d{0,2}-)*[\w\-]{20,}"), "", None),
     ("google-api-key", re.compile(r"\b(?:AIza[\w\-]{35}|ya29\.[\w\-]{20,}|GOCSPX-[\w\-]{20,})"), "", None),
@@ -130,7 +196,10 @@ _TOKENS: list[tuple[str, re.Pattern[str], str, tuple[str, ...] | None]] = [
     # (and the header and payload alone)
     (
         "jwt",
-        re.compile(r"\bey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-/\\]{10,}(?:\.(?:[A-Za-z0-9_\-/\\+]{5,}=*)?)?"),
+        re.compile(
+            r"\bey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-/\\]{10,}(?:\.(?:[A-Za-z0-9_\-/\\+]{5,}=*)?)?"
+            r"|\b" + _JWT_HEADER + r"[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}"
+        ),
         "",
         None,
     ),
@@ -161,6 +230,13 @@ _TOKENS: list[tuple[str, re.Pattern[str], str, tuple[str, ...] | None]] = [
         None,
     ),
     ("token", re.compile(r"(?<![\w.\-])(?=[\w.\-]+[0-9A-Z])(?:" + "|".join(HEX_SHAPES) + r")(?![\w\-])"), "", _DASH),
+    ("token", re.compile(r"(?<![\w.\-])(?:" + "|".join(HEX_SUFFIXED) + r")(?![\w\-])"), "", ("NRAL",)),
+    (
+        "token",
+        re.compile(r"(?<![\w.\-])(?:" + "|".join(CAPITAL_PREFIXES) + r")[A-Za-z0-9+/]{16,}=*"),
+        "",
+        CAPITAL_PREFIXES,
+    ),
     # a Discord bot token: base64 of the bot's id, a timestamp, an HMAC
     (
         "token",
@@ -170,19 +246,20 @@ _TOKENS: list[tuple[str, re.Pattern[str], str, tuple[str, ...] | None]] = [
     ),
     # a provider's prefix we know, whatever the body (`shippo_live_1111…` too); a lowercase prefix
     # wants a digit or a capital in the body (a random one has some; an identifier, none)
-    (
-        "token",
-        re.compile(
-            r"(?<![\w.\-])(?:(?:"
-            + "|".join(re.escape(p) for p in PROVIDER_PREFIXES if re.search("[0-9A-Z]", p))
-            + r")|(?:"
-            + "|".join(re.escape(p) for p in PROVIDER_PREFIXES if not re.search("[0-9A-Z]", p))
-            + r")(?=[\w\-.]*[0-9A-Z]))(?=[\w\-.]{16})[\w\-.=+/]{16,}"
-        ),
-        "",
-        None,
-    ),
+    ("token", _prefixed(PROVIDER_PREFIXES), "", None),
+    ("token", _prefixed(LITERAL_PREFIXES), "", LITERAL_PREFIXES),
+    # an Airtable OAuth access token; a Microsoft Entra ID refresh token
+    ("token", re.compile(r"(?<![\w.\-])oaa[A-Za-z0-9]{14}\.v1\.[\w\-]{20,}"), "", (".v1.",)),
+    ("token", re.compile(r"(?<![\w.\-])[01]\.A[\w\-]{40,}\.(?:[0-9]\.)?Ag[\w\-]{20,}"), "", (".Ag",)),
 ]
+# The patterns by what they need, in order (a cheap test skips most of them on most lines): a literal
+# of _PROVIDER_HINT; a `_` or `-` then 16 more; a character (with a run of 16); a literal of their
+# own, whatever else is on the line (most lines hold none, nor a run of 16)
+_BY_HINT = [t for t in _TOKENS if t[3] is None]
+_BY_SEPARATOR = [t for t in _TOKENS if t[3] is _ANY_SEP]
+_BY_CHARACTER = [(k, p, c, n) for k, p, c, n in _TOKENS if n is not None and n is not _ANY_SEP and len(n[0]) == 1]
+_BY_LITERAL = [(k, p, c, n) for k, p, c, n in _TOKENS if n is not None and len(n[0]) > 1]
+_TOKEN_LITERAL = re.compile("|".join(re.escape(literal) for t in _BY_LITERAL for literal in t[3]))
 # A literal of each pattern that needs one (of each shape, in order), grouped by first character
 # (the regex engine tries every alternative at every position: 20 groups cost less than 80 words).
 _HINT_PIECES = [
@@ -210,6 +287,7 @@ _HINT_PIECES = [
     r"ya29\.",
     "GOCSPX-",
     r"ey[\w\-]{10,}\.ey",
+    _JWT_HEADER,
     "AAAAAAAAAAAAAAAAAAAA",
     r"pat\.",
     r"sat\.",
@@ -298,7 +376,8 @@ _UNQUOTED_YAML = re.compile(r"[^\s\"'`#,{}\[\]](?:[^\s\"'`#]*[^\s\"'`#,}\]])?") 
 # what is not a secret although a secret name holds it: references, templates, types, code
 _NOT_VALUE = re.compile(
     r"""(?ix)^(?:\$[\w{(]|.*\{\{|.*\$\{|.*\{\d*\}|.*%[(sdr]|<[\w\-]+>$|\*{3,}|x{4,}|\.{3}|
-    (?:none|null|nil|true|false|undefined|empty|required|optional|your[_\-]?\w*|string|str|bytes|int|bool|number|any|object)$)"""
+    (?:none|null|nil|true|false|undefined|empty|required|optional|your[_\-]?\w*|string|str|bytes|int|bool|number|any|object
+    |pass|password|passwd|pwd|secret|token)$)"""
 )
 _XML_ELEMENT = re.compile(r"<([A-Za-z_][\w.\-:]*)(?:[ \t][^<>]*)?>([^<>]+)</\1>")
 _VALUE_END = re.compile(r"\s*(?:$|[#;,&}\])\"'\\]|//|/\*|--)")
@@ -306,8 +385,14 @@ _CODE_VALUE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:\(|\[|$)")
 _HAS_OTHER = re.compile(r"[^A-Za-z_]")
 
 _TOKEN_GATE = re.compile(r"[\w\-./:]{16}")  # every token shape is at least this long: most lines are not
-# (not the standard base64 alphabet's + and /: those are data in code, a blob or a test vector)
-_LONG_TOKEN = re.compile(r"(?<![\w.\\/+=-])[A-Za-z0-9_\-]{20,}(?![\w+/=-])")
+# A random token: letters, digits, `_` and `-` (and the `=` padding of url-safe base64)
+_LONG_TOKEN = re.compile(r"(?<![\w.\\/+=-])[A-Za-z0-9_\-]{20,}={0,2}(?![\w+/=-])")
+# a long one after a dot (`sl.4ihq…`, `…uau.kqvu….rpoD0siI…`): an attribute name that long is words
+_DOTTED_TOKEN = re.compile(r"\.([A-Za-z0-9_\-]{24,})(?![\w+/=-])")
+# one in the standard base64 alphabet, with a `+` or `/` (an AWS secret access key, an Azure account
+# key): random_looking tells it from data (runs of zero or 0xff bytes), base64 of text, a path of words
+_BASE64_RUN_GATE = re.compile(r"[A-Za-z0-9+/]{20}")
+_BASE64_TOKEN = re.compile(r"(?<![\w.\\/+=-])[A-Za-z0-9+/]{20,}={0,2}(?![\w.\\/+=-])")
 _URL_PASSWORD = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@\"'<>]*:([^\s@/\"'<>]+)@")
 _AUTH_HEADER = re.compile(
     r"(?i)\b(?:authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|token|digest|negotiate)?|bearer|basic(?=\s+[A-Za-z0-9+/]{12,}))\s+([\w\-.~+/]{8,}=*)"
@@ -349,25 +434,80 @@ def _wordlike(s: str) -> bool:
     )
 
 
-def _decodes_to_text(s: str) -> bool:
-    """Base64 (of any alignment: a piece of a longer value) that decodes to text: a test vector."""
+# `user:password`, or a key with its kind in front (`private_o6S9…`)
+_USER_PASSWORD = re.compile(r"[^:\s]{1,64}:(\S{8,})|[A-Za-z]{2,16}[_\-](\S{12,})")
+
+
+def _credential_pair(text: str) -> bool:
+    """Text that is a credential although base64 of text is mostly a test vector: `user:password`
+    with a random password (a Basic or a Docker credential), a random key with its kind in front."""
+    m = _USER_PASSWORD.fullmatch(text)
+    if m is None:
+        return False
+    secret = m.group(1) or m.group(2)
+    return random_looking(secret, MIN_KEYED_RANDOM, True) or (
+        len(secret) >= 16 and _HEXISH.fullmatch(secret) is not None and any(c.isdigit() for c in secret)
+    )
+
+
+def _decodings(s: str) -> Iterator[tuple[int, bytes]]:
+    """What base64 `s` decodes to from each of its first four characters (a piece of a longer
+    value may start at any alignment), standard or url-safe: (characters skipped, bytes)."""
     body = s.rstrip("=")
     alt = b"-_" if ("-" in s or "_" in s) else None
     for skip in range(4):
         part = body[skip:]
         try:
-            raw = base64.b64decode(part[: len(part) // 4 * 4], altchars=alt, validate=True)
+            yield skip, base64.b64decode(part[: len(part) // 4 * 4], altchars=alt, validate=True)
         except (binascii.Error, ValueError):
             continue
-        text = raw.decode("utf-8", "replace")  # a piece may cut a character in two: one \ufffd
-        if text and sum(c.isprintable() and c != "\ufffd" or c in "\t\r\n" for c in text) >= PRINTABLE_SHARE * len(
-            text
-        ):
+
+
+def _decodes_to_data(s: str) -> bool:
+    """Base64 (of any alignment) of structured binary data: a font, an image, a table of numbers has
+    many zero bytes, a binary plist or a font's names much ASCII text between them; a key is random
+    bytes, with one zero byte in 256 and a printable ASCII character in 2.7."""
+    for _, raw in _decodings(s):
+        zeros = raw.count(0)
+        if zeros >= 3 and zeros >= ZERO_BYTE_SHARE * len(raw):
+            return True
+        if len(raw) >= MIN_ASCII_BYTES and len(raw.translate(None, _NOT_ASCII_TEXT)) >= ASCII_SHARE * len(raw):
             return True
     return False
 
 
+def _decoded_text(s: str) -> str | None:
+    """The text that base64 (of any alignment: a piece of a longer value) decodes to, if it is text
+    (a test vector): UTF-8, or letters and spaces of an 8-bit character set. "" if the text starts
+    inside the value (not whole: no credential to look for in it)."""
+    for skip, raw in _decodings(s):
+        text = raw.decode("utf-8", "replace")  # a piece may cut a character in two: one \ufffd
+        if text and sum(c.isprintable() and c != "\ufffd" or c in "\t\r\n" for c in text) >= PRINTABLE_SHARE * len(
+            text
+        ):
+            return text if skip == 0 else ""
+        text = raw.decode("latin-1")  # text in an 8-bit character set (Latin-1, KOI8-R): letters and spaces
+        if len(text) >= MIN_8BIT_TEXT and sum(c.isalpha() or c == " " for c in text) >= PRINTABLE_SHARE * len(text):
+            return text if skip == 0 else ""
+    return None
+
+
+# The start of a file of a known format, base64: gzip, PNG, GIF, JPEG, PDF, ZIP, a gettext catalogue
+# (either byte order), a binary plist, XML. Base64 that starts so is that file, not a key.
+_FILE_MAGIC = ("H4sI", "iVBORw0KGgo", "R0lGOD", "/9j/", "JVBERi0", "UEsDB", "3hIElQ", "lQSW3g", "YnBsaXN0", "PD94bWw")
+_KEY_BODY_NOISE = re.compile(r"""[\s"',]|\\n""")
+
+
+def not_a_key_body(run: str) -> bool:
+    """A run of base64 lines that is not a private key's body: a file of a known format, or text."""
+    body = _KEY_BODY_NOISE.sub("", run)
+    return body.startswith(_FILE_MAGIC) or _decoded_text(body) is not None
+
+
 _PARTS = re.compile(r"[_\-.]")
+# a licence or product key: four or more groups of capitals and digits, all of one length
+# (`D5OZWF8-QBDDBEL-14Z7B49-AHZ06BF`); random_looking decides whether their characters are random
+_KEY_GROUPS = re.compile("|".join(f"[A-Z0-9]{{{n}}}(?:-[A-Z0-9]{{{n}}}){{3,}}" for n in range(5, 9)))
 _HEXISH = re.compile(r"[0-9a-fA-F\-]*")
 _PREFIXED_HEX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,11}[_\-:.]+[0-9a-fA-F\-]{16,}")
 _CLASS_OF = str.maketrans(
@@ -379,6 +519,11 @@ _CLASS_OF = str.maketrans(
 _SAME_CLASS_RUN = re.compile(r"(.)\1*")
 
 
+def _changes(classes: str) -> float:
+    """How often the class of character changes from one to the next (aB3x: 1.0; someName: 0.14)."""
+    return (len(_SAME_CLASS_RUN.findall(classes)) - 1) / max(1, len(classes) - 1)
+
+
 @lru_cache(maxsize=LINE_CACHE_SIZE)  # an identifier recurs on many lines
 def random_looking(s: str, min_len: int = MIN_RANDOM_LEN, named: bool = False) -> bool:
     """A token no person typed: long, letters and digits mixed, high entropy, and not a hex digest,
@@ -386,10 +531,10 @@ def random_looking(s: str, min_len: int = MIN_RANDOM_LEN, named: bool = False) -
     it says it may be a key, so fewer changes of letter class and less entropy will do
     (`wdvnousa87acfxp9ioasrea4tbeasrfa`)."""
     core = s.strip("=-_+/")
-    if len(core) < min_len or core.startswith(("0x", "xn--")) or "AAA" in core:
-        return False  # a hex number, a punycode name, binary data (runs of zero bytes)
+    if len(core) < min_len or core.startswith(("0x", "xn--", *_FILE_MAGIC)) or "AAA" in core or "///" in core:
+        return False  # a hex number, a punycode name, a file, binary data (runs of zero or 0xff bytes)
     parts = _PARTS.split(core)
-    if len(parts) >= 3 and max(map(len, parts)) < 10:
+    if len(parts) >= 3 and max(map(len, parts)) < 10 and not _KEY_GROUPS.fullmatch(core):
         return False  # a compound name: test_pdb_issue_gh_94215, foo-0.1-1.noarch
     # each character's class: a lower, A upper, 0 digit, _ other
     classes = (
@@ -404,14 +549,36 @@ def random_looking(s: str, min_len: int = MIN_RANDOM_LEN, named: bool = False) -
     if digits < 2 and not ("A" in classes[1:] and "a" in classes):
         return False
     # classes change often in random text (aB3x), seldom in words (someName_v2)
-    changes = (len(_SAME_CLASS_RUN.findall(classes)) - 1) / max(1, len(core) - 1)
+    mixed_case = "a" in classes and "A" in classes
     if (
-        changes < (0.12 if named else 0.25)
-        or _entropy(core) < min(3.5 if named else 4.0, math.log2(len(core)) - 0.7)
+        _changes(classes) < (0.12 if named else 0.25 if mixed_case or len(core) < SINGLE_CASE_LONG else 0.15)
+        or _entropy(core) < _entropy_needed(len(core), named, mixed_case)
         or _wordlike(core)
+        or _in_order(core)  # the alphabet (`AaBbCcDdEeFf…`, `abcdef123456`): a sample, not a key
     ):
         return False
-    return not _decodes_to_text(s)
+    text = _decoded_text(s)
+    if text is not None:
+        return _credential_pair(text)  # base64 of text: a test vector, unless it is `user:password`
+    return not _decodes_to_data(s)
+
+
+def _in_order(s: str) -> bool:
+    """Mostly in alphabet order: most characters are the one before or the next (`AaBbCc`, `0123abcd`)."""
+    low = s.lower()
+    steps = sum(0 <= ord(b) - ord(a) <= 1 for a, b in zip(low, low[1:]))
+    return steps >= IN_ORDER_SHARE * (len(low) - 1)
+
+
+def _entropy_needed(n: int, named: bool, mixed_case: bool) -> float:
+    """The entropy (bits per character) a random token of `n` characters has but words seldom reach.
+    A token of one case and digits (36 symbols) has less than one of both cases (62): for those the
+    bar is about what 999 in 1,000 random strings of its alphabet and length clear."""
+    if named:
+        return min(3.5, math.log2(n) - 0.7)
+    if mixed_case:
+        return min(4.0, math.log2(n) - 0.7)
+    return min(3.7, max(3.5, math.log2(n) - 1.0))
 
 
 def _keyed_value(name: str, value: str) -> bool:
@@ -518,8 +685,10 @@ def _assignments(line: str, lower: str) -> list[tuple[int, int, str]]:
                 and _CODE_VALUE.match(value)
                 and not _HAS_OTHER.search(value)
                 and not (name.isupper() or line.lstrip().startswith(("-", "export ")))
+                and line[m.start("name") - 1 : m.start("name")] not in ("&", "?", ";")
             ):
                 continue  # `password = pwd`: a variable, unless the name is an environment variable's
+                # or a parameter of a URL or a connection string (`?password=x`, `;Password=x`)
         elif " " in value.strip() and not random_looking(value.replace(" ", ""), MIN_KEYED_RANDOM):
             continue  # a sentence: a prompt or a message, not a credential
         found.append((*span, "password"))
@@ -543,7 +712,7 @@ _GATE_LITERALS = [
         r"hooks\.slack\.com",
         r"k_(?:live|test|prod)_",
         "sk-",
-        r"ey[\w\-]{10,}\.ey",
+        r"ey(?:[\w\-]{10,}\.ey|J(?:hbGciOi|0eXAiOi))",  # a JWT (a header that names its algorithm: any payload)
         r"AT[AC]TT",
         r"hv[sbr]\.",
         "pscale_",
@@ -551,6 +720,9 @@ _GATE_LITERALS = [
         r"-(?:u|-user|-proxy-user)(?:=|[ \t])",  # curl -u
     )
 ]
+# Literals looked for with str.find (a pattern that starts with a class costs ten times as much):
+# an Azure AD client secret's mark (`~` ends a run)
+_GATE_STRINGS = ("Q~",)
 _GATE_WORDS = ("basic",)  # a header: no operator
 _GATE_WORDS_IN_HINTS = ("authorization", "bearer", "password", "passwd")  # nor these (a header, a .netrc line)
 _GATE_OPERATOR = re.compile(r"[:=,>]|-[ \t]*[\"'`]")  # every assignment's operator holds one of these; XML: `>`
@@ -576,6 +748,11 @@ def candidate_lines(text: str) -> list[tuple[int, int]]:
     hits: list[int] = []
     for pattern in _GATE_LITERALS:
         hits.extend(m.start() for m in pattern.finditer(text))
+    for literal in _GATE_STRINGS:
+        at = text.find(literal)
+        while at >= 0:
+            hits.append(at)
+            at = text.find(literal, at + 1)
     for word in _GATE_WORDS:
         at = lower.find(word)
         while at >= 0:
@@ -609,6 +786,15 @@ def candidate_lines(text: str) -> list[tuple[int, int]]:
         ):
             hits.append(at)
         at = runs.find(_WORD_RUN_16, end)
+    if "+" in text or "/" in text:  # a base64 token (`+` and `/` end a run above)
+        b64 = ascii.translate(_BASE64_RUN)
+        at = b64.find(_BASE64_RUN_20)
+        while at >= 0:
+            end = b64.find(b" ", at)
+            end = len(b64) if end < 0 else end
+            if text.find("+", at, end) >= 0 or text.find("/", at, end) >= 0:
+                hits.append(at)
+            at = b64.find(_BASE64_RUN_20, end)
     spans, last = [], -1
     for at in sorted(hits):
         if at <= last:
@@ -623,6 +809,7 @@ def candidate_lines(text: str) -> list[tuple[int, int]]:
 _BASE64_RUN = bytes(
     ord("b") if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "+/") else ord(" ") for c in range(256)
 )
+_BASE64_RUN_20 = b"b" * 20
 
 
 def has_base64_run(text: str, length: int) -> bool:
@@ -660,11 +847,15 @@ def scan_line(line: str) -> tuple[tuple[int, int, str], ...]:
     else:
         gate = provider = False
     generic = gate and _GENERIC_GATE.search(line) is not None
-    for kind, pattern, check, needs in _TOKENS:
-        if not (
-            provider if needs is None else generic if needs is _ANY_SEP else gate and any(c in line for c in needs)
-        ):
-            continue  # its literal is not on the line (a cheap test for most lines)
+    tokens = [
+        *(_BY_HINT if provider else ()),
+        *(_BY_SEPARATOR if generic else ()),
+        *((t for t in _BY_CHARACTER if any(c in line for c in t[3])) if gate else ()),
+    ]
+    if _TOKEN_LITERAL.search(line):  # (on most lines: none)
+        literals = frozenset(_TOKEN_LITERAL.findall(line))
+        tokens += [t for t in _BY_LITERAL if not literals.isdisjoint(t[3])]
+    for kind, pattern, check, _ in tokens:
         for m in pattern.finditer(line):
             if (
                 not check
@@ -675,7 +866,11 @@ def scan_line(line: str) -> tuple[tuple[int, int, str], ...]:
             ):
                 found.append((m.start(), m.end(), kind))
     if "://" in line:
-        found.extend((m.start(1), m.end(1), "url-password") for m in _URL_PASSWORD.finditer(line))
+        found.extend(
+            (m.start(1), m.end(1), "url-password")
+            for m in _URL_PASSWORD.finditer(line)
+            if not _NOT_VALUE.match(m.group(1))
+        )
     lower = line.lower()
     if "auth" in lower or "bearer" in lower or "basic" in lower:
         found.extend(
@@ -689,7 +884,8 @@ def scan_line(line: str) -> tuple[tuple[int, int, str], ...]:
         found.extend(
             (m.start(1), m.end(1), "password")
             for m in _NETRC.finditer(line)
-            if lower.lstrip().startswith(("machine", "login", "password", "default")) or " login " in lower
+            if (lower.lstrip().startswith(("machine", "login", "password", "default")) or " login " in lower)
+            and not _NOT_VALUE.match(m.group(1))
         )
     if _HINT_WORD.search(lower):
         found.extend(_assignments(line, lower))
@@ -698,6 +894,19 @@ def scan_line(line: str) -> tuple[tuple[int, int, str], ...]:
     for m in _LONG_TOKEN.finditer(line):
         if random_looking(m.group(0)):
             found.append((m.start(), m.end(), "random"))
+    if gate and "." in line:
+        for m in _DOTTED_TOKEN.finditer(line):
+            if random_looking(m.group(1), DOTTED_RANDOM_LEN):
+                found.append((m.start(1), m.end(1), "random"))
+    if ("+" in line or "/" in line) and _BASE64_RUN_GATE.search(line):
+        for m in _BASE64_TOKEN.finditer(line):
+            token = m.group(0)
+            if (
+                ("+" in token or "/" in token or token.endswith("="))
+                and not (DATA_LINE[0] <= len(token) <= DATA_LINE[1] and token[-1] != "=")
+                and random_looking(token)
+            ):
+                found.append((m.start(), m.end(), "random"))
     return _disjoint(found)
 
 

@@ -152,8 +152,8 @@ class Redactor:
 
     def _replace(self, m: re.Match[str], kind: str, group: int) -> str:
         secret = m.group(group)
-        if _PLACEHOLDER.fullmatch(secret):
-            return m.group(0)
+        if _PLACEHOLDER.fullmatch(secret) or m.re is _KEY_BODY and secret_rules.not_a_key_body(secret):
+            return m.group(0)  # (base64 lines without a BEGIN line: a gzip, a PNG, a text are no key)
         placeholder = self._placeholder(secret, kind)
         start, end = m.span(group)
         whole_start = m.start(0)

@@ -35,6 +35,8 @@ import collections
 import hashlib
 import json
 import math
+import os
+import platform
 import random
 import re
 import subprocess
@@ -448,6 +450,8 @@ def report(name: str, samples: list[Sample], verbose: bool) -> None:
         for s in samples:
             if s.secret in Redactor().redact(s.text):
                 print("  MISSED", s.family, repr(s.text[:160]))
+        for s in sorted(set(reachable) - set(caught)):  # (bare, of the classes a rule can reach)
+            print("  MISSED BARE", s.family, repr(s.secret[:160]))
 
 
 def false_positives(stdlib: Path) -> None:
@@ -548,10 +552,16 @@ def _timed(fn: Any, batches: int = 9, reps: int = 20) -> str:
     return f"{times[0]:.3f} ms (median {times[batches // 2]:.3f})"
 
 
+def load() -> str:
+    """The machine's load (a shared machine makes the median slower than the fastest batch)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs"
+
+
 def cost(stdlib: Path) -> None:
     print(
         f"\ncost of redacting a window of {WINDOW_BYTES // 1024} KB (fastest and median of 9 batches of 20): cold "
-        "(no cache, every line new) / after a one-line edit (per-line cache)"
+        f"(no cache, every line new) / after a one-line edit (per-line cache); {load()}"
     )
     for name, at in COST_WINDOWS:
         text = _window(stdlib / name, at)
@@ -569,6 +579,7 @@ def cost(stdlib: Path) -> None:
 
         secret_rules.clear_cache()
         print(f"  {name:<32} {len(text.encode()):>6} bytes: {_timed(cold)} cold, {_timed(edit)} after an edit")
+    print(f"  ({load()})")
 
 
 def main() -> None:
@@ -577,6 +588,7 @@ def main() -> None:
     ap.add_argument("--stdlib", default=sysconfig.get_paths()["stdlib"])
     ap.add_argument("--verbose", action="store_true", help="every family and every missed sample")
     a = ap.parse_args()
+    print(f"Python {platform.python_version()}, {platform.machine()}; {load()}")
     rng = random.Random(14)
     if a.gitleaks:
         report("gitleaks (rule samples)", gitleaks(a.gitleaks, rng), a.verbose)

@@ -81,6 +81,21 @@ _PIECES = [
     "pri_",
     "sha256_",
     "npm_",
+    "Q~",
+    "7Q~",
+    "MIIEpQIBAAKC",
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.",
+    "EZAK",
+    "ATBB",
+    "tfp_",
+    "fm2_",
+    "oaa",
+    ".v1.",
+    "1.A",
+    ".Ag",
+    "NRAL",
+    "glc_",
+    "sq0csp-",
     "_",
     "-",
     ".",
@@ -146,6 +161,10 @@ GATES = [
     "<password>hunter2-but-longer</password>",
     "plaid secret - '6e611cb89c263457b5e028d66c16c4'",
     'req.Header.Set("X-Api-Key", "Zq8XkR2mB7vLw4Tn9YcJ")',
+    "k078Q~THK.tiIPT~ppRpo.mNDBjRL~OXeiQtmhkJ",  # an Azure AD client secret: `~` and dots, no run of 16
+    "aB3d+eF5gH7j/kL9mN1p+qR3sT5v/wX7yZ9b",  # base64: `+` and `/`, no run of 16
+    "MIIEpQIBAAKC+84QSN7VD4a7/oGQGIeNmqW2x+O6jlRi/1XGXAO",  # a private key's DER start
+    "glc_eyJr+Zq8XkR2mB7v/Lw4Tn9YcJ1pHs6DfG3a",  # a provider's prefix, then base64
 ]
 
 
