@@ -34,7 +34,7 @@ from .security import Redactor
 from .servers import Servers
 from .suggestion import SuggestionCache
 from .tasks.chat import ChatTasks
-from .tasks.complete import CompletionTask, group_of
+from .tasks.complete import CompletionTask, Warm, group_of
 from .tasks.review import ReviewTask
 
 Emit = Callable[[str, str, dict[str, Any]], None]
@@ -64,6 +64,7 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
         # buffer -> (window key, task, job id) of a running prefetch
         self._prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[Any], str]] = {}
         self._window_starts: dict[Any, int] = {}  # buffer -> row its last ghost-text window started on
+        self._warms: dict[Any, Warm] = {}  # buffer -> its warm-up running (tasks/complete.py)
         # model -> recent time-to-first-token (ms) and tokens/s, for :AIStatus
         self.figures: dict[str, dict[str, deque[float]]] = {}
         self.dropped: dict[str, int] = {}
@@ -210,8 +211,8 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
         prefetch = self._prefetches.pop(buf, None)
         if prefetch is not None:
             self._supersede(prefetch[2])
-        for prefetch_group in (False, True):
-            job_id = self.jobs.of_group(group_of(prefetch_group, buf))
+        for role in ("complete", "prefetch", "warm"):
+            job_id = self.jobs.of_group(f"{role}:{buf}")
             if job_id is not None:
                 self._supersede(job_id)
         if self.admission.lsp is not None:
@@ -219,7 +220,7 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
 
     def _submit(self, request: Request) -> None:
         self._cancel(request.id)
-        group = group_of(request.prefetch, request.buf) if isinstance(request, CompleteRequest) else None
+        group = group_of(request) if isinstance(request, CompleteRequest) else None
         work = self._secured(request, self._runners[request.kind])
         task = asyncio.get_running_loop().create_task(
             self._guard(request.id, work, self.admission.deadline_s(request.kind))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .prompts import fit_lines
@@ -14,8 +15,42 @@ class FimTemplate:
     middle: str
     stop: tuple[str, ...]
 
-    def render(self, before: str, after: str) -> str:
-        return f"{self.prefix}{before}{self.suffix}{after}{self.middle}"
+    def render(self, before: str, after: str, line_after_middle: bool = True) -> str:
+        """The prompt (see `layout`)."""
+        return self.layout(before, after, line_after_middle)[0]
+
+    def layout(self, before: str, after: str, line_after_middle: bool = True) -> tuple[str, str]:
+        """The prompt, and the end of the text typed that the model is asked to write again.
+
+        With `line_after_middle` what is typed on the cursor's line after its indentation follows
+        the middle marker (as llama.cpp's /infill lays it out): while the user types a line,
+        everything before the marker stays the same, so the server's prompt cache holds it and a
+        request evaluates only the characters typed. The indentation stays before the suffix
+        marker (autoindent put it there by the time the line is read ahead, completion.warm).
+        A trailing space of the typed text is left out and written again by the model
+        (`word_cut`); SuggestionFilter(retyped=...) checks it and does not show it."""
+        if not line_after_middle:
+            return f"{self.prefix}{before}{self.suffix}{after}{self.middle}", ""
+        start = before.rfind("\n") + 1
+        line = before[start:]
+        start += len(line) - len(line.lstrip(" \t"))
+        typed, retyped = word_cut(before[start:])
+        return f"{self.prefix}{before[:start]}{self.suffix}{after}{self.middle}{typed}", retyped
+
+
+# A space at the end of the text typed: tokenizers join it to the word after it (` value`, ` =`).
+_TOKEN_TAIL = re.compile(r" \Z")
+
+
+def word_cut(typed: str) -> tuple[str, str]:
+    """`typed` without a trailing space, and that space: a prompt that ends in one splits a token
+    where the tokenizer never does, and a small model then writes on wrongly (`while ` + `1:` for
+    `while chunks:`); cut before it, the model writes the space and the word whole. A word being
+    typed stays (the model needs to see it to finish it, an unusual name above all)."""
+    found = _TOKEN_TAIL.search(typed)
+    if found is None:
+        return typed, ""
+    return typed[: found.start()], found.group()
 
 
 # The raw FIM formats of the code models people run locally (used with Ollama's `raw: true` when a

@@ -45,7 +45,10 @@ class SuggestionFilter:
     not compute what nobody will see.
     """
 
-    def __init__(self, line_suffix: str, next_line: str, max_lines: int, cursor_line: str = ""):
+    def __init__(self, line_suffix: str, next_line: str, max_lines: int, cursor_line: str = "", retyped: str = ""):
+        # the end of the text typed, left out of the prompt (fim.word_cut: a trailing space): the
+        # model writes it again, and it is not shown; a stream that does not start with it shows nothing
+        self.retyped = retyped
         # mid-line (code after the cursor on its line): only the rest of this line makes sense
         self.single_line = line_suffix.strip() != ""
         self.line_suffix = line_suffix
@@ -80,6 +83,11 @@ class SuggestionFilter:
 
     def _cut(self, final: bool) -> tuple[str, bool]:
         raw, ended = self.raw, False
+        if self.retyped:
+            if not raw.startswith(self.retyped):
+                # still arriving, or not the word typed (which nobody wants shown)
+                return "", final or not self.retyped.startswith(raw)
+            raw = raw[len(self.retyped) :]
         found = _SENTINEL.search(raw)
         if found:
             raw, ended = raw[: found.start()], True

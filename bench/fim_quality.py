@@ -12,7 +12,11 @@ scored against the real line:
 
 Variants:
     ours        what the engine sends: fim.window (context_chars, prefix_ratio), the Qwen FIM
-                template, the suggestion filter (stops, block end)
+                template with the cursor line's typed text after the middle marker (the prompt
+                cache layout) up to the token the cursor is in (fim.word_cut: the model writes
+                it again), the suggestion filter (stops, block end)
+    psm         the same with the whole prefix before the suffix marker (the layout before: the
+                typed line sits before the suffix, so each keystroke re-evaluates the suffix)
     raw-fim     the same prompt, without the suggestion filter (what the model wrote)
     prefix      no FIM: the prefix alone, ending before the line's indentation (a plain
                 completion; the model writes the indentation, which is then removed)
@@ -23,8 +27,9 @@ Variants:
 Files: textwrap.py and difflib.py of this Python's standard library, and Neovim's runtime
 lua/vim/shared.lua (another language). Holes are spread evenly over code lines of 12+ characters.
 
-Usage: .venv/bin/python bench/fim_quality.py [--holes 40] [--variants ours,prefix] [--threads 2]
-Writes bench/results/fim_quality.json. Not a test: it prints figures.
+Usage: .venv/bin/python bench/fim_quality.py [--holes 40] [--variants ours,prefix] [--threads 2] [--mid]
+Writes bench/results/fim_quality.json (with --mid: the cursor partway along each line, where the
+layouts of `ours` and `psm` differ; fim_quality_mid.json). Not a test: it prints figures.
 """
 
 from __future__ import annotations
@@ -65,7 +70,9 @@ def sources() -> list[tuple[str, str]]:
     return [(f.name, f.read_text()) for f in files if f.is_file()]
 
 
-def holes(files: list[tuple[str, str]], n: int) -> list[dict]:
+def holes(files: list[tuple[str, str]], n: int, mid: bool = False) -> list[dict]:
+    """`n` holes; with `mid`, the cursor is partway along the line instead (after the first space
+    past a third of it, as at a pause while typing), and the truth is the rest of the line."""
     candidates = []
     for name, text in files:
         lines = text.split("\n")
@@ -78,12 +85,16 @@ def holes(files: list[tuple[str, str]], n: int) -> list[dict]:
     out = []
     for name, lines, i in candidates[::step][:n]:
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        body = lines[i].strip()
+        cut = body.find(" ", len(body) // 3) + 1 if mid else 0
+        if mid and cut == 0:
+            cut = len(body) // 2
         out.append(
             {
                 "file": name,
                 "line": i + 1,
-                "indent": indent,
-                "truth": lines[i].strip(),
+                "indent": indent + body[:cut],  # what is on the line before the cursor
+                "truth": body[cut:],
                 "before": "\n".join(lines[:i]) + "\n",
                 "after": "\n" + "\n".join(lines[i + 1 :]),
             }
@@ -101,10 +112,10 @@ def complete(url: str, prompt: str, stop: list[str]) -> tuple[str, str]:
     return choice["text"], choice.get("finish_reason") or ""
 
 
-def filtered(raw: str, prefix: str, suffix: str) -> str:
+def filtered(raw: str, prefix: str, suffix: str, retyped: str = "") -> str:
     line_suffix, _, rest = suffix.partition("\n")
     next_line = next((x for x in rest.split("\n") if x.strip()), "")
-    f = SuggestionFilter(line_suffix, next_line, MAX_LINES, prefix.rpartition("\n")[2])
+    f = SuggestionFilter(line_suffix, next_line, MAX_LINES, prefix.rpartition("\n")[2], retyped)
     f.feed(raw)
     return f.finish()
 
@@ -118,11 +129,16 @@ def variant(name: str, hole: dict, url: str) -> tuple[str, str]:
     before = hole["before"] + hole["indent"]
     if name in ("ours", "raw-fim"):
         prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
+        prompt, retyped = qwen.layout(prefix, suffix)
         key = (id(hole), prefix)
         if key not in _ASKED:
-            _ASKED[key] = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
+            _ASKED[key] = complete(url, prompt, list(qwen.stop))
         raw, why = _ASKED[key]
-        return (filtered(raw, prefix, suffix) if name == "ours" else raw), why
+        return (filtered(raw, prefix, suffix, retyped) if name == "ours" else raw), why
+    if name == "psm":
+        prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
+        raw, why = complete(url, qwen.render(prefix, suffix, line_after_middle=False), list(qwen.stop))
+        return filtered(raw, prefix, suffix), why
     if name == "spm":  # suffix first: what follows the cursor stays put while typing, so it stays cached
         prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         prompt = f"{qwen.suffix}{suffix}{qwen.prefix}{prefix}{qwen.middle}"
@@ -131,7 +147,7 @@ def variant(name: str, hole: dict, url: str) -> tuple[str, str]:
     if name == "short-suffix":
         prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         suffix = "\n".join(suffix.split("\n")[: SHORT_SUFFIX_LINES + 1])
-        raw, why = complete(url, qwen.render(prefix, suffix), list(qwen.stop))
+        raw, why = complete(url, qwen.render(prefix, suffix, line_after_middle=False), list(qwen.stop))
         return filtered(raw, prefix, suffix), why
     if name == "line-start":
         prefix, suffix, _ = fim.window(hole["before"], hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
@@ -160,8 +176,9 @@ def main() -> int:
     parser.add_argument("--holes", type=int, default=40)
     parser.add_argument("--variants", default="ours,raw-fim,prefix,line-start")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mid", action="store_true", help="the cursor partway along each line (ours, psm)")
     args = parser.parse_args()
-    cases = holes(sources(), args.holes)
+    cases = holes(sources(), args.holes, args.mid)
     server = start_llama_server(
         fetch("qwen2.5-coder-0.5b"), alias="qwen", n_ctx=4096, threads=args.threads, timeout_s=120
     )
@@ -190,7 +207,7 @@ def main() -> int:
             )
     finally:
         server.stop()
-    out = ROOT / "bench" / "results" / "fim_quality.json"
+    out = ROOT / "bench" / "results" / ("fim_quality_mid.json" if args.mid else "fim_quality.json")
     if out.exists():  # keep the variants of earlier runs with the same holes
         earlier = json.loads(out.read_text())
         if earlier.get("holes") == len(cases):

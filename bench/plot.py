@@ -294,24 +294,34 @@ def real_typing(results: Path, out: Path) -> None:
     if not runs:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = {
+        "now": "now: warm-up on a new line",
+        "nowarm": "no warm-up",
+        "moving": "no warm-up, window moving",
+        1: "window kept still",  # runs of the earlier bench
+        0: "window moving with each line",
+    }
     for r in runs:
-        label = "window kept still (now)" if r["step"] else "window moving with each line (before)"
+        label = names.get(r["step"], str(r["step"]))
         pauses = r["pauses"]
         xs = [i + 1 for i, p in enumerate(pauses) if p is not None]
         axes[0].plot(xs, [p for p in pauses if p is not None], marker="o", label=label)
+        colour = axes[0].lines[-1].get_color()
         missing = [i + 1 for i, p in enumerate(pauses) if p is None]
-        axes[0].scatter(missing, [31] * len(missing), marker="x", color=axes[0].lines[-1].get_color())
+        axes[0].scatter(missing, [31] * len(missing), marker="x", color=colour)
         hits = r.get("hits") or []
-        axes[1].plot(
-            range(2, len(hits) + 2), [100 * a / (a + b) if a + b else 0 for a, b in hits], marker="o", label=label
-        )
+        shares = [100 * a / (a + b) if a + b else 0 for a, b in hits]
+        axes[1].plot(range(2, len(hits) + 2), shares, color=colour, alpha=0.5, label=label)
+        at_pause = set(r.get("at_pause") or [])
+        for i, y in enumerate(shares):  # filled: begun while the user waited; hollow: while typing
+            axes[1].scatter(i + 2, y, color=colour, facecolors=colour if i in at_pause else "none", s=22, zorder=3)
     axes[0].set_xlabel("line typed")
     axes[0].set_ylabel("s from the end of the line to the first ghost character")
     axes[0].set_title("Pause to ghost text (x at 31: nothing within 30 s)", fontsize=9)
     axes[1].set_xlabel("request")
     axes[1].set_ylabel("% of the prompt from the server's cache")
     axes[1].set_ylim(0, 100)
-    axes[1].set_title("Prompt tokens reused", fontsize=9)
+    axes[1].set_title("Prompt tokens reused (filled: requests a pause waited for)", fontsize=9)
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -7,6 +7,8 @@ bench/plot.py then draws docs/img/*.png from them; docs/benchmarks.md records th
   responsiveness.py  trigger latency; RPC / timer idle, explain, explain + ghost text   (~1 min)
   explain.py         explain float render lag at 5,000 tok/s              (~1 min)
   memory.py          host / Neovim memory over 10,000 completions          (~3 min)
+  typing_cache.py    typing real code against the double's prompt cache: tokens reused, pause
+                     to ghost text, with and without the warm-up on a new line   (~2 min)
   real.py            ghost text and explain against llama-cpp-python       (~1 min; skipped, with a
                      note, when llama-cpp-python is not installed)
 
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PARTS = ["ghost", "responsiveness", "explain", "memory", "real"]
+PARTS = ["ghost", "responsiveness", "explain", "memory", "typing_cache", "real"]
 
 
 def main() -> int:

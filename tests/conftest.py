@@ -76,8 +76,39 @@ def ghost(nvim):
 
 
 def generates(double):
-    """The /api/generate requests the double received (ghost text)."""
-    return [r for r in double.requests if r.path == "/api/generate"]
+    """The /api/generate requests the double received for ghost text (warm-ups apart: `warms`)."""
+    return [r for r in double.requests if r.path == "/api/generate" and not _is_warm(r)]
+
+
+def warms(double):
+    """The warm-ups the double received: a prompt read ahead for a new line, one token asked."""
+    return [r for r in double.requests if r.path == "/api/generate" and _is_warm(r)]
+
+
+def _is_warm(request):
+    return ((request.json or {}).get("options") or {}).get("num_predict") == 1
+
+
+FIM_MIDDLE = "<|fim_middle|>"
+
+
+def fim_typed(prompt: str) -> str:
+    """What a raw FIM prompt (the Qwen family's) holds after its middle marker: the cursor's line as
+    typed after its indentation, less its end that the model is asked to write again (the word being
+    typed with the space before it, or a trailing space: ai_host.fim.word_cut)."""
+    return prompt.rpartition(FIM_MIDDLE)[2]
+
+
+def writes(line: str, *rest: str, otherwise: tuple[str, ...] = ("pass",)):
+    """A model (for double.script.tokens) that means to write `line` on the cursor's line, as a
+    FIM model does: it goes on from where the prompt's typed text ends (so it writes the cut-off word
+    again), then `rest`; where what was typed is not the start of `line`, it answers `otherwise`."""
+
+    def tokens(req: dict) -> list[str]:
+        typed = fim_typed(req["prompt"])
+        return [line[len(typed) :], *rest] if line.startswith(typed) else list(otherwise)
+
+    return tokens
 
 
 def chats(double):

@@ -121,6 +121,7 @@ class CompleteRequest(JobRequest):
     extra: tuple[ContextChunk, ...] = ()
     variant: int = 0  # > 0: an alternative (sampled, never cached)
     prefetch: bool = False  # into the cache only: what follows accepting the suggestion shown
+    warm: bool = False  # the cursor is on a new line: the server reads the prompt ahead, nothing shown
 
 
 @dataclass(frozen=True)

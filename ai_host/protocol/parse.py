@@ -149,6 +149,7 @@ def _complete_fields(t: dict[str, Any], kind: str) -> dict[str, Any]:
         ),
         "variant": _int(t, "variant", kind, 0),
         "prefetch": _bool(t, "prefetch", kind),
+        "warm": _bool(t, "warm", kind),
     }
 
 

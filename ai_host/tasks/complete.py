@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import replace
+from contextlib import aclosing
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import fim
@@ -46,9 +47,19 @@ class _Suggestion:
         return None
 
 
+@dataclass
+class Warm:
+    """A buffer's warm-up: the server reads the prompt of the cursor's new line ahead."""
+
+    task: asyncio.Task[Any]
+    job_id: str
+    at_server: bool = False  # sent: the server is evaluating it (its work is kept, not cancelled)
+
+
 class CompletionTask(TaskBase):
     _prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[Any], str]]
     _window_starts: dict[Any, int]
+    _warms: dict[Any, Warm]
 
     def _windowed(self, request: CompleteRequest) -> CompleteRequest:
         """The request with its prefix and suffix cut to what the model is sent (the one cut: the
@@ -64,7 +75,7 @@ class CompletionTask(TaskBase):
             request.prefix_row,
             keep,
         )
-        if start is not None and not request.prefetch:
+        if start is not None and not request.prefetch:  # (a warm-up's start is the next request's)
             self._window_starts[request.buf] = start  # the next request of the buffer starts there too
         return replace(request, prefix=prefix, suffix=suffix)
 
@@ -73,6 +84,9 @@ class CompletionTask(TaskBase):
         was cut and redacted already). `variant` > 0 asks for an alternative (sampled, not cached);
         `prefetch` computes a suggestion into the cache only (what would follow accepting the one shown)."""
         buf, key = request.buf, (request.prefix, request.suffix)
+        if request.warm:
+            return await self._run_warm(job, request)
+        await self._settle_warm(buf)
         task = asyncio.current_task()
         if request.prefetch and task is not None:
             self._prefetches[buf] = (key, task, job.id)
@@ -85,7 +99,7 @@ class CompletionTask(TaskBase):
                     self._emit(job.id, Suggestion(cached))  # kept restored: it never leaves
                 self._emit(job.id, Done({"ttft_ms": 0}, cached=True))
                 return
-        if request.prefetch and any(j.kind != "complete" for j in self.jobs):
+        if request.prefetch and self._model_wanted_elsewhere():
             self._emit(job.id, Done(skipped=True))  # only when nothing else wants the model
             return
         try:
@@ -106,11 +120,11 @@ class CompletionTask(TaskBase):
         """One attempt at a suggestion on one endpoint with one model."""
         ccfg = self.config["completion"]
         prefix, suffix = request.prefix, request.suffix
-        gen = await self._fim_request(backend, model, request)
+        gen, retyped = await self._fim_request(backend, model, request)
         line_suffix, _, rest = suffix.partition("\n")
         line_prefix = prefix.rpartition("\n")[2]  # a secret is restored only on its own line
         next_line = next((line for line in rest.split("\n") if line.strip()), "")
-        view = _Suggestion(SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]), line_prefix))
+        view = _Suggestion(SuggestionFilter(line_suffix, next_line, int(ccfg["max_lines"]), line_prefix, retyped))
         last_sent = ""
 
         def send(text: str) -> None:
@@ -139,6 +153,54 @@ class CompletionTask(TaskBase):
         self._record(model, ttft, None)  # type: ignore[arg-type]
         self._emit(job.id, Done({"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": out.stopped_early}))
 
+    async def _run_warm(self, job: Job, request: CompleteRequest) -> None:
+        """The cursor went to another line: have the server read this request's prompt now (one
+        token generated, not shown), while the user types the line. The prompt puts the cursor's
+        line after the middle marker (fim.FimTemplate.layout), so the request at the next pause
+        shares all of it but the characters typed: the server evaluates only those. Only when
+        nothing but ghost text wants the model; an error is not the user's concern (not shown)."""
+        task = asyncio.current_task()
+        if task is None or self._model_wanted_elsewhere():
+            self._emit(job.id, Done(skipped=True))
+            return
+        warm = self._warms[request.buf] = Warm(task, job.id)
+        try:
+            await self.servers.routed(
+                job,
+                "completion",
+                request.model,
+                lambda backend, model: self._warm_on(warm, job, request, backend, model),
+                lambda status: None,
+            )
+        finally:
+            if self._warms.get(request.buf) is warm:
+                del self._warms[request.buf]
+
+    async def _warm_on(self, warm: Warm, job: Job, request: CompleteRequest, backend: Backend, model: str) -> None:
+        gen, _ = await self._fim_request(backend, model, request)
+        gen = replace(gen, options={**gen.options, "num_predict": 1})  # 0 means "no limit" to Ollama
+        async with self._admitted(job, PREFETCH, backend, model), aclosing(backend.generate(gen)) as chunks:
+            warm.at_server = True
+            async for _ in chunks:
+                break  # the first token comes once the prompt is read: that was all (whatever the server does)
+        self._emit(job.id, Done({"warm": True, "model": model}))
+
+    def _model_wanted_elsewhere(self) -> bool:
+        """Another kind of job (an explanation, a review) wants the model: prefetches and warm-ups
+        wait for another time."""
+        return any(j.kind != "complete" for j in self.jobs)
+
+    async def _settle_warm(self, buf: Any) -> None:
+        """A warm-up the server is evaluating is the start of this request's prompt: let it finish
+        (cancelling would throw that work away); one not sent yet is dropped."""
+        warm = self._warms.get(buf)
+        if warm is None or warm.task.done():
+            return
+        if warm.at_server:
+            await asyncio.wait([warm.task])
+        else:
+            self._supersede(warm.job_id)
+
     async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
         """A prefetch for exactly this place is awaited (its answer lands in the cache); any other
         prefetch of the buffer is stale and cancelled."""
@@ -155,7 +217,9 @@ class CompletionTask(TaskBase):
             # let it close its response first: never two ghost-text streams of a buffer at once
             await asyncio.wait([entry[1]])
 
-    async def _fim_request(self, backend: Backend, model: str, request: CompleteRequest) -> GenerateRequest:
+    async def _fim_request(self, backend: Backend, model: str, request: CompleteRequest) -> tuple[GenerateRequest, str]:
+        """The request for the server, and the typed part of the word at the cursor that the
+        model is asked to write again (fim.word_cut; '' when the server lays out the prompt)."""
         ccfg = self.config["completion"]
         prefix, suffix = request.prefix, request.suffix
         options: dict[str, Any] = {
@@ -166,12 +230,13 @@ class CompletionTask(TaskBase):
         if request.variant:
             options["temperature"] = max(float(ccfg["temperature"]), ALTERNATIVE_TEMPERATURE)
             options["seed"] = request.variant
-        family = ccfg["fim_template"] or None
+        # a family we know gets our own template (its cache-friendly layout, fim.FimTemplate.layout);
+        # another model, the server's own when it fills in the middle (Ollama's `suffix`)
+        family = ccfg["fim_template"] or fim.family_of(model)
         use_suffix = False
         if family is None:
             caps = await self.servers.capabilities(backend, model)
             use_suffix = caps is not None and "insert" in caps
-            family = fim.family_of(model)
         if request.extra:
             budget = int(int(ccfg["context_chars"]) * EXTRA_CONTEXT_SHARE)
             prefix = fim.with_extra(
@@ -183,24 +248,29 @@ class CompletionTask(TaskBase):
                 budget,
             )
         if use_suffix:
-            return GenerateRequest(
+            gen = GenerateRequest(
                 model=model, prompt=prefix, suffix=suffix, options=options, keep_alive=ccfg["keep_alive"]
             )
+            return gen, ""
         template = fim.TEMPLATES.get(family or "")
         if template is None:
             raise UnsuitableModel(
                 "cannot fill in the middle (no `insert` capability, unknown family)", url=backend.url, model=model
             )
         options["stop"] = list(template.stop)
-        return GenerateRequest(
+        prompt, retyped = template.layout(prefix, suffix)
+        gen = GenerateRequest(
             model=model,
-            prompt=template.render(prefix, suffix),
+            prompt=prompt,
             raw=True,
             options=options,
             keep_alive=ccfg["keep_alive"],
         )
+        return gen, retyped
 
 
-def group_of(prefetch: bool, buf: Any) -> str:
-    """The job group of a buffer's ghost-text requests (or its prefetches): the newest supersedes."""
-    return f"{'prefetch' if prefetch else 'complete'}:{buf}"
+def group_of(request: CompleteRequest) -> str:
+    """The job group of a buffer's ghost-text requests (or its prefetches, or its warm-ups): the
+    newest supersedes."""
+    role = "prefetch" if request.prefetch else "warm" if request.warm else "complete"
+    return f"{role}:{request.buf}"

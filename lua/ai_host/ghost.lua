@@ -5,7 +5,9 @@
 --- further lines as virtual lines. Typing the suggestion's next characters shrinks it (no new
 --- request); so does typing past a request that has not answered yet, while what comes agrees with
 --- what was typed (its prompt evaluation is not thrown away: one request per buffer at the server);
---- any other keystroke cancels the request at once and hides the stale text.
+--- any other keystroke cancels the request at once and hides the stale text. When the cursor goes
+--- to another line, a warm-up has the server read the new prompt at once (completion.warm), so the
+--- pause at the line's end waits only for the characters typed on it.
 --- Its insert-mode keys fall through by ai_host.keys; the text of other buffers comes from ai_host.ring.
 
 local M = {}
@@ -24,6 +26,7 @@ H.fired = 0 -- debounce timer callbacks fired and not yet run on the main loop
 H.enabled = true -- the <leader>at toggle
 H.shown_errors = {} -- each distinct error is notified once per session
 H.pending = nil -- the text an accept is about to insert
+H.warmed = nil -- { buf, row (1-based) }: the place of the last request or warm-up
 -- H.samples: { sent, shown } hrtimes of a request leaving and its first text on screen (bench/)
 H.samples = {}
 H.max_samples = 1000
@@ -37,7 +40,10 @@ function M.attach()
   end
   au({ 'InsertEnter', 'TextChangedI', 'TextChangedP' }, function() M.on_change() end)
   au('CursorMovedI', function() M.on_cursor() end)
-  au({ 'InsertLeave', 'BufLeave', 'WinLeave' }, function() M.clear() end)
+  au({ 'InsertLeave', 'BufLeave', 'WinLeave' }, function()
+    M.clear()
+    H.warmed = nil -- back in Insert mode, the server may hold other text by then: warm again
+  end)
   au('ModeChanged', function() M.clear() end, 'i*:[^i]*') -- <C-c> leaves insert without InsertLeave
   local hide_with_menu = function()
     if require('ai_host').get_config().completion.hide_with_menu then M.clear() end
@@ -54,7 +60,11 @@ function M.on_change()
   local state = H.state
   if state ~= nil and H.still_valid(state) then return H.render(state) end
   H.drop(state)
-  if H.allowed(vim.api.nvim_get_current_buf()) then H.debounce() end
+  local buf = vim.api.nvim_get_current_buf()
+  if H.allowed(buf) then
+    H.warm(buf)
+    H.debounce()
+  end
 end
 
 --- The cursor moved without a change: a suggestion only survives if the cursor is where it expects.
@@ -279,6 +289,7 @@ function H.request(opts)
   state.prefix, state.suffix, state.prefix_row =
     H.window(buf, row, state.line_before, state.line_after, config.context_chars)
   H.state = state
+  H.warmed = { buf = buf, row = row }
   local id, msg = require('ai_host.host').start(
     'complete',
     H.payload(buf, state.prefix, state.suffix, {
@@ -449,6 +460,25 @@ function H.on_superseded(state)
   if H.state ~= state then return end
   state.done = true
   if state.text == '' then M.clear() end
+end
+
+-- The cursor is on another line than the last request or warm-up: the server reads the text
+-- around it now, while the user types the line, so that the request at the next pause is
+-- evaluated from the characters typed on (completion.warm; not while a host starts). The engine does it only when nothing
+-- else wants the model; nothing is shown, an error is not reported.
+function H.warm(buf)
+  local config = require('ai_host').get_config().completion
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  if not config.warm or (H.warmed and H.warmed.buf == buf and H.warmed.row == row) then return end
+  if require('ai_host.host').starting() then return end -- a new host's server cache is cold anyway
+  H.warmed = { buf = buf, row = row }
+  local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1] or ''
+  local prefix, suffix, prefix_row = H.window(buf, row, line:sub(1, col), line:sub(col + 1), config.context_chars)
+  require('ai_host.host').start(
+    'complete',
+    H.payload(buf, prefix, suffix, { warm = true, prefix_row = prefix_row }),
+    {}
+  )
 end
 
 -- Ask ahead for what would follow accepting the whole suggestion, into the engine's cache only.

@@ -109,7 +109,13 @@ function M.start(kind, payload, handlers)
   H.counter = H.counter + 1
   local id = string.format('%s-%d', kind, H.counter)
   payload.id = id
-  local job = { id = id, kind = kind, prefetch = payload.prefetch == true, phase = 'queued', handlers = handlers }
+  local job = {
+    id = id,
+    kind = kind,
+    prefetch = payload.prefetch == true or payload.warm == true,
+    phase = 'queued',
+    handlers = handlers,
+  }
   H.jobs[id] = job
   -- the gate learns of a busy language server before the job reaches it (the host may start now)
   if payload.buf ~= nil then M.report_lsp(payload.buf, true) end
@@ -283,8 +289,13 @@ function H.alive(chan) return next(vim.api.nvim_get_chan_info(chan)) ~= nil end
 
 -- While the restarted host starts: keep what is sent, in order, for when it is up. A job cancelled
 -- meanwhile simply leaves the queue (the new host never heard of it); the config goes first anyway.
+-- A warm-up is let go: a new host's server cache is cold, and the next request reads it anyway.
 function H.enqueue(event, payload)
   if event == 'config' then return true end
+  if payload and payload.warm then
+    H.jobs[payload.id] = nil
+    return true
+  end
   if event == 'cancel' or event == 'cancel_all' then
     for i = #H.queue, 1, -1 do
       local queued = H.queue[i][2].id

@@ -17,6 +17,7 @@ require('ai_host').setup({
   completion = {
     fim_template = 'qwen', max_lines = 4, num_predict = 48, temperature = 0,
     context_chars = 1600, prefix_ratio = 0.75, debounce_ms = 250, prefetch = false,
+    warm = vim.env.AI_HOST_TRY_WARM ~= '0', -- (bench/real_typing.py compares it off)
   },
   explain = { context_lines = 4, max_chars = 3000, num_predict = 256 },
   refactor = { context_lines = 4, max_chars = 3000, num_predict = 512 },

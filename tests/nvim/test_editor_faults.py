@@ -12,6 +12,9 @@ from tests.conftest import explain_info, generates, ghost, quiet, wait_until
 pytestmark = pytest.mark.nvim
 
 SUGGESTION = "SUGGESTED_TEXT"
+# After "x = " typed the prompt ends "x =" (a trailing space is the model's to write again:
+# ai_host.fim.word_cut), so the model's answer starts with it.
+AFTER_SPACE = " " + SUGGESTION
 
 
 def extmarks_everywhere(nvim):
@@ -37,7 +40,7 @@ def setup_ghost(nvim, **completion):
 
 
 def test_reloading_the_buffer_from_disk_while_a_suggestion_streams(nvim, double, tmp_path):
-    double.script.tokens = [SUGGESTION[:4], SUGGESTION[4:8], SUGGESTION[8:]]
+    double.script.tokens = [AFTER_SPACE[:5], AFTER_SPACE[5:9], AFTER_SPACE[9:]]
     double.script.token_delay_s = 0.3
     setup_ghost(nvim)
     path = tmp_path / "a.py"
@@ -98,7 +101,7 @@ def test_switching_tabs_and_buffers_mid_stream(nvim, double, tmp_path):
 
 
 def test_a_ghost_suggestion_never_lands_in_the_buffer_a_stream_started_in_after_a_switch(nvim, double, tmp_path):
-    double.script.tokens = [SUGGESTION[:5], SUGGESTION[5:]]
+    double.script.tokens = [AFTER_SPACE[:6], AFTER_SPACE[6:]]
     double.script.token_delay_s = 0.3
     setup_ghost(nvim)
     nvim.command(f"edit {tmp_path / 'one.py'}")
@@ -114,7 +117,7 @@ def test_a_ghost_suggestion_never_lands_in_the_buffer_a_stream_started_in_after_
 
 
 def test_bufdo_while_a_suggestion_is_shown_changes_only_what_it_says(nvim, double, tmp_path):
-    double.script.tokens = [SUGGESTION]
+    double.script.tokens = [AFTER_SPACE]
     setup_ghost(nvim)
     for name in ("p.txt", "q.txt", "r.txt"):
         (tmp_path / name).write_text(f"# {name}\n")

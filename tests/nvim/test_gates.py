@@ -7,12 +7,15 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, chats, explain_info, generates, ghost, quiet, wait_until
+from tests.conftest import ROOT, chats, explain_info, generates, ghost, quiet, wait_until, writes
 
 pytestmark = pytest.mark.nvim
 
 GIB = 2**30
 CODE = ["def add(a, b):", "    return ", "", "print(add(1, 2))"]
+# The model means "return a + b" on CODE's second line: after "return " the prompt ends "return" (the
+# trailing space is the model's to write again, ai_host.fim.word_cut), and it answers " a + b".
+RETURN_SUM = writes("return a + b")
 
 
 @pytest.fixture
@@ -46,7 +49,8 @@ def type_at_return(nvim, keys="A"):
 
 
 def test_gpu_above_threshold_no_ghost_text_request_reaches_the_server(nvim, double, gpu_file):
-    double.script.tokens = ["a + b"]
+    # "xy" typed is cut off the prompt (the word being typed): the model means "return xy + 1"
+    double.script.tokens = writes("return xy + 1")
     set_gpu(gpu_file, 11)  # 92% > 80%
     setup(nvim)
     type_at_return(nvim, "Ax")
@@ -56,7 +60,7 @@ def test_gpu_above_threshold_no_ghost_text_request_reaches_the_server(nvim, doub
     assert generates(double) == [] and not ghost(nvim)["shown"]
     set_gpu(gpu_file, 4)  # memory freed: ghost text comes back
     nvim.input("y")
-    wait_until(lambda: ghost(nvim).get("text") == "a + b")
+    wait_until(lambda: ghost(nvim).get("text") == " + 1")
     assert len(generates(double)) == 1
 
 
@@ -94,7 +98,7 @@ def test_explain_runs_as_soon_as_memory_is_freed(nvim, double, gpu_file):
 
 def test_no_nvml_means_the_gate_is_off_and_status_says_why(nvim, double, gpu_file):
     gpu_file.write_text(json.dumps({"error": "NVML Shared Library Not Found"}))
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     setup(nvim)
     type_at_return(nvim)
     wait_until(lambda: ghost(nvim).get("text") == "a + b")
@@ -103,7 +107,7 @@ def test_no_nvml_means_the_gate_is_off_and_status_says_why(nvim, double, gpu_fil
 
 
 def test_status_shows_the_gpu_reading_and_model_figures(nvim, double, gpu_file):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     set_gpu(gpu_file, 6)
     setup(nvim)
     type_at_return(nvim)
@@ -137,7 +141,7 @@ def release_lsp(nvim):
 
 
 def test_ghost_text_waits_for_a_busy_language_server_then_proceeds(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     setup(nvim, "lsp = {completion_wait_ms = 20000}")
     start_slow_lsp(nvim)
     nvim.exec_lua("require('ai_host.host').warm_up()")  # the host runs: it hears LSP updates
@@ -173,11 +177,12 @@ def test_explain_waits_briefly_for_the_language_server_and_says_so(nvim, double)
 
 def test_nvml_raising_on_every_call_never_gets_in_the_way(nvim, double, gpu_file):
     gpu_file.write_text(json.dumps({"nvml_raises": "Unknown Error"}))
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     setup(nvim)
     type_at_return(nvim)
     wait_until(lambda: ghost(nvim).get("text") == "a + b")  # the gate is off, ghost text works
     nvim.input("<Esc>")
+    double.script.tokens = ["a + b"]  # the explanation's answer
     nvim.command("1,2AIExplain")
     i = wait_until(lambda: explain_info(nvim)["status"] in ("done", "error") and explain_info(nvim))
     assert (i["status"], i["text"]) == ("done", "a + b")
@@ -214,5 +219,7 @@ def test_a_gpu_reading_flapping_around_the_threshold_keeps_one_decision(nvim, do
     text = "\n".join(nvim.exec_lua("return require('ai_host.status').lines()"))
     assert "(78%, threshold 80%), busy until 75% or less" in text
     set_gpu(gpu_file, 6)  # 50%: memory really freed
-    nvim.input("v")
+    # (not a word: it stays in the prompt, and the model's "a + b" is read from there; after a word
+    # typed the model would be asked to write that word again first)
+    nvim.input("(")
     wait_until(lambda: ghost(nvim).get("text") == "a + b")

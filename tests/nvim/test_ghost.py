@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import generates, ghost, quiet, wait_until
+from tests.conftest import fim_typed, generates, ghost, quiet, wait_until, warms, writes
 
 pytestmark = pytest.mark.nvim
 
 CODE = ["def add(a, b):", "    return ", "", "print(add(1, 2))"]
+# What the model means to write on CODE's second line: its prompt ends "return" (the trailing space
+# is left for the model to write again, ai_host.fim.word_cut), so it answers " a + b".
+RETURN_SUM = writes("return a + b")
 
 
 def marks(nvim):
@@ -27,12 +30,19 @@ def start(nvim, lines=CODE, row=2, keys="A", opts="{completion = {debounce_ms = 
     return nvim.current.buffer
 
 
+def fim_parts(prompt):
+    """The text before and after the cursor in a Qwen FIM prompt (the typed line after the marker)."""
+    head, _, rest = prompt.partition("<|fim_suffix|>")
+    after, _, line = rest.partition("<|fim_middle|>")
+    return head.removeprefix("<|fim_prefix|>") + line, after
+
+
 def shown(nvim, text):
     return wait_until(lambda: ghost(nvim).get("text") == text and ghost(nvim).get("done"))
 
 
 def test_suggestion_streams_in_as_ghost_text_and_grows(nvim, double):
-    double.script.tokens = ["a", " +", " b", "\n    # sum"]
+    double.script.tokens = [" a", " +", " b", "\n    # sum"]  # the space cut off the prompt, written again
     double.script.token_delay_s = 0.15
     buf = start(nvim)
     first = wait_until(lambda: ghost(nvim).get("text"))
@@ -46,12 +56,15 @@ def test_suggestion_streams_in_as_ghost_text_and_grows(nvim, double):
     assert details["virt_lines"] == [[["    # sum", "AiHostGhost"]]]
     assert buf[:] == CODE  # ghost text is not text
     req = generates(double)[0].json
-    assert req["prompt"].endswith("def add(a, b):\n    return ") and req["suffix"] == "\n\nprint(add(1, 2))"
+    # the family's own template, the line typed (after its indentation) behind the middle marker, up
+    # to where a tokenizer would end it (the space after "return" is the model's to write)
+    assert req["raw"] is True and "suffix" not in req
+    assert req["prompt"].endswith("def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))<|fim_middle|>return")
     assert req["options"]["num_ctx"] == 8192
 
 
 def test_tab_accepts_exactly_the_suggestion_and_undo_restores_the_line(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     buf = start(nvim)
     shown(nvim, "a + b")
     nvim.input("<Tab>")
@@ -77,7 +90,7 @@ def test_accept_word_then_line_insert_exactly_that_much(nvim, double):
 
 
 def test_typing_the_suggestion_shrinks_it_without_a_request(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     start(nvim)
     shown(nvim, "a + b")
     nvim.input("a +")
@@ -87,11 +100,13 @@ def test_typing_the_suggestion_shrinks_it_without_a_request(nvim, double):
 
 
 def test_a_divergent_key_cancels_at_once_and_the_server_stops(nvim, double):
-    double.script.tokens = lambda req: ["NEW"] if req["prompt"].endswith("z") else ["a"] + [" + b"] * 200
+    # "(" is not what the model is about to say, and, not being a word, stays in the prompt (the
+    # word being typed is cut off it and written again by the model: "x" would ask the same prompt)
+    double.script.tokens = writes("return a", *[" + b"] * 200, otherwise=("NEW",))
     double.script.token_delay_s = 0.03
     start(nvim)
     first_id = wait_until(lambda: ghost(nvim).get("text") and ghost(nvim)["id"])
-    nvim.input("z")
+    nvim.input("(")
     wait_until(lambda: double.disconnects == 1)
     assert ghost(nvim).get("id") != first_id  # the stale suggestion is gone with its request
     shown(nvim, "NEW")
@@ -103,7 +118,7 @@ def test_a_divergent_key_cancels_at_once_and_the_server_stops(nvim, double):
 def test_typing_while_the_model_still_thinks_keeps_its_answer(nvim, double):
     # a slow prompt evaluation: the user types on before any text came; the answer agrees with what
     # was typed, so its rest is shown, and no second prompt is evaluated
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     double.script.ttft_s = 3.0
     start(nvim)
     wait_until(lambda: double.handling == 1)
@@ -114,23 +129,27 @@ def test_typing_while_the_model_still_thinks_keeps_its_answer(nvim, double):
 
 
 def test_an_answer_that_disagrees_with_what_was_typed_meanwhile_is_asked_again(nvim, double):
-    double.script.tokens = lambda req: ["YZ"] if req["prompt"].endswith("x") else ["a + b"]
+    # "(" is not what the model is about to say, and, not being a word, stays in the prompt (the
+    # word being typed is cut off it and written again by the model: "x" would ask the same prompt)
+    double.script.tokens = writes("return a + b", otherwise=("YZ",))
     double.script.ttft_s = 2.0
     start(nvim)
     wait_until(lambda: double.handling == 1)
-    nvim.input("x")  # not what the model is about to say
+    nvim.input("(")  # not what the model is about to say
     shown(nvim, "YZ")  # the first answer never shows; the place the cursor is now was asked for
     status = quiet(nvim, double)
     assert len(generates(double)) == 2 and status["max_in_flight"] == 1
 
 
 def test_returning_to_a_context_shows_the_cached_suggestion_without_a_request(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = writes("return a + b", otherwise=("pass",))
     start(nvim)
     shown(nvim, "a + b")
-    nvim.input("x")  # diverges: a new request for "return x"
+    # diverges: a new request for "return (" (not a word, so it stays in the prompt; after a word
+    # typed the prompt would end "return" again, and the model's " a + b" would show nothing)
+    nvim.input("(")
     wait_until(lambda: len(generates(double)) == 2)
-    wait_until(lambda: ghost(nvim).get("done"))
+    shown(nvim, "pass")
     nvim.input("<BS>")  # back where we were: from the cache
     shown(nvim, "a + b")
     quiet(nvim, double)
@@ -155,7 +174,7 @@ def test_tab_without_a_suggestion_falls_through_to_the_users_mapping(nvim, doubl
 
 
 def test_dismiss_hides_and_cancels(nvim, double):
-    double.script.tokens = ["a"] + [" + b"] * 200
+    double.script.tokens = [" a"] + [" + b"] * 200
     double.script.token_delay_s = 0.03
     start(nvim)
     wait_until(lambda: ghost(nvim).get("text"))
@@ -165,7 +184,7 @@ def test_dismiss_hides_and_cancels(nvim, double):
 
 
 def test_leaving_insert_mode_hides_it(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     start(nvim)
     shown(nvim, "a + b")
     nvim.input("<Esc>")
@@ -182,7 +201,7 @@ def test_leaving_insert_mode_hides_it(nvim, double):
     ],
 )
 def test_no_request_where_ghost_text_is_disabled(nvim, double, prepare):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
     nvim.command("edit add.py")
     nvim.current.buffer[:] = CODE
@@ -197,7 +216,7 @@ def test_a_model_without_insert_uses_its_familys_raw_template(nvim, double):
     from tests.fakes.ollama_double import ModelSpec
 
     double.add_model(ModelSpec("qwen2.5-coder:1.5b-base", capabilities=["completion"]))
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     start(
         nvim,
         opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'qwen2.5-coder:1.5b-base'}}",
@@ -205,8 +224,20 @@ def test_a_model_without_insert_uses_its_familys_raw_template(nvim, double):
     shown(nvim, "a + b")
     req = generates(double)[0].json
     assert req["raw"] is True and "suffix" not in req
-    assert req["prompt"] == "<|fim_prefix|>def add(a, b):\n    return <|fim_suffix|>\n\nprint(add(1, 2))<|fim_middle|>"
+    assert req["prompt"] == "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))<|fim_middle|>return"
     assert "<|endoftext|>" in req["options"]["stop"]
+
+
+def test_a_model_of_a_family_we_do_not_know_uses_the_servers_own_template(nvim, double):
+    from tests.fakes.ollama_double import ModelSpec
+
+    double.add_model(ModelSpec("granite-code:3b", capabilities=["completion", "insert"]))
+    double.script.tokens = ["a + b"]
+    start(nvim, opts="{completion = {debounce_ms = 10, prefetch = false}, models = {completion = 'granite-code:3b'}}")
+    shown(nvim, "a + b")
+    req = generates(double)[0].json
+    assert not req.get("raw") and req["prompt"].endswith("def add(a, b):\n    return ")
+    assert req["suffix"] == "\n\nprint(add(1, 2))"
 
 
 def test_a_model_that_cannot_fill_in_the_middle_is_reported_once(nvim, double):
@@ -230,10 +261,12 @@ def test_a_model_that_cannot_fill_in_the_middle_is_reported_once(nvim, double):
 
 
 def test_never_more_than_one_request_in_flight_per_buffer(nvim, double):
-    double.script.tokens = ["a"] * 100
+    double.script.tokens = [" a"] + ["a"] * 99
     double.script.token_delay_s = 0.02
     start(nvim)
-    for ch in "abcdef":
+    # none of them what the model says; not words, they stay in the prompt, each a new one (a word
+    # being typed is cut off the prompt and written again by the model: "abc" would ask "return")
+    for ch in "+-*/%&":
         before = len(generates(double))
         nvim.input(ch)
         wait_until(lambda: len(generates(double)) > before)  # a pause: this key's request left
@@ -256,7 +289,7 @@ def test_accepting_text_that_ends_in_a_newline_inserts_at_the_cursor(nvim, doubl
 
 
 def test_accept_word_at_the_end_of_a_line_takes_the_line_break(nvim, double):
-    double.script.tokens = ["\nprint(x)"]
+    double.script.tokens = writes("x = 1\nprint(x)")  # the prompt ends "x =": " 1" is written again
     buf = start(nvim, lines=["x = 1", "end"], row=1)
     shown(nvim, "\nprint(x)")
     nvim.input("<M-Right>")
@@ -279,13 +312,13 @@ def test_mid_line_suggestion_never_repeats_the_code_after_the_cursor(nvim, doubl
 
 
 def test_a_trailing_angle_bracket_is_kept(nvim, double):
-    double.script.tokens = ["a <"]
+    double.script.tokens = [" a <"]
     start(nvim)
     shown(nvim, "a <")
 
 
 def test_ctrl_c_hides_the_suggestion(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     start(nvim)
     shown(nvim, "a + b")
     nvim.input("<C-c>")
@@ -317,7 +350,7 @@ def test_tab_falls_through_to_a_script_local_mapping(nvim, double, tmp_path):
 
 
 def test_alternatives_are_fetched_only_when_asked_and_cycle(nvim, double):
-    double.script.tokens = lambda req: ["first"] if req.get("options", {}).get("temperature", 0) < 0.5 else ["second"]
+    double.script.tokens = lambda req: [" first"] if req.get("options", {}).get("temperature", 0) < 0.5 else [" second"]
     buf = start(nvim)
     shown(nvim, "first")
     assert len(generates(double)) == 1
@@ -340,7 +373,7 @@ def test_alternatives_are_fetched_only_when_asked_and_cycle(nvim, double):
 
 
 def test_extra_context_from_other_buffers_goes_into_the_prompt(nvim, double, tmp_path):
-    double.script.tokens = ["x"]
+    double.script.tokens = [" x"]
     other = tmp_path / "helpers.py"
     other.write_text("def helper_used_elsewhere():\n    return 42\n")
     nvim.command(f"edit {other}")
@@ -350,11 +383,11 @@ def test_extra_context_from_other_buffers_goes_into_the_prompt(nvim, double, tmp
     prompt = generates(double)[0].json["prompt"]
     assert "<|file_sep|>" in prompt and "helpers.py" in prompt and "def helper_used_elsewhere():" in prompt
     assert prompt.count("def helper_used_elsewhere():") == 1  # deduplicated
-    assert prompt.endswith("def add(a, b):\n    return ")
+    assert fim_parts(prompt)[0].endswith("<|file_sep|>add.py\ndef add(a, b):\n    return")
 
 
 def test_only_what_the_engine_can_use_of_other_buffers_goes_with_a_request(nvim, double, tmp_path):
-    double.script.tokens = ["x"]
+    double.script.tokens = [" x"]
     # the engine keeps a quarter of context_chars (400 characters) for other files: two chunks of
     # 164 (their text, their name and 16 more) here
     opts = "{completion = {debounce_ms = 10, prefetch = false, context_chars = 1600}}"
@@ -370,22 +403,23 @@ def test_only_what_the_engine_can_use_of_other_buffers_goes_with_a_request(nvim,
     assert [c["filename"] for c in sent] == ["other5.py", "other4.py"]  # the newest first
     prompt = generates(double)[0].json["prompt"]
     assert all(c["text"] in prompt for c in sent)  # all of what was sent was used
-    assert "other_3_0" not in prompt and prompt.endswith("def add(a, b):\n    return ")
+    assert "other_3_0" not in prompt and fim_parts(prompt)[0].endswith("def add(a, b):\n    return")
 
 
 def test_the_suggestion_after_an_accept_was_prefetched(nvim, double):
-    double.script.tokens = lambda req: ["a + b"] if req["prompt"].endswith("return ") else ["  # done"]
+    # after "return " the prompt ends "return": the model writes the space again
+    double.script.tokens = lambda req: [" a + b"] if fim_typed(req["prompt"]) == "return" else ["  # done"]
     buf = start(nvim, opts="{completion = {debounce_ms = 10, prefetch = true}}")
     shown(nvim, "a + b")
     wait_until(lambda: len(generates(double)) == 2)  # the prefetch, while the user looks
-    assert generates(double)[1].json["prompt"].endswith("return a + b")
+    assert fim_typed(generates(double)[1].json["prompt"]) == "return a + b"
     wait_until(lambda: double.active_streams == 0)
     nvim.input("<Tab>")
     wait_until(lambda: buf[1] == "    return a + b")
     shown(nvim, "  # done")
     # shown from the cache: the only request for this place was the prefetch
-    assert [r.json["prompt"].endswith("return a + b") for r in generates(double)][:2] == [False, True]
-    assert sum(r.json["prompt"].endswith("return a + b") for r in generates(double)) == 1
+    assert [fim_typed(r.json["prompt"]) == "return a + b" for r in generates(double)][:2] == [False, True]
+    assert sum(fim_typed(r.json["prompt"]) == "return a + b" for r in generates(double)) == 1
 
 
 def test_no_ghost_text_while_the_popup_menu_is_open(nvim, double):
@@ -412,7 +446,7 @@ def test_no_ghost_text_in_a_buffer_above_the_size_limit(nvim, double):
 
 
 def test_cost_per_keystroke_is_bounded_by_the_context_window(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = RETURN_SUM
     big = [f"line_{i} = {i}" for i in range(20_000)]
     start(
         nvim,
@@ -421,13 +455,13 @@ def test_cost_per_keystroke_is_bounded_by_the_context_window(nvim, double):
         opts="{completion = {debounce_ms = 10, prefetch = false, max_file_bytes = 10000000, context_chars = 4000}}",
     )
     shown(nvim, "a + b")
-    req = generates(double)[0].json
-    assert len(req["prompt"]) <= 3000 + 20 and len(req["suffix"]) <= 1000 + 20
-    assert req["prompt"].endswith("line_9999 = 9999\n    return ") and req["suffix"].startswith("\nline_10000 = 10000")
+    before, after = fim_parts(generates(double)[0].json["prompt"])
+    assert len(before) <= 3000 + 20 and len(after) <= 1000 + 20
+    assert before.endswith("line_9999 = 9999\n    return") and after.startswith("\nline_10000 = 10000")
 
 
 def test_a_divergent_key_also_cancels_the_prefetch(nvim, double):
-    double.script.tokens = lambda req: ["a + b"] if req["prompt"].endswith("return ") else ["z"] * 300
+    double.script.tokens = lambda req: [" a + b"] if fim_typed(req["prompt"]) == "return" else [" b"] + ["z"] * 300
     double.script.token_delay_s = 0.02
     start(nvim, opts="{completion = {debounce_ms = 10, prefetch = true}}")
     shown(nvim, "a + b")
@@ -435,13 +469,16 @@ def test_a_divergent_key_also_cancels_the_prefetch(nvim, double):
     nvim.exec_lua("require('ai_host').get_config().completion.debounce_ms = 5000")  # no new request soon
     nvim.input("q")  # not what was suggested: what follows "a + b" is no longer wanted
     wait_until(lambda: double.disconnects == 1)
-    assert len(generates(double)) == 2 and generates(double)[1].json["prompt"].endswith("return a + b")
+    assert len(generates(double)) == 2 and fim_typed(generates(double)[1].json["prompt"]) == "return a + b"
 
 
 def test_prefetches_the_engine_lets_go_are_forgotten_by_the_editor(nvim, double):
     """Accept, then type something else: the kept prefetch is superseded by the engine, and the
     editor forgets it (no job left waiting, the watchdog stops)."""
-    double.script.tokens = [f"tok{i} " for i in range(6)]
+    # after an accept the line ends "tok5 ": the prompt ends "tok5", and the model writes the space again
+    double.script.tokens = lambda req: (
+        [f"tok{i} " for i in range(6)] if fim_typed(req["prompt"]).endswith(")") else [f" tok{i}" for i in range(6, 12)]
+    )
     double.script.token_delay_s = 0.05
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 50, prefetch = true}})")
     nvim.command("edit add.py")
@@ -489,7 +526,7 @@ def test_typing_down_a_long_file_keeps_each_prompt_starting_where_the_server_cac
     """Servers keep the last prompt evaluated and reuse its longest common start (the double models
     this): typing line after line, each request starts like the one before, so it evaluates only
     the few lines around the cursor, not the whole window again."""
-    double.script.tokens = ["0"]
+    double.script.tokens = [" 0"]  # the prompt ends "total_0 =": the space is written again
     code = [f"value_{i:03d} = compute({i}, {i * 7})  # ----------" for i in range(400)]  # > the window
     start(nvim, lines=code, row=380, keys="o")
     for i in range(6):
@@ -502,3 +539,97 @@ def test_typing_down_a_long_file_keeps_each_prompt_starting_where_the_server_cac
     assert len(evals) >= 5
     for reused, evaluated in evals:
         assert reused / (reused + evaluated) > 0.8, evals
+
+
+def started(nvim):
+    nvim.exec_lua("require('ai_host.host').warm_up()")
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.host').started()"))
+
+
+def _evals_by_request(double, every=False):
+    """(request, prompt tokens it reused, tokens it evaluated) for each /api/generate (`every`: and
+    /api/chat), in order."""
+    asked = [r for r in double.requests if r.path == "/api/generate" or every and r.path == "/api/chat"]
+    return [(r, *ev) for r, ev in zip(asked, double.prompt_evals)]
+
+
+def test_a_new_line_is_read_ahead_so_a_pause_evaluates_only_what_was_typed(nvim, double):
+    """Going to another line sends a warm-up: the prompt up to the cursor's line, one token asked,
+    nothing shown. The request at the next pause shares all of it but the characters typed on the
+    line, so the server evaluates only those (not the text after the cursor again)."""
+    double.script.tokens = [" 0"]  # the prompt ends "total_0 =": the space is written again
+    code = [f"value_{i:03d} = compute({i}, {i * 7})  # ----------" for i in range(400)]
+    # a pause's request leaves 0.3 s after the last key: the warm-up is at the server by then (one
+    # that is not is dropped for the request, which reads the same prompt anyway)
+    start(nvim, lines=code, row=380, keys="", opts="{completion = {debounce_ms = 300, prefetch = false}}")
+    started(nvim)  # (none while a host starts: its server's cache is cold anyway)
+    nvim.input("o")
+    for i in range(4):
+        wait_until(lambda: len(warms(double)) == i + 1)
+        quiet(nvim, double)
+        nvim.input(f"total_{i} = ")
+        wait_until(lambda: any(fim_typed(r.json["prompt"]) == f"total_{i} =" for r in generates(double)))
+        wait_until(lambda: ghost(nvim).get("done"))
+        quiet(nvim, double)
+        nvim.input("<C-]><CR>")
+    assert all(w.json["options"]["num_predict"] == 1 for w in warms(double))
+    assert ghost(nvim)["shown"] is False  # a warm-up shows nothing
+    asked = _evals_by_request(double)[1:]  # the first request fills the empty cache
+    pauses = [(reused, ev) for r, reused, ev in asked if "total_" in r.json["prompt"].rpartition("<|fim_middle|>")[2]]
+    assert len(pauses) >= 4
+    for reused, evaluated in pauses:  # "total_3 =" is at most 4 of the double's tokens
+        assert evaluated <= 4 and reused > 100, asked
+
+
+def test_a_pause_waits_for_the_warm_up_the_server_is_reading_instead_of_cancelling_it(nvim, double):
+    """Cancelling a warm-up the server is evaluating would throw that work away (Ollama keeps
+    evaluating after a disconnect): the request at the pause waits for it, then evaluates only what
+    was typed."""
+    double.script.tokens = [" 0"]  # the prompt ends "x =": the space is written again
+    double.script.prompt_eval_tps = 200  # the window's ~450 tokens: over two seconds
+    code = [f"value_{i:03d} = compute({i}, {i * 7})" for i in range(100)]
+    # the pause's request leaves 1 s after the last key: the warm-up is at the server by then
+    opts = "{completion = {debounce_ms = 1000, prefetch = false, context_chars = 2000}}"
+    start(nvim, lines=code, row=60, keys="", opts=opts)
+    started(nvim)
+    nvim.input("o")
+    wait_until(lambda: warms(double))  # the server is reading it (for about two seconds)
+    nvim.input("x = ")
+    shown(nvim, "0")
+    quiet(nvim, double)
+    assert double.disconnects == 0  # nothing was cut off
+    (warm, _, _), *rest = _evals_by_request(double)
+    assert warm.json["options"]["num_predict"] == 1
+    assert [evaluated for _, _, evaluated in rest][-1] <= 3  # "x =" after the warm-up's prompt
+
+
+def test_no_warm_up_when_it_is_turned_off(nvim, double):
+    double.script.tokens = ["0"]
+    start(nvim, keys="o", opts="{completion = {debounce_ms = 10, prefetch = false, warm = false}}")
+    shown(nvim, "0")
+    quiet(nvim, double)
+    assert warms(double) == [] and len(generates(double)) == 1
+
+
+def test_after_an_explanation_used_the_model_a_pause_still_evaluates_only_what_was_typed(nvim, double):
+    """An explanation replaces what the server's slot holds (one slot: Ollama's default with little
+    memory, llama-cpp-python): back in Insert mode the ghost-text prompt is read again (the warm-up,
+    or the request at the first pause), so the next pause evaluates only the characters typed."""
+    double.script.tokens = [" 0"]  # the prompt ends "x =": the space is written again
+    code = [f"value_{i:03d} = compute({i}, {i * 7})" for i in range(60)]
+    start(nvim, lines=code, row=30, keys="o", opts="{completion = {debounce_ms = 300, prefetch = false}}")
+    wait_until(lambda: generates(double))
+    quiet(nvim, double)
+    nvim.input("<Esc>")
+    nvim.command("10,12AIExplain")
+    wait_until(lambda: nvim.exec_lua("return require('ai_host.explain').info()").get("status") == "done")
+    quiet(nvim, double)
+    assert "<|fim_prefix|>" not in double.cached_prompt  # the explanation's prompt holds the slot
+    nvim.command("close")
+    nvim.input("A")  # back on the new line
+    quiet(nvim, double)
+    nvim.input("x = ")
+    wait_until(lambda: any(r.json["prompt"].endswith("<|fim_middle|>x =") for r in generates(double)))
+    quiet(nvim, double)
+    (_, _, evaluated) = _evals_by_request(double, every=True)[-1]
+    assert evaluated <= 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import DEFAULT_MODEL, chats, explain_info, generates, quiet, wait_until
+from tests.conftest import DEFAULT_MODEL, chats, explain_info, generates, quiet, wait_until, writes
 from tests.fakes.ollama_double import ModelSpec
 
 pytestmark = pytest.mark.nvim
@@ -36,7 +36,7 @@ def test_explains_over_the_interactive_rate_are_refused_with_the_setting_to_chan
 
 
 def test_ghost_text_over_its_rate_is_let_go_quietly(nvim, double):
-    double.script.tokens = ["a + b"]
+    double.script.tokens = writes("return a + b")  # the prompt ends "return": " a + b"
     nvim.exec_lua(
         "require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}, "
         "scheduler = {completion_rate_per_s = 0.1}})"
@@ -117,7 +117,7 @@ MARKER = "zq_unique_identifier_4711"
 def test_nothing_of_the_code_is_written_anywhere_during_a_session(nvim, double, tmp_path):
     """Ghost text, explain and the cache run; afterwards no file under the session's XDG folders (nor
     the log) holds any of the code or of the model's replies."""
-    double.script.tokens = [f"{MARKER}_reply"]
+    double.script.tokens = [f" {MARKER}_reply"]  # after "return " (the prompt ends "return")
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
     nvim.current.buffer[:] = [f"def {MARKER}(a):", "    return "]
     nvim.current.window.cursor = (2, 0)

@@ -38,8 +38,9 @@ AI_LABEL = "return a + b"
 
 
 def completes_return(req, rest=()):
-    """The model's answer: the rest of "return a + b" after what was typed on the line (then `rest`)."""
-    typed = req["prompt"].rsplit("\n", 1)[-1].strip()
+    """The model's answer: the rest of "return a + b" after what the prompt holds of the line (then
+    `rest`): the word being typed, cut off the prompt, is written again."""
+    typed = req["prompt"].rpartition("<|fim_middle|>")[2].rsplit("\n", 1)[-1].strip()
     return [AI_LABEL[len(typed) :], *rest] if AI_LABEL.startswith(typed) else ["pass"]
 
 
@@ -186,15 +187,10 @@ def test_blink_accepting_the_ai_item_inserts_exactly_its_text(blink, double):
     assert nvim.api.get_mode()["mode"] == "i"
 
 
-# The model answers "a + b" after "return ", and " + b" after "return a".
-def _after_return(req):
-    return ["a + b"] if req["prompt"].endswith("return ") else [" + b"]
-
-
 @needs("blink.cmp")
 def test_blink_ghost_text_is_hidden_while_the_menu_is_open(blink, double):
     nvim = blink
-    double.script.tokens = _after_return
+    double.script.tokens = completes_return  # the prompt ends "return": " a + b"
     open_file(nvim, "{completion = {debounce_ms = 10, prefetch = false}}")
     nvim.input("Areturn ")
     wait_until(lambda: ghost(nvim).get("text") == "a + b")
@@ -215,7 +211,7 @@ def test_blink_ghost_text_is_hidden_while_the_menu_is_open(blink, double):
 def tab_falls_through(nvim, double):
     """The plugin's <Tab> falls through to ai_host's (ghost text accepted), and after setup() runs
     again, now that the plugin has mapped <Tab> in this buffer, to a plain tab: no loop between them."""
-    double.script.tokens = _after_return
+    double.script.tokens = completes_return  # the prompt ends "return": " a + b"
     open_file(nvim, "{completion = {debounce_ms = 10, prefetch = false}}")
     nvim.command("setlocal noexpandtab softtabstop=0")
     nvim.input("Areturn ")
@@ -286,7 +282,7 @@ def test_cmp_accepting_the_ai_item_inserts_exactly_its_text(nvim_cmp, double):
 @needs("nvim-cmp", "cmp-buffer")
 def test_cmp_ghost_text_is_hidden_while_the_menu_is_open(nvim_cmp, double):
     nvim = nvim_cmp
-    double.script.tokens = _after_return
+    double.script.tokens = completes_return  # the prompt ends "return": " a + b"
     open_file(nvim, "{completion = {debounce_ms = 10, prefetch = false}}")
     nvim.input("Areturn ")
     wait_until(lambda: ghost(nvim).get("text") == "a + b")

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from tests.conftest import WAIT_S, explain_info, generates, ghost, quiet, wait_until
+from tests.conftest import WAIT_S, explain_info, generates, ghost, quiet, wait_until, writes
 
 pytestmark = pytest.mark.nvim
 
@@ -41,14 +41,16 @@ def statusline(nvim):
 
 
 def test_typing_goes_on_while_the_killed_host_restarts_and_only_the_last_request_goes_out(nvim, double, tmp_path):
-    double.script.tokens = ["a + b"]
+    # "xyz" typed below is cut off the prompt (the word being typed: ai_host.fim.word_cut), which then
+    # ends "return" as before it: the model means "return xyz + 1" and writes " xyz + 1" for both
+    double.script.tokens = writes("return xyz + 1")
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")
     nvim.command("edit add.py")
     buf = nvim.current.buffer
     buf[:] = CODE
     nvim.current.window.cursor = (2, 0)
     nvim.input("A")
-    wait_until(lambda: ghost(nvim).get("text") == "a + b")
+    wait_until(lambda: ghost(nvim).get("text") == "xyz + 1")
     nvim.input("<Esc>")
     gate, _ = gated_python(nvim, tmp_path)
     kill_host(nvim)
@@ -72,10 +74,11 @@ def test_typing_goes_on_while_the_killed_host_restarts_and_only_the_last_request
     finally:
         gate.touch()
         late.cancel()
-    wait_until(lambda: ghost(nvim).get("text") == "a + b" and ghost(nvim).get("done"))
+    wait_until(lambda: ghost(nvim).get("text") == " + 1" and ghost(nvim).get("done"))  # read after "xyz"
     quiet(nvim, double)
     sent = [r.json["prompt"] for r in generates(double)[before:]]
-    assert len(sent) == 1 and sent[0].endswith("def add(a, b):\n    return xyz")  # nothing stale went out
+    # nothing stale went out: the one request is the one for "xyz"
+    assert len(sent) == 1 and sent[0].endswith("    <|fim_suffix|>\n\nprint(add(1, 2))<|fim_middle|>return xyz")
     assert buf[:] == ["def add(a, b):", "    return xyz", "", "print(add(1, 2))"]  # nothing typed was lost
     assert nvim.exec_lua("return require('ai_host.host').restarts()") == 1
     assert statusline(nvim)["state"] == "idle"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import quiet, wait_until
+from tests.conftest import quiet, wait_until, writes
 
 pytestmark = pytest.mark.nvim
 
@@ -23,7 +23,7 @@ def insert_at_end(nvim):
 
 
 def test_blink_source_calls_back_at_once_then_appends_the_suggestion(nvim, double):
-    double.script.tokens = ["urn a + b"]
+    double.script.tokens = writes("return a + b")  # "ret" is cut off the prompt: written again
     double.script.ttft_s = 0.3
     nvim.exec_lua(SETUP)
     insert_at_end(nvim)
@@ -43,7 +43,7 @@ def test_blink_source_calls_back_at_once_then_appends_the_suggestion(nvim, doubl
 
 
 def test_blink_cancel_closes_the_request(nvim, double):
-    double.script.tokens = ["x"] * 300
+    double.script.tokens = ["return"] + [" x"] * 299  # "ret" is cut off the prompt: written again
     double.script.token_delay_s = 0.02
     nvim.exec_lua(SETUP)
     insert_at_end(nvim)
@@ -57,7 +57,7 @@ def test_blink_cancel_closes_the_request(nvim, double):
 
 
 def test_nvim_cmp_source_calls_back_once_with_the_item(nvim, double):
-    double.script.tokens = ["urn a + b"]
+    double.script.tokens = writes("return a + b")  # "ret" is cut off the prompt: written again
     nvim.exec_lua(SETUP)
     insert_at_end(nvim)
     nvim.exec_lua("""
@@ -73,7 +73,7 @@ def test_nvim_cmp_source_calls_back_once_with_the_item(nvim, double):
 
 
 def test_nvim_cmp_source_supersedes_its_stale_request(nvim, double):
-    double.script.tokens = ["x"] * 300
+    double.script.tokens = ["return"] + [" x"] * 299  # "ret" is cut off the prompt: written again
     double.script.token_delay_s = 0.02
     nvim.exec_lua(SETUP)
     insert_at_end(nvim)
@@ -87,7 +87,7 @@ def test_nvim_cmp_source_supersedes_its_stale_request(nvim, double):
 
 
 def test_sources_share_the_engine_cache_with_ghost_text(nvim, double):
-    double.script.tokens = ["urn a + b"]
+    double.script.tokens = writes("return a + b")  # "ret" is cut off the prompt: written again
     nvim.exec_lua(SETUP)
     insert_at_end(nvim)
     nvim.exec_lua("""
@@ -103,7 +103,7 @@ def test_sources_share_the_engine_cache_with_ghost_text(nvim, double):
 
 
 def test_a_menu_request_superseded_by_ghost_text_still_calls_back_once(nvim, double):
-    double.script.tokens = ["x"] * 300
+    double.script.tokens = ["return"] + [" x"] * 299  # "ret" is cut off the prompt: written again
     double.script.token_delay_s = 0.02
     nvim.exec_lua(SETUP)
     nvim.exec_lua("require('ai_host').setup({completion = {debounce_ms = 10, prefetch = false}})")

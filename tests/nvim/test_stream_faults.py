@@ -103,9 +103,11 @@ def test_multibyte_characters_split_across_reads_and_invalid_bytes(nvim, double,
     quiet(nvim, double)
 
 
+# After "result = " the prompt ends "result =" (the trailing space is the model's to write again:
+# ai_host.fim.word_cut), so the model's answers start with a space.
 GHOST_FAULTS = {  # script fields, and what the one message says
     "error line mid-stream": ({"error_after": 1}, "an error was encountered"),
-    "a 50 MB line": ({"tokens": ["x" * (50 * MB)]}, "more than 4 MiB"),
+    "a 50 MB line": ({"tokens": [" " + "x" * (50 * MB)]}, "more than 4 MiB"),
     "trickles a byte at a time": ({"write_split": 1, "byte_delay_s": 0.05}, "unfinished line"),
     "connection reset": ({"reset_after": 1}, "broke off"),
 }
@@ -113,7 +115,7 @@ GHOST_FAULTS = {  # script fields, and what the one message says
 
 @pytest.mark.parametrize("fault", list(GHOST_FAULTS))
 def test_ghost_text_survives_the_fault_and_typing_is_untouched(nvim, double, tmp_path, fault):
-    double.script.tokens = ["a + ", "b"]
+    double.script.tokens = [" a + ", "b"]
     script, says = GHOST_FAULTS[fault]
     for key, value in script.items():
         setattr(double.script, key, value)
@@ -133,7 +135,7 @@ def test_ghost_text_survives_the_fault_and_typing_is_untouched(nvim, double, tmp
     messages = nvim.command_output("messages")
     assert "Traceback" not in messages and "E5108" not in messages
     double.script.__init__()
-    double.script.tokens = ["a + b"]
+    double.script.tokens = [" a + b"]
     nvim.input("a")
     nvim.input("<BS>")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.ghost').info().text") == "a + b")

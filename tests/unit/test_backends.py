@@ -309,7 +309,7 @@ def _frame_timers(eng) -> list[str]:
     "kind, request_",
     [
         ("refactor", {"id": "r1", "code": "x = 1", "instruction": "go", "filename": "a.py", "filetype": "python"}),
-        ("complete", {"id": "c1", "buf": 1, "prefix": "x = ", "suffix": "", "filename": "a.py", "filetype": "python"}),
+        ("complete", {"id": "c1", "buf": 1, "prefix": "x = (", "suffix": "", "filename": "a.py", "filetype": "python"}),
     ],
 )
 def test_no_event_follows_an_error_that_ends_a_stream_mid_frame(engine, thread_server, kind, request_):

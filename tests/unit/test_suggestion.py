@@ -134,7 +134,54 @@ def test_families(model, family):
 
 
 def test_codellama_template_spacing():
-    assert fim.TEMPLATES["codellama"].render("a", "b") == "<PRE> a <SUF>b <MID>"
+    assert fim.TEMPLATES["codellama"].render("x\na", "b", line_after_middle=False) == "<PRE> x\na <SUF>b <MID>"
+    assert fim.TEMPLATES["codellama"].render("x\n  a.b", "c") == "<PRE> x\n   <SUF>c <MID>a.b"
+
+
+def test_the_line_typed_follows_the_middle_marker_so_typing_on_keeps_the_prompt_start():
+    """While a line is typed, every prompt starts with the same text up to the middle marker: the
+    server's cache holds it, and only the characters typed are evaluated anew."""
+    qwen = fim.TEMPLATES["qwen"]
+    after = "\n\nprint(f(1))"
+    first, _ = qwen.layout("def f(x):\n    ", after)
+    later, retyped = qwen.layout("def f(x):\n    return x * 2", after)
+    assert first == "<|fim_prefix|>def f(x):\n    <|fim_suffix|>\n\nprint(f(1))<|fim_middle|>"
+    assert later.startswith(first) and later[len(first) :] == "return x * 2" and retyped == ""
+    assert qwen.layout("def f(x):\n    return ", after) == (first + "return", " ")
+    # the layout before: the suffix came after the typed text, so each keystroke re-read it
+    old_first, old_later = (
+        qwen.render(b, after, line_after_middle=False) for b in ("def f(x):\n    r", "def f(x):\n    re")
+    )
+    assert len(_common_start(old_first, old_later)) < len(old_first) - len(after)
+
+
+@pytest.mark.parametrize(
+    "typed, kept, retyped",
+    [
+        ("x = ", "x =", " "),  # after a space: ` value` is one token, written whole
+        ("def rati", "def rati", ""),  # a word being typed stays: the model must see it to finish it
+        ("x = f(", "x = f(", ""),  # after punctuation the tokens split there anyway
+        ("", "", ""),
+    ],
+)
+def test_the_typed_text_never_ends_in_a_space(typed, kept, retyped):
+    assert fim.word_cut(typed) == (kept, retyped)
+
+
+def test_the_retyped_end_is_checked_and_not_shown():
+    f = SuggestionFilter("", "", 4, "    x = ", retyped=" ")
+    assert not f.feed(" ") and f.visible == ""  # held while it may still be the word typed
+    f.feed("compute(1)")
+    assert f.finish() == "compute(1)"
+    g = SuggestionFilter("", "", 4, "    x = ", retyped=" ")
+    assert g.feed("\n") is True and g.finish() == ""  # not the space typed: nothing
+
+
+def _common_start(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 def test_mid_line_overlap_with_the_code_after_the_cursor_is_dropped():
