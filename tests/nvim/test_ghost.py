@@ -633,3 +633,15 @@ def test_after_an_explanation_used_the_model_a_pause_still_evaluates_only_what_w
     quiet(nvim, double)
     (_, _, evaluated) = _evals_by_request(double, every=True)[-1]
     assert evaluated <= 3
+
+
+def test_a_warm_up_takes_one_token_even_from_a_server_that_ignores_the_limit(nvim, double):
+    double.script.ignore_num_predict = True  # a broken server: it would stream on
+    double.script.token_delay_s = 0.01
+    double.script.tokens = lambda req: [" 1"] * 500 if req["options"]["num_predict"] == 1 else [" 0"]
+    start(nvim, lines=CODE, row=2, keys="", opts="{completion = {debounce_ms = 300, prefetch = false}}")
+    started(nvim)
+    nvim.input("o")
+    wait_until(lambda: warms(double))
+    quiet(nvim, double)
+    assert double.disconnects == 1 and double.tokens_sent < 50  # it hung up after the first token
