@@ -221,9 +221,28 @@ def nvim(nvim_build, double, tmp_path, monkeypatch, extra_env):
     n = pynvim.attach("child", argv=[str(nvim_build["binary"]), "--embed", "--headless", "-u", str(INIT), "-i", "NONE"])
     monkeypatch.undo()
     n.exec_lua("vim.o.columns = 120; vim.o.lines = 40")
+    n.exec_lua(_WARM_UPS_WHERE_ASKED)
     pid = n.call("getpid")
     yield n
     stop_nvim(n, pid, f"Neovim {nvim_build['version']}")
+
+
+# Tests meet ghost text's warm-ups (completion.warm, on for users) only where they ask for them: a
+# warm-up is one more request on a new line, which would make every other test's request counts and
+# timings depend on the machine's speed. tests/nvim/test_ghost.py's warm-up tests set warm = true.
+_WARM_UPS_WHERE_ASKED = """
+local config = require('ai_host.config')
+local build = config.build
+config.build = function(opts)
+  if opts == nil then opts = {} end
+  if type(opts) == 'table' and (opts.completion == nil or type(opts.completion) == 'table') then
+    opts = vim.deepcopy(opts) -- (anything else goes as it is: the tests of bad options see it)
+    opts.completion = opts.completion or {}
+    if opts.completion.warm == nil then opts.completion.warm = false end
+  end
+  return build(opts)
+end
+"""
 
 
 def stop_nvim(n: pynvim.Nvim, pid: int, label: str) -> None:

@@ -160,7 +160,10 @@ class CompletionTask(TaskBase):
         shares all of it but the characters typed: the server evaluates only those. Only when
         nothing but ghost text wants the model; an error is not the user's concern (not shown)."""
         task = asyncio.current_task()
-        if task is None or self._model_wanted_elsewhere():
+        streaming = any(self.jobs.of_group(f"{role}:{request.buf}") for role in ("complete", "prefetch"))
+        if task is None or streaming or self._model_wanted_elsewhere():
+            # (a suggestion of the buffer still at the server: never two requests of a buffer there;
+            # the request at the next pause reads the new prompt)
             self._emit(job.id, Done(skipped=True))
             return
         warm = self._warms[request.buf] = Warm(task, job.id)

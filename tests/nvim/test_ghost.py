@@ -555,29 +555,28 @@ def _evals_by_request(double, every=False):
 
 def test_a_new_line_is_read_ahead_so_a_pause_evaluates_only_what_was_typed(nvim, double):
     """Going to another line sends a warm-up: the prompt up to the cursor's line, one token asked,
-    nothing shown. The request at the next pause shares all of it but the characters typed on the
-    line, so the server evaluates only those (not the text after the cursor again)."""
+    nothing shown. The user types the line at once (no pause at its start, so nothing else reads
+    that prompt); the request at the pause after it shares all of the warm-up's prompt but the
+    characters typed, so the server evaluates only those (not the text after the cursor again)."""
     double.script.tokens = [" 0"]  # the prompt ends "total_0 =": the space is written again
     code = [f"value_{i:03d} = compute({i}, {i * 7})  # ----------" for i in range(400)]
-    # a pause's request leaves 0.3 s after the last key: the warm-up is at the server by then (one
-    # that is not is dropped for the request, which reads the same prompt anyway)
-    start(nvim, lines=code, row=380, keys="", opts="{completion = {debounce_ms = 300, prefetch = false}}")
+    # a pause's request leaves 1 s after the last key: the warm-up is at the server long before
+    opts = "{completion = {debounce_ms = 1000, prefetch = false, warm = true}}"
+    start(nvim, lines=code, row=380, keys="", opts=opts)
     started(nvim)  # (none while a host starts: its server's cache is cold anyway)
     nvim.input("o")
-    for i in range(4):
-        wait_until(lambda: len(warms(double)) == i + 1)
-        quiet(nvim, double)
+    for i in range(3):
         nvim.input(f"total_{i} = ")
         wait_until(lambda: any(fim_typed(r.json["prompt"]) == f"total_{i} =" for r in generates(double)))
         wait_until(lambda: ghost(nvim).get("done"))
         quiet(nvim, double)
         nvim.input("<C-]><CR>")
-    assert all(w.json["options"]["num_predict"] == 1 for w in warms(double))
-    assert ghost(nvim)["shown"] is False  # a warm-up shows nothing
+    quiet(nvim, double)
+    assert len(warms(double)) == 4 and all(w.json["options"]["num_predict"] == 1 for w in warms(double))
     asked = _evals_by_request(double)[1:]  # the first request fills the empty cache
-    pauses = [(reused, ev) for r, reused, ev in asked if "total_" in r.json["prompt"].rpartition("<|fim_middle|>")[2]]
-    assert len(pauses) >= 4
-    for reused, evaluated in pauses:  # "total_3 =" is at most 4 of the double's tokens
+    pauses = [(reused, ev) for (r, reused, ev) in asked if r.json["options"]["num_predict"] != 1]
+    assert len(pauses) >= 3  # (and the request at the last empty line)
+    for reused, evaluated in pauses:  # "total_2 =" is at most 4 of the double's tokens
         assert evaluated <= 4 and reused > 100, asked
 
 
@@ -589,7 +588,7 @@ def test_a_pause_waits_for_the_warm_up_the_server_is_reading_instead_of_cancelli
     double.script.prompt_eval_tps = 200  # the window's ~450 tokens: over two seconds
     code = [f"value_{i:03d} = compute({i}, {i * 7})" for i in range(100)]
     # the pause's request leaves 1 s after the last key: the warm-up is at the server by then
-    opts = "{completion = {debounce_ms = 1000, prefetch = false, context_chars = 2000}}"
+    opts = "{completion = {debounce_ms = 1000, prefetch = false, context_chars = 2000, warm = true}}"
     start(nvim, lines=code, row=60, keys="", opts=opts)
     started(nvim)
     nvim.input("o")
@@ -617,7 +616,8 @@ def test_after_an_explanation_used_the_model_a_pause_still_evaluates_only_what_w
     or the request at the first pause), so the next pause evaluates only the characters typed."""
     double.script.tokens = [" 0"]  # the prompt ends "x =": the space is written again
     code = [f"value_{i:03d} = compute({i}, {i * 7})" for i in range(60)]
-    start(nvim, lines=code, row=30, keys="o", opts="{completion = {debounce_ms = 300, prefetch = false}}")
+    opts = "{completion = {debounce_ms = 300, prefetch = false, warm = true}}"
+    start(nvim, lines=code, row=30, keys="o", opts=opts)
     wait_until(lambda: generates(double))
     quiet(nvim, double)
     nvim.input("<Esc>")
@@ -639,9 +639,31 @@ def test_a_warm_up_takes_one_token_even_from_a_server_that_ignores_the_limit(nvi
     double.script.ignore_num_predict = True  # a broken server: it would stream on
     double.script.token_delay_s = 0.01
     double.script.tokens = lambda req: [" 1"] * 500 if req["options"]["num_predict"] == 1 else [" 0"]
-    start(nvim, lines=CODE, row=2, keys="", opts="{completion = {debounce_ms = 300, prefetch = false}}")
+    opts = "{completion = {debounce_ms = 1000, prefetch = false, warm = true}}"
+    start(nvim, lines=CODE, row=2, keys="", opts=opts)
     started(nvim)
     nvim.input("o")
     wait_until(lambda: warms(double))
     quiet(nvim, double)
     assert double.disconnects == 1 and double.tokens_sent < 50  # it hung up after the first token
+
+
+def test_no_warm_up_while_a_request_of_the_buffer_is_still_at_the_server(nvim, double):
+    """<Tab> takes a two-line suggestion whole: the cursor is on another line, and the prefetch of
+    what follows streams on (it is for exactly there). A warm-up for that line would be a second
+    request of the buffer at the server: none goes out."""
+    double.script.tokens = lambda req: (
+        [" a + b\n    x = 1"] if fim_typed(req["prompt"]) == "return" else ["\n    y"] + [" + 1"] * 20
+    )
+    double.script.token_delay_s = 0.2  # the prefetch streams for about 4 s
+    opts = "{completion = {debounce_ms = 300, prefetch = true, warm = true}}"
+    buf = start(nvim, keys="", opts=opts)
+    started(nvim)
+    nvim.input("A")
+    shown(nvim, "a + b\n    x = 1")
+    wait_until(lambda: double.active_streams == 1 and len(generates(double)) == 2)  # the prefetch
+    before, cut = len(warms(double)), double.disconnects
+    nvim.input("<Tab>")
+    wait_until(lambda: buf[2] == "    x = 1")
+    quiet(nvim, double)
+    assert len(warms(double)) == before and double.disconnects == cut  # and the prefetch ran to its end
