@@ -189,8 +189,9 @@ def _unmatched_close(line: str, depth: int) -> tuple[int | None, int]:
 class SuggestionCache:
     """Recent suggestions by the text around the cursor (lru-dict), with a back-scan.
 
-    The back-scan finds a suggestion made a few characters earlier in the same place: if the
-    characters typed since are the start of that suggestion, the rest of it is the answer.
+    The back-scan finds a suggestion made a few characters earlier in the same place (on the
+    cursor's line, or at the end of the line before it): if the characters typed since are the
+    start of that suggestion, the rest of it is the answer.
     """
 
     def __init__(self, size: int = 256, back_scan: int = 64):
@@ -215,6 +216,14 @@ class SuggestionCache:
                 if earlier is not None and len(earlier) > k and earlier.startswith(typed):
                     text = earlier[k:]
                     break
+        if text is None and len(line) < self._back_scan:
+            # a suggestion made at the end of the line before, which the user followed onto this one
+            # (typing the line break and the indentation it showed)
+            before, sep, last = head.rpartition("\n")
+            earlier = self._lru.get((self._digest(before), last, suffix_key))
+            typed = "\n" + line
+            if earlier is not None and len(earlier) > len(typed) and earlier.startswith(typed):
+                text = earlier[len(typed) :]
         if text is None:
             self.misses += 1
         else:

@@ -205,12 +205,13 @@ class CompletionTask(TaskBase):
             self._supersede(warm.job_id)
 
     async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
-        """A prefetch for exactly this place is awaited (its answer lands in the cache); any other
-        prefetch of the buffer is stale and cancelled."""
+        """A prefetch for this place, or for a place the user typed on from, is awaited (its answer
+        lands in the cache, which may serve this place); any other prefetch of the buffer is stale
+        and cancelled."""
         entry = self._prefetches.get(buf)
         if entry is None or entry[1].done():
             return
-        if entry[0] == key:
+        if entry[0] == key or _followed(entry[0], key):
             try:
                 await asyncio.shield(entry[1])
             except Exception:  # noqa: BLE001 - its failure is not this job's; this job asks itself
@@ -270,6 +271,15 @@ class CompletionTask(TaskBase):
             keep_alive=ccfg["keep_alive"],
         )
         return gen, retyped
+
+
+def _followed(earlier: tuple[str, str], now: tuple[str, str]) -> bool:
+    """Whether `now` is a place the user reached from `earlier` by typing on (a few characters, onto
+    the next line at most), so a suggestion made for `earlier` may serve it (SuggestionCache.get
+    scans back as far)."""
+    (prefix, suffix), (later, later_suffix) = earlier, now
+    typed = later[len(prefix) :]
+    return suffix == later_suffix and later.startswith(prefix) and len(typed) < 64 and typed.count("\n") <= 1
 
 
 def group_of(request: CompleteRequest) -> str:

@@ -228,9 +228,13 @@ end
 -- No suggestion to act on: the key does what it did before ours.
 function H.fall_through(lhs) return require('ai_host.keys').fall_through(lhs) end
 
--- The suggestion no longer fits: clear it. If all of it is in (accepted or typed), its prefetch is
--- exactly what comes next and keeps running; otherwise the prefetch is stale and is cancelled too.
-function H.drop(state) M.clear(state ~= nil and state.done and state.typed == state.text) end
+-- The suggestion no longer fits: clear it. If all of it is in (accepted or typed, and maybe more
+-- typed after it), its prefetch is for where the user went and keeps running (the engine decides
+-- whether its answer serves); otherwise the prefetch is stale and is cancelled too.
+function H.drop(state)
+  local typed = state and (state.seen or state.typed)
+  M.clear(state ~= nil and state.done and typed:sub(1, #state.text) == state.text)
+end
 
 function H.allowed(buf)
   local config = require('ai_host').get_config().completion
@@ -366,6 +370,7 @@ function H.still_valid(state)
   local cursor_line = vim.api.nvim_buf_get_lines(state.buf, row, row + 1, false)[1] or ''
   if cursor_line:sub(col + 1) ~= state.line_after then return false end
   local typed = table.concat(vim.api.nvim_buf_get_text(state.buf, state.row, state.col, row, col, {}), '\n')
+  state.seen = typed -- (even where it is no longer right: H.drop reads it)
   -- typed into the suggestion; or typed past what has come so far, which agrees with it: the
   -- answer being computed may still serve (its prompt is not thrown away for a new one)
   local into = state.text:sub(1, #typed) == typed

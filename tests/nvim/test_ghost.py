@@ -667,3 +667,25 @@ def test_no_warm_up_while_a_request_of_the_buffer_is_still_at_the_server(nvim, d
     wait_until(lambda: buf[2] == "    x = 1")
     quiet(nvim, double)
     assert len(warms(double)) == before and double.disconnects == cut  # and the prefetch ran to its end
+
+
+def test_typing_a_suggestion_to_its_end_and_on_to_the_next_line_is_served_by_its_prefetch(nvim, double):
+    """The prefetch asks what follows the suggestion (the next line) while the user types it out by
+    hand; the user goes on past its end onto the next line before the prefetch answered: the
+    request there waits for the prefetch and shows its answer, instead of cancelling it and asking
+    the server again at the start of the line."""
+    double.script.tokens = lambda req: {"return": [" a + b"], "return a + b": ["\n    # next"]}.get(
+        fim_typed(req["prompt"]), ["X"]
+    )
+    double.script.ttft_s = 0.8
+    buf = start(nvim, opts="{completion = {debounce_ms = 10, prefetch = true}}")
+    nvim.command("setlocal noautoindent indentexpr=")
+    shown(nvim, "a + b")
+    wait_until(lambda: len(generates(double)) == 2)  # the prefetch: the server is still reading it
+    nvim.input("a + b<CR>")  # typed by hand, to the end and onto the next line
+    wait_until(lambda: buf[2] == "")
+    shown(nvim, "    # next")
+    quiet(nvim, double)
+    asked = [fim_typed(r.json["prompt"]) for r in generates(double)]
+    assert asked[:2] == ["return", "return a + b"] and "" not in asked  # none at the new line's start
+    assert double.disconnects == 0

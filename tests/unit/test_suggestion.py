@@ -71,6 +71,18 @@ def test_cache_exact_and_back_scan():
     assert (c.hits, c.misses) == (2, 2)
 
 
+def test_a_suggestion_made_at_a_line_end_serves_the_next_line_the_user_followed_it_onto():
+    """What follows a line (a prefetch at its end) still serves after the user typed the line
+    break and the indentation it showed: no request at the start of the next line."""
+    c = SuggestionCache(size=4)
+    c.put("def f(x):\n    y = x", "\n", "\n    return y")
+    assert c.get("def f(x):\n    y = x\n    ", "\n") == "return y"
+    assert c.get("def f(x):\n    y = x\n    ret", "\n") == "urn y"
+    assert c.get("def f(x):\n    y = x\n  ", "\n") == "  return y"  # half the indentation typed
+    assert c.get("def f(x):\n    y = x\n  z", "\n") is None  # not what it showed
+    assert c.get("def f(x):\n    y = x\n    ", "\nz") is None
+
+
 def test_cache_is_bounded():
     c = SuggestionCache(size=2, back_scan=0)
     for i in range(3):
