@@ -101,6 +101,7 @@ class SuggestionFilter:
         blank_run = 0
         opened = _OPENS_BLOCK.search(self.cursor_line + lines[0]) is not None
         went_deeper = False
+        dedented = False
         for i, line in enumerate(lines):
             complete = final or ended or i < len(lines) - 1
             if i > 0 and self.single_line:
@@ -109,9 +110,15 @@ class SuggestionFilter:
                 return _join(out), True
             if line.lstrip().startswith("```"):
                 return _join(_drop_blank_tail(out)), True  # Markdown: the model left the code
+            if i > 1 and dedented:
+                return _join(out), True  # (the one line after the cursor's block: enough)
             if i > 0 and line.strip():
                 indent = _indent(line)
-                if indent < self.base_indent and line.lstrip()[:1] not in _CLOSE:
+                if i == 1 and not lines[0].strip() and indent < self.base_indent and self.cursor_line.strip():
+                    # at the end of a line, the next one may be where the block ends (after
+                    # `return`, `raise`, the last statement of a body): that one line is shown
+                    dedented = True
+                elif indent < self.base_indent and line.lstrip()[:1] not in _CLOSE:
                     return _join(_drop_blank_tail(out)), True  # the cursor's block has ended
                 if opened and went_deeper and indent <= self.base_indent and not _CONTINUES.match(line.lstrip()):
                     return _join(_drop_blank_tail(out)), True  # the block the cursor's line opens has ended

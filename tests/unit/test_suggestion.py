@@ -299,6 +299,16 @@ def test_stops_at_a_line_indented_less_than_the_cursors_block():
     assert run_at(raw, "        ") == ("x += 1\n        return x", True)
 
 
+def test_at_a_line_end_the_next_line_may_end_the_block_and_is_shown_alone():
+    """After `raise`/`return` at the end of a line, the next line is back at the outer level: that
+    line is what comes next (a prefetch at the line's end asks for it), shown alone."""
+    raw = "\n    if self.max_lines is not None:\n        x = 1\n    y = 2"
+    assert run_at(raw, "        raise ValueError(width)") == ("\n    if self.max_lines is not None:", True)
+    assert run_at("\n    if x:", "        raise ValueError(width)") == ("\n    if x:", False)
+    # not at a line's end: the block's end still stops it
+    assert run_at("(width)\n    if x:", "        raise ValueError") == ("(width)", True)
+
+
 def test_stops_after_the_body_of_the_block_the_cursor_line_opens():
     raw = "\n    return a + b\n\nprint(add(1, 2))"
     assert run_at(raw, "def add(a, b):") == ("\n    return a + b", True)
