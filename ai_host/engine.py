@@ -34,7 +34,7 @@ from .security import Redactor
 from .servers import Servers
 from .suggestion import SuggestionCache
 from .tasks.chat import ChatTasks
-from .tasks.complete import CompletionTask, Warm, group_of
+from .tasks.complete import ROLES, CompletionTask, Warm, group_name, group_of
 from .tasks.review import ReviewTask
 
 Emit = Callable[[str, str, dict[str, Any]], None]
@@ -211,8 +211,8 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
         prefetch = self._prefetches.pop(buf, None)
         if prefetch is not None:
             self._supersede(prefetch[2])
-        for role in ("complete", "prefetch", "warm"):
-            job_id = self.jobs.of_group(f"{role}:{buf}")
+        for role in ROLES:
+            job_id = self.jobs.of_group(group_name(role, buf))
             if job_id is not None:
                 self._supersede(job_id)
         if self.admission.lsp is not None:

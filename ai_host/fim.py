@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .prompts import fit_lines
@@ -38,19 +37,12 @@ class FimTemplate:
         return f"{self.prefix}{before[:start]}{self.suffix}{after}{self.middle}{typed}", retyped
 
 
-# A space at the end of the text typed: tokenizers join it to the word after it (` value`, ` =`).
-_TOKEN_TAIL = re.compile(r" \Z")
-
-
 def word_cut(typed: str) -> tuple[str, str]:
     """`typed` without a trailing space, and that space: a prompt that ends in one splits a token
     where the tokenizer never does, and a small model then writes on wrongly (`while ` + `1:` for
     `while chunks:`); cut before it, the model writes the space and the word whole. A word being
     typed stays (the model needs to see it to finish it, an unusual name above all)."""
-    found = _TOKEN_TAIL.search(typed)
-    if found is None:
-        return typed, ""
-    return typed[: found.start()], found.group()
+    return (typed[:-1], " ") if typed.endswith(" ") else (typed, "")
 
 
 # The raw FIM formats of the code models people run locally (used with Ollama's `raw: true` when a

@@ -237,6 +237,16 @@ class SuggestionCache:
             self.hits += 1
         return text
 
+    def reaches(self, earlier: tuple[str, str], later: tuple[str, str]) -> bool:
+        """Whether a suggestion put for `earlier` (prefix, suffix) may answer `later` through the
+        back-scan: a place the user typed on to from it (a few characters, onto the next line at
+        most)."""
+        (prefix, suffix), (now, now_suffix) = earlier, later
+        typed = now[len(prefix) :]
+        return (
+            suffix == now_suffix and now.startswith(prefix) and len(typed) < self._back_scan and typed.count("\n") <= 1
+        )
+
     def put(self, prefix: str, suffix: str, text: str) -> None:
         if text:
             head, _, line = prefix.rpartition("\n")

@@ -160,7 +160,7 @@ class CompletionTask(TaskBase):
         shares all of it but the characters typed: the server evaluates only those. Only when
         nothing but ghost text wants the model; an error is not the user's concern (not shown)."""
         task = asyncio.current_task()
-        streaming = any(self.jobs.of_group(f"{role}:{request.buf}") for role in ("complete", "prefetch"))
+        streaming = any(self.jobs.of_group(group_name(role, request.buf)) for role in ("complete", "prefetch"))
         if task is None or streaming or self._model_wanted_elsewhere():
             # (a suggestion of the buffer still at the server: never two requests of a buffer there;
             # the request at the next pause reads the new prompt)
@@ -211,7 +211,7 @@ class CompletionTask(TaskBase):
         entry = self._prefetches.get(buf)
         if entry is None or entry[1].done():
             return
-        if entry[0] == key or _followed(entry[0], key):
+        if entry[0] == key or self.cache.reaches(entry[0], key):
             try:
                 await asyncio.shield(entry[1])
             except Exception:  # noqa: BLE001 - its failure is not this job's; this job asks itself
@@ -273,17 +273,14 @@ class CompletionTask(TaskBase):
         return gen, retyped
 
 
-def _followed(earlier: tuple[str, str], now: tuple[str, str]) -> bool:
-    """Whether `now` is a place the user reached from `earlier` by typing on (a few characters, onto
-    the next line at most), so a suggestion made for `earlier` may serve it (SuggestionCache.get
-    scans back as far)."""
-    (prefix, suffix), (later, later_suffix) = earlier, now
-    typed = later[len(prefix) :]
-    return suffix == later_suffix and later.startswith(prefix) and len(typed) < 64 and typed.count("\n") <= 1
+# The job groups of a buffer's ghost text: its requests, its prefetches, its warm-ups.
+ROLES = ("complete", "prefetch", "warm")
+
+
+def group_name(role: str, buf: Any) -> str:
+    return f"{role}:{buf}"
 
 
 def group_of(request: CompleteRequest) -> str:
-    """The job group of a buffer's ghost-text requests (or its prefetches, or its warm-ups): the
-    newest supersedes."""
-    role = "prefetch" if request.prefetch else "warm" if request.warm else "complete"
-    return f"{role}:{request.buf}"
+    """The job group of a ghost-text request (the newest of a group supersedes)."""
+    return group_name("prefetch" if request.prefetch else "warm" if request.warm else "complete", request.buf)

@@ -1103,6 +1103,7 @@ class _NativeChatFormat(_NativeFormat):
 class _OpenAIFormat(_Format):
     content_type = SSE
     id_prefix = ""
+    whole_object = ""  # the `object` of a reply that is not streamed
 
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model = model
@@ -1117,6 +1118,24 @@ class _OpenAIFormat(_Format):
         if stream:
             return web.Response(body=self.final(fin), headers={"Content-Type": SSE})
         return self.whole(fin)
+
+    def whole(self, fin: _Final) -> web.Response:
+        return _json_response(
+            {
+                "id": self.id,
+                "object": self.whole_object,
+                "created": int(time.time()),
+                "model": self.model,
+                "system_fingerprint": OPENAI_FINGERPRINT,
+                "choices": [self._whole_choice(fin)],
+                "usage": self._usage(fin),
+            },
+            content_type=JSON_PLAIN,
+            newline=True,
+        )
+
+    def _whole_choice(self, fin: _Final) -> dict:
+        raise NotImplementedError
 
     @staticmethod
     def _event(obj: dict) -> bytes:
@@ -1133,6 +1152,7 @@ class _OpenAIFormat(_Format):
 
 class _OpenAIChatFormat(_OpenAIFormat):
     id_prefix = "chatcmpl"
+    whole_object = "chat.completion"
 
     def __init__(self, model: str, include_usage: bool) -> None:
         super().__init__(model, include_usage)
@@ -1174,30 +1194,17 @@ class _OpenAIChatFormat(_OpenAIFormat):
     def malformed(self) -> bytes:
         return b'data: {"id":"' + self.id.encode() + b'","object":"chat.compl\n\n'
 
-    def whole(self, fin: _Final) -> web.Response:
-        return _json_response(
-            {
-                "id": self.id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": self.model,
-                "system_fingerprint": OPENAI_FINGERPRINT,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": fin.text},
-                        "finish_reason": fin.done_reason or None,
-                    }
-                ],
-                "usage": self._usage(fin),
-            },
-            content_type=JSON_PLAIN,
-            newline=True,
-        )
+    def _whole_choice(self, fin: _Final) -> dict:
+        return {
+            "index": 0,
+            "message": {"role": "assistant", "content": fin.text},
+            "finish_reason": fin.done_reason or None,
+        }
 
 
 class _OpenAICompletionFormat(_OpenAIFormat):
     id_prefix = "cmpl"
+    whole_object = "text_completion"
 
     def _chunk_obj(self, choices: list, model: str | None = None, usage: dict | None = None) -> dict:
         obj = {
@@ -1227,20 +1234,8 @@ class _OpenAICompletionFormat(_OpenAIFormat):
     def malformed(self) -> bytes:
         return b'data: {"id":"' + self.id.encode() + b'","object":"text_compl\n\n'
 
-    def whole(self, fin: _Final) -> web.Response:
-        return _json_response(
-            {
-                "id": self.id,
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": self.model,
-                "system_fingerprint": OPENAI_FINGERPRINT,
-                "choices": [{"text": fin.text, "index": 0, "finish_reason": fin.done_reason or None}],
-                "usage": self._usage(fin),
-            },
-            content_type=JSON_PLAIN,
-            newline=True,
-        )
+    def _whole_choice(self, fin: _Final) -> dict:
+        return {"text": fin.text, "index": 0, "finish_reason": fin.done_reason or None}
 
 
 def _from_openai_chat(req: dict) -> tuple[dict, str | None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_host.security import Redactor, denied
+from tests.unit.test_redaction_rules import FAMILIES as MORE_FAMILIES  # (its table of the rules added later)
 
 # A corpus of planted secrets (all fake), each in the shape it takes in real code and config.
 SECRETS = {
@@ -280,9 +281,9 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("name", sorted({**FAMILIES, **MORE_FAMILIES}))
 def test_each_family_of_secret_is_redacted_where_it_is_found(name):
-    text, secret, bare = FAMILIES[name]
+    text, secret, bare = {**FAMILIES, **MORE_FAMILIES}[name]
     r = Redactor()
     out = r.redact(f"x = 1\n{text}\ny = 2")
     assert secret not in out and "<redacted:" in out and out.startswith("x = 1\n") and out.endswith("\ny = 2")

@@ -83,6 +83,16 @@ def test_a_suggestion_made_at_a_line_end_serves_the_next_line_the_user_followed_
     assert c.get("def f(x):\n    y = x\n    ", "\nz") is None
 
 
+def test_the_cache_says_which_later_places_its_back_scan_reaches():
+    c = SuggestionCache(size=4)
+    at = ("def f(x):\n    y = x", "\n")
+    assert c.reaches(at, ("def f(x):\n    y = x\n    ret", "\n"))  # typed on, onto the next line
+    assert not c.reaches(at, ("def f(x):\n    y = x\n\n    ret", "\n"))  # two line breaks
+    assert not c.reaches(at, ("def f(x):\n    y = x" + "z" * 64, "\n"))  # further than it scans
+    assert not c.reaches(at, ("def f(x):\n    y = z", "\n"))  # not typed on from there
+    assert not c.reaches(at, ("def f(x):\n    y = x\n", "\nz"))  # other text after the cursor
+
+
 def test_cache_is_bounded():
     c = SuggestionCache(size=2, back_scan=0)
     for i in range(3):
