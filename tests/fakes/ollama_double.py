@@ -135,6 +135,9 @@ class Script:
     malformed_after: int | None = None  # after N chunks: a line that is not JSON, then end
     reset_after: int | None = None  # after N chunks: abort the TCP connection mid-body
     hang: bool = False  # read the request, never answer
+    # Held until the test sets it (then like ttft_s): a state "before the answer" a test can look at
+    # for as long as it likes, however slow the machine, where a ttft_s would race the look.
+    held: threading.Event | None = None
     # Wire-level faults of a (non-Ollama or broken) server or network:
     write_split: int | None = None  # write each framed chunk in pieces of at most N bytes (TCP/HTTP chunks
     #                                 that split multi-byte characters and JSON lines anywhere)
@@ -828,6 +831,8 @@ class _Generation:
 
     async def _timeline(self) -> AsyncIterator[tuple[str, str]]:
         """Yields ("token", text), then ("final", "") or a fault, each at its time."""
+        while self.script.held is not None and not self.script.held.is_set():
+            await asyncio.sleep(0.005)
         await asyncio.sleep(self.script.ttft_s + self.plan.eval_delay_s)  # load + prompt evaluation: total silence
         self.t_prompt_done = time.perf_counter_ns()
         pieces, fault = self.plan.pieces, self.plan.fault

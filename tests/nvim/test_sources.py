@@ -3,6 +3,8 @@ are not installed in the tests)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.conftest import quiet, wait_until, writes
@@ -24,7 +26,7 @@ def insert_at_end(nvim):
 
 def test_blink_source_calls_back_at_once_then_appends_the_suggestion(nvim, double):
     double.script.tokens = writes("return a + b")  # "ret" is cut off the prompt: written again
-    double.script.ttft_s = 0.3
+    double.script.held = answer = threading.Event()  # no answer before the first call is looked at
     nvim.exec_lua(SETUP)
     insert_at_end(nvim)
     nvim.exec_lua("""
@@ -34,6 +36,7 @@ def test_blink_source_calls_back_at_once_then_appends_the_suggestion(nvim, doubl
     """)
     first = nvim.exec_lua("return _G.calls")
     assert len(first) == 1 and first[0]["items"] == [] and first[0]["is_incomplete_forward"] is True
+    answer.set()
     calls = wait_until(lambda: (c := nvim.exec_lua("return _G.calls")) and len(c) == 2 and c)
     (item,) = calls[1]["items"]
     assert item["label"] == "return a + b" and item["textEdit"]["newText"] == "return a + b"
