@@ -34,7 +34,8 @@ from .security import Redactor
 from .servers import Servers
 from .suggestion import SuggestionCache
 from .tasks.chat import ChatTasks
-from .tasks.complete import ROLES, CompletionTask, Warm, group_name, group_of
+from .tasks.complete import CompletionTask
+from .tasks.warm import ROLES, Warm, group_name, group_of
 from .tasks.review import ReviewTask
 
 Emit = Callable[[str, str, dict[str, Any]], None]
@@ -65,6 +66,8 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
         self._prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[Any], str]] = {}
         self._window_starts: dict[Any, int] = {}  # buffer -> row its last ghost-text window started on
         self._warms: dict[Any, Warm] = {}  # buffer -> its warm-up running (tasks/complete.py)
+        self.slot_kind: str | None = None  # the kind of job last let into a server's slot (tasks/base.py)
+        self._held: dict[Any, str] = {}  # buffer -> its last FIM prompt's text before the suffix marker
         # model -> recent time-to-first-token (ms) and tokens/s, for :AIStatus
         self.figures: dict[str, dict[str, deque[float]]] = {}
         self.dropped: dict[str, int] = {}
@@ -208,6 +211,7 @@ class Engine(HealthChecks, ChatTasks, CompletionTask, ReviewTask):
         """The buffer was wiped: nothing of it is kept or still asked for (its ghost-text request and
         prefetch, the load its language server had)."""
         self._window_starts.pop(buf, None)
+        self._held.pop(buf, None)
         prefetch = self._prefetches.pop(buf, None)
         if prefetch is not None:
             self._supersede(prefetch[2])

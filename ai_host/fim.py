@@ -18,23 +18,44 @@ class FimTemplate:
         """The prompt (see `layout`)."""
         return self.layout(before, after, line_after_middle)[0]
 
-    def layout(self, before: str, after: str, line_after_middle: bool = True) -> tuple[str, str]:
+    def layout(
+        self, before: str, after: str, line_after_middle: bool = True, held: str | None = None
+    ) -> tuple[str, str]:
         """The prompt, and the end of the text typed that the model is asked to write again.
 
         With `line_after_middle` what is typed on the cursor's line after its indentation follows
         the middle marker (as llama.cpp's /infill lays it out): while the user types a line,
         everything before the marker stays the same, so the server's prompt cache holds it and a
         request evaluates only the characters typed. The indentation stays before the suffix
-        marker (autoindent put it there by the time the line is read ahead, completion.warm).
-        A trailing space of the typed text is left out and written again by the model
-        (`word_cut`); SuggestionFilter(retyped=...) checks it and does not show it."""
+        marker. A trailing space of the typed text is left out and written again by the model
+        (`word_cut`); SuggestionFilter(retyped=...) checks it and does not show it.
+
+        `held` (see `split`): the text before the suffix marker of the buffer's last prompt, kept
+        while the user types on below it, so that the lines typed since follow the marker too."""
         if not line_after_middle:
             return f"{self.prefix}{before}{self.suffix}{after}{self.middle}", ""
-        start = before.rfind("\n") + 1
-        line = before[start:]
-        start += len(line) - len(line.lstrip(" \t"))
+        start = len(held) if held is not None and before.startswith(held) else split(before)
         typed, retyped = word_cut(before[start:])
         return f"{self.prefix}{before[:start]}{self.suffix}{after}{self.middle}{typed}", retyped
+
+
+def split(before: str) -> int:
+    """Where the text before the cursor splits for `FimTemplate.layout`: after the cursor line's
+    indentation."""
+    start = before.rfind("\n") + 1
+    line = before[start:]
+    return start + len(line) - len(line.lstrip(" \t"))
+
+
+def held_split(before: str, held: str | None, max_lines: int, max_chars: int) -> str:
+    """The part of `before` to put before the suffix marker: `held` (the last prompt's) while
+    `before` goes on from it by at most `max_lines` lines and `max_chars` characters (what the
+    model then reads as the start of its own fill), else a new split at the cursor's line."""
+    if held is not None and before.startswith(held):
+        rest = before[len(held) :]
+        if rest.count("\n") <= max_lines and len(rest) <= max_chars:
+            return held
+    return before[: split(before)]
 
 
 def word_cut(typed: str) -> tuple[str, str]:

@@ -135,6 +135,17 @@ def variant(name: str, hole: dict, url: str) -> tuple[str, str]:
             _ASKED[key] = complete(url, prompt, list(qwen.stop))
         raw, why = _ASKED[key]
         return (filtered(raw, prefix, suffix, retyped) if name == "ours" else raw), why
+    if name.startswith("held"):  # the last k lines typed follow the middle marker too (a held split)
+        k = int(name[4:])
+        prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
+        lines = prefix.split("\n")
+        if len(lines) <= k:
+            raise SystemExit(f"the window holds fewer than {k} lines")
+        above = lines[-k - 1]
+        held = "\n".join(lines[: -k - 1] + [above[: len(above) - len(above.lstrip(" \t"))]])
+        prompt, retyped = qwen.layout(prefix, suffix, held=held)
+        raw, why = complete(url, prompt, list(qwen.stop))
+        return filtered(raw, prefix, suffix, retyped), why
     if name == "psm":
         prefix, suffix, _ = fim.window(before, hole["after"], CONTEXT_CHARS, PREFIX_RATIO)
         raw, why = complete(url, qwen.render(prefix, suffix, line_after_middle=False), list(qwen.stop))

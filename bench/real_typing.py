@@ -16,8 +16,10 @@ request that shares a start with the one before; the first request shares none):
   pause      from the end of a line typed to the first ghost character (median, p90; a pause with
              no ghost text within PAUSE_WAIT_S counts as missing)
 
-Steps: `now` (what the engine does) and `nowarm` (completion.warm off: no warm-up when the cursor
-goes to another line); `moving` also moves the window's start with every line (AI_HOST_KEEP_WINDOW=0).
+Steps: `now` (what the engine does), `nowarm` (completion.warm off: no warm-up when the cursor
+goes to another line), `nohold` (the prompt split at each request's own line, not held while typing
+on: AI_HOST_HELD_LINES=0), `neither`; `moving` also moves the window's start with every line
+(AI_HOST_KEEP_WINDOW=0).
 
 Usage: .venv/bin/python bench/real_typing.py [--lines 12] [--steps now,nowarm]
 Writes bench/results/real_typing.json (`bench/plot.py` draws docs/img/real_typing.png from it).
@@ -59,7 +61,9 @@ _POST = re.compile(r'"POST /v1/completions HTTP')
 STEPS = {
     "now": {},
     "nowarm": {"AI_HOST_TRY_WARM": "0"},
-    "moving": {"AI_HOST_TRY_WARM": "0", "AI_HOST_KEEP_WINDOW": "0"},
+    "moving": {"AI_HOST_TRY_WARM": "0", "AI_HOST_KEEP_WINDOW": "0", "AI_HOST_HELD_LINES": "0"},
+    "nohold": {"AI_HOST_HELD_LINES": "0"},
+    "neither": {"AI_HOST_TRY_WARM": "0", "AI_HOST_HELD_LINES": "0"},
 }
 
 

@@ -6,7 +6,9 @@ a set rate, and reports prompt_eval_count as Ollama does.
 The same typing (CPython's textwrap.py, one function's body typed back, a pause after each line)
 with `make try`'s ghost-text settings, the model's family template (Qwen), and the double at the
 0.5B model's rates on 2 cores (PROMPT_TPS prompt tokens/s of the double's own tokens, TTFT_S,
-TOKEN_TPS). Steps: with the warm-up on a new line (completion.warm, the default) and without.
+TOKEN_TPS). Steps: `now` (the defaults: the warm-up on a new line, completion.warm, and the
+prompt's split held while typing on, fim.held_split), `nowarm` (no warm-up), `nohold` (the split at
+each request's own line, AI_HOST_HELD_LINES=0), `neither`.
 
 Figures per step: prompt tokens reused over all requests, over the requests a pause waited for
 (and their tokens evaluated anew, median), and the pause from the end of a line to the first
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import meta, quit_nvim, start_nvim, write_results  # noqa: E402
 
 from ai_host import fim  # noqa: E402
+from ai_host.tasks.complete import HELD_LINES  # noqa: E402
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble  # noqa: E402
 
 real_typing = importlib.import_module("real_typing")
@@ -52,7 +55,7 @@ SETTINGS = (
 def _retyped(prompt: str, body: list[str]) -> str:
     """What a model writes first: the end of the line typed that the engine left out of the prompt
     (fim.word_cut), found among the lines the bench types."""
-    typed = prompt.rpartition("<|fim_middle|>")[2]
+    typed = prompt.rpartition("<|fim_middle|>")[2].rpartition("\n")[2].lstrip(" \t")
     for line in body:
         kept, retyped = fim.word_cut(line.strip())
         if kept == typed:
@@ -60,14 +63,24 @@ def _retyped(prompt: str, body: list[str]) -> str:
     return ""
 
 
-def run(double: OllamaDouble, warm: bool, lines: int, work: Path) -> dict:
-    target = work / f"textwrap_{'warm' if warm else 'nowarm'}.py"
+# step -> (completion.warm, environment of the editor's host: start_nvim keeps it for later steps)
+STEPS = {
+    "now": (True, {"AI_HOST_HELD_LINES": str(HELD_LINES)}),
+    "nowarm": (False, {"AI_HOST_HELD_LINES": str(HELD_LINES)}),
+    "nohold": (True, {"AI_HOST_HELD_LINES": "0"}),
+    "neither": (False, {"AI_HOST_HELD_LINES": "0"}),
+}
+
+
+def run(double: OllamaDouble, step: str, lines: int, work: Path) -> dict:
+    warm, env = STEPS[step]
+    target = work / f"textwrap_{step}.py"
     start, body = real_typing.typing_task(lines, target)
     double.script.tokens = lambda req: [_retyped(req["prompt"], body) + "  # ok"]
     double.requests.clear()
     double.prompt_evals.clear()
     double.cached_prompt = ""
-    nvim = start_nvim({"OLLAMA_HOST": double.url}, SETTINGS.format(model=MODEL, warm=str(warm).lower()))
+    nvim = start_nvim({"OLLAMA_HOST": double.url, **env}, SETTINGS.format(model=MODEL, warm=str(warm).lower()))
     pauses: list[float | None] = []
     spans: list[tuple[int, int]] = []
     try:
@@ -81,6 +94,7 @@ def run(double: OllamaDouble, warm: bool, lines: int, work: Path) -> dict:
     seen = sorted(p for p in pauses if p is not None)
     share = real_typing.share
     return {
+        "step": step,
         "warm": warm,
         "lines": len(body),
         "requests": len(double.prompt_evals),
@@ -99,6 +113,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="6 lines instead of 12")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--steps", default="now,nowarm,nohold", help=f"comma-separated, of: {', '.join(STEPS)}")
     args = ap.parse_args()
     double = OllamaDouble(models=[ModelSpec(MODEL)])
     double.script.ttft_s = TTFT_S
@@ -107,11 +122,11 @@ def main() -> int:
     double.start_in_thread()
     runs = []
     with tempfile.TemporaryDirectory(prefix="ai_host_typing_cache_") as work:
-        for warm in (True, False):
-            r = run(double, warm, 6 if args.quick else 12, Path(work))
+        for step in args.steps.split(","):
+            r = run(double, step, 6 if args.quick else 12, Path(work))
             runs.append(r)
             print(
-                f"warm-up {'on ' if warm else 'off'}: {r['requests']} requests, {r['reused_share']:.0%} of prompt "
+                f"{step:8s}: {r['requests']} requests, {r['reused_share']:.0%} of prompt "
                 f"tokens reused; at pauses {r['pause_reused_share']:.0%}, {r['pause_evaluated_median']} evaluated "
                 f"(median); pause to ghost text {r['pause_median_s']:.2f} s median, {r['pause_p90_s']:.2f} s p90, "
                 f"{r['pauses_without_ghost']}/{r['lines']} without",

@@ -93,10 +93,11 @@ FIM_MIDDLE = "<|fim_middle|>"
 
 
 def fim_typed(prompt: str) -> str:
-    """What a raw FIM prompt (the Qwen family's) holds after its middle marker: the cursor's line as
-    typed after its indentation, less its end that the model is asked to write again (the word being
-    typed with the space before it, or a trailing space: ai_host.fim.word_cut)."""
-    return prompt.rpartition(FIM_MIDDLE)[2]
+    """The cursor's line as a raw FIM prompt (the Qwen family's) holds it after its middle marker:
+    as typed after its indentation, less its end that the model is asked to write again (a
+    trailing space: ai_host.fim.word_cut). Lines typed above it since the buffer's prompt split
+    was last moved (ai_host.fim.held_split) come before it there, and are not part of it."""
+    return prompt.rpartition(FIM_MIDDLE)[2].rpartition("\n")[2].lstrip(" \t")
 
 
 def writes(line: str, *rest: str, otherwise: tuple[str, ...] = ("pass",)):

@@ -3,4 +3,5 @@ the engine's routing, admission, job table and emit, and keep no state of their 
 
     chat.py      explain, refactor / generate, the model list: chat requests streamed to a float
     complete.py  ghost text: the FIM window and request, the suggestion stream, prefetch
+    warm.py      ghost text's warm-ups (the server reads a prompt ahead) and job groups
 """

@@ -20,6 +20,8 @@ class TaskBase:
     admission: Admission
     servers: Servers
     cache: SuggestionCache
+    # the kind of the job last let into a server's slot: what the server's prompt cache holds
+    slot_kind: str | None
 
     def _emit(self, job_id: str, event: Event) -> None:
         raise NotImplementedError
@@ -42,4 +44,5 @@ class TaskBase:
         async with self.admission.admitted(
             job, priority, backend.url, model, self._say(job), lambda: self.servers.loaded(backend)
         ):
+            self.slot_kind = job.kind
             yield

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .. import fim
@@ -19,7 +18,7 @@ from ..relay import relay
 from ..scheduler import COMPLETION, PREFETCH
 from ..security import Redactor
 from ..suggestion import SuggestionFilter
-from .base import TaskBase
+from .warm import WarmUps
 
 # Alternatives are sampled at least this warm, so that they differ from the first suggestion.
 ALTERNATIVE_TEMPERATURE = 0.7
@@ -28,6 +27,11 @@ EXTRA_CONTEXT_SHARE = 0.25
 # Keep a buffer's ghost-text window start still while typing (see fim.window); 0 turns it off, for
 # bench/real_typing.py's comparison.
 KEEP_WINDOW = os.environ.get("AI_HOST_KEEP_WINDOW", "1") != "0"
+# The lines typed below a buffer's last prompt split (fim.held_split) follow the middle marker, up to
+# this many lines and characters, before the split moves to the cursor's line; 0 lines: every
+# request splits at its own line (bench/real_typing.py's `nohold` step sets AI_HOST_HELD_LINES=0).
+HELD_LINES = int(os.environ.get("AI_HOST_HELD_LINES", "8"))
+HELD_CHARS = 480
 
 
 class _Suggestion:
@@ -47,19 +51,10 @@ class _Suggestion:
         return None
 
 
-@dataclass
-class Warm:
-    """A buffer's warm-up: the server reads the prompt of the cursor's new line ahead."""
-
-    task: asyncio.Task[Any]
-    job_id: str
-    at_server: bool = False  # sent: the server is evaluating it (its work is kept, not cancelled)
-
-
-class CompletionTask(TaskBase):
+class CompletionTask(WarmUps):
     _prefetches: dict[Any, tuple[tuple[str, str], asyncio.Task[Any], str]]
     _window_starts: dict[Any, int]
-    _warms: dict[Any, Warm]
+    _held: dict[Any, str]
 
     def _windowed(self, request: CompleteRequest) -> CompleteRequest:
         """The request with its prefix and suffix cut to what the model is sent (the one cut: the
@@ -94,9 +89,13 @@ class CompletionTask(TaskBase):
             await self._settle_prefetch(buf, key)
         if request.variant == 0:
             cached = self.cache.get(*key)
-            if cached is not None:
+            # (nothing but blanks from the cache, as when a prefetch answered the blank line that
+            # follows: the model is asked here, where it may see the next line to write)
+            if cached is not None and (cached.strip() or request.prefetch):
                 if not request.prefetch:
                     self._emit(job.id, Suggestion(cached))  # kept restored: it never leaves
+                    if self.slot_kind not in (None, "complete") and self.config["completion"]["warm"]:
+                        await self._read_again(job, request)
                 self._emit(job.id, Done({"ttft_ms": 0}, cached=True))
                 return
         if request.prefetch and self._model_wanted_elsewhere():
@@ -152,57 +151,6 @@ class CompletionTask(TaskBase):
         ttft = out.figures(model)["ttft_ms"]
         self._record(model, ttft, None)  # type: ignore[arg-type]
         self._emit(job.id, Done({"cached": False, "ttft_ms": ttft, "model": model, "stopped_early": out.stopped_early}))
-
-    async def _run_warm(self, job: Job, request: CompleteRequest) -> None:
-        """The cursor went to another line: have the server read this request's prompt now (one
-        token generated, not shown), while the user types the line. The prompt puts the cursor's
-        line after the middle marker (fim.FimTemplate.layout), so the request at the next pause
-        shares all of it but the characters typed: the server evaluates only those. Only when
-        nothing but ghost text wants the model; an error is not the user's concern (not shown)."""
-        task = asyncio.current_task()
-        streaming = any(self.jobs.of_group(group_name(role, request.buf)) for role in ("complete", "prefetch"))
-        if task is None or streaming or self._model_wanted_elsewhere():
-            # (a suggestion of the buffer still at the server: never two requests of a buffer there;
-            # the request at the next pause reads the new prompt)
-            self._emit(job.id, Done(skipped=True))
-            return
-        warm = self._warms[request.buf] = Warm(task, job.id)
-        try:
-            await self.servers.routed(
-                job,
-                "completion",
-                request.model,
-                lambda backend, model: self._warm_on(warm, job, request, backend, model),
-                lambda status: None,
-            )
-        finally:
-            if self._warms.get(request.buf) is warm:
-                del self._warms[request.buf]
-
-    async def _warm_on(self, warm: Warm, job: Job, request: CompleteRequest, backend: Backend, model: str) -> None:
-        gen, _ = await self._fim_request(backend, model, request)
-        gen = replace(gen, options={**gen.options, "num_predict": 1})  # 0 means "no limit" to Ollama
-        async with self._admitted(job, PREFETCH, backend, model), aclosing(backend.generate(gen)) as chunks:
-            warm.at_server = True
-            async for _ in chunks:
-                break  # the first token comes once the prompt is read: that was all (whatever the server does)
-        self._emit(job.id, Done({"warm": True, "model": model}))
-
-    def _model_wanted_elsewhere(self) -> bool:
-        """Another kind of job (an explanation, a review) wants the model: prefetches and warm-ups
-        wait for another time."""
-        return any(j.kind != "complete" for j in self.jobs)
-
-    async def _settle_warm(self, buf: Any) -> None:
-        """A warm-up the server is evaluating is the start of this request's prompt: let it finish
-        (cancelling would throw that work away); one not sent yet is dropped."""
-        warm = self._warms.get(buf)
-        if warm is None or warm.task.done():
-            return
-        if warm.at_server:
-            await asyncio.wait([warm.task])
-        else:
-            self._supersede(warm.job_id)
 
     async def _settle_prefetch(self, buf: Any, key: tuple[str, str]) -> None:
         """A prefetch for this place, or for a place the user typed on from, is awaited (its answer
@@ -262,7 +210,10 @@ class CompletionTask(TaskBase):
                 "cannot fill in the middle (no `insert` capability, unknown family)", url=backend.url, model=model
             )
         options["stop"] = list(template.stop)
-        prompt, retyped = template.layout(prefix, suffix)
+        held = fim.held_split(prefix, self._held.get(request.buf), HELD_LINES, HELD_CHARS)
+        if not request.prefetch:  # (a warm-up's split is the next request's; a prefetch's may not be)
+            self._held[request.buf] = held
+        prompt, retyped = template.layout(prefix, suffix, held=held)
         gen = GenerateRequest(
             model=model,
             prompt=prompt,
@@ -271,16 +222,3 @@ class CompletionTask(TaskBase):
             keep_alive=ccfg["keep_alive"],
         )
         return gen, retyped
-
-
-# The job groups of a buffer's ghost text: its requests, its prefetches, its warm-ups.
-ROLES = ("complete", "prefetch", "warm")
-
-
-def group_name(role: str, buf: Any) -> str:
-    return f"{role}:{buf}"
-
-
-def group_of(request: CompleteRequest) -> str:
-    """The job group of a ghost-text request (the newest of a group supersedes)."""
-    return group_name("prefetch" if request.prefetch else "warm" if request.warm else "complete", request.buf)

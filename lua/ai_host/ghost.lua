@@ -6,8 +6,8 @@
 --- request); so does typing past a request that has not answered yet, while what comes agrees with
 --- what was typed (its prompt evaluation is not thrown away: one request per buffer at the server);
 --- any other keystroke cancels the request at once and hides the stale text. When the cursor goes
---- to another line, a warm-up has the server read the new prompt at once (completion.warm), so the
---- pause at the line's end waits only for the characters typed on it.
+--- to another line (completion.warm), a new empty line asks at once, without a pause; another line
+--- has the server read its prompt (a warm-up), so the pause waits only for the characters typed.
 --- Its insert-mode keys fall through by ai_host.keys; the text of other buffers comes from ai_host.ring.
 
 local M = {}
@@ -58,13 +58,16 @@ end
 --- The buffer changed in insert mode: keep the suggestion if the user typed into it, else start over.
 function M.on_change()
   local state = H.state
-  if state ~= nil and H.still_valid(state) then return H.render(state) end
-  H.drop(state)
   local buf = vim.api.nvim_get_current_buf()
-  if H.allowed(buf) then
-    H.warm(buf)
-    H.debounce()
+  if state ~= nil and H.still_valid(state) then
+    -- typed on into the suggestion, maybe onto its next line: the server has read its prompt, and
+    -- what is typed goes on from there (no warm-up for this line). (Typed past a request that has
+    -- shown nothing yet, its answer may still cover the new line: H.again sees to it if not.)
+    if state.text ~= '' then H.warmed = { buf = state.buf, row = vim.api.nvim_win_get_cursor(0)[1] } end
+    return H.render(state)
   end
+  H.drop(state)
+  if H.allowed(buf) and not H.warm(buf) then H.debounce() end
 end
 
 --- The cursor moved without a change: a suggestion only survives if the cursor is where it expects.
@@ -230,10 +233,14 @@ function H.fall_through(lhs) return require('ai_host.keys').fall_through(lhs) en
 
 -- The suggestion no longer fits: clear it. If all of it is in (accepted or typed, and maybe more
 -- typed after it), its prefetch is for where the user went and keeps running (the engine decides
--- whether its answer serves); otherwise the prefetch is stale and is cancelled too.
+-- whether its answer serves); otherwise the prefetch is stale and is cancelled too. And all of it
+-- in, the server has read its prompt and written that text: what is typed goes on from there (no
+-- warm-up for the line the cursor is on).
 function H.drop(state)
   local typed = state and (state.seen or state.typed)
-  M.clear(state ~= nil and state.done and typed:sub(1, #state.text) == state.text)
+  local over = state ~= nil and state.text ~= '' and typed:sub(1, #state.text) == state.text
+  if over then H.warmed = { buf = state.buf, row = vim.api.nvim_win_get_cursor(0)[1] } end
+  M.clear(over and state.done)
 end
 
 function H.allowed(buf)
@@ -451,12 +458,13 @@ function H.on_done(state)
 end
 
 -- The answer does not fit what was typed while it was computed (or it ended before the typing):
--- drop it, and ask for where the cursor is now if the user typed meanwhile.
+-- drop it, and ask for where the cursor is now if the user typed meanwhile (at once on a new empty
+-- line, as when the user got there: H.warm).
 function H.again(state)
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local moved = vim.api.nvim_get_current_buf() == state.buf and (row - 1 ~= state.row or col ~= state.col)
   H.drop(state)
-  if moved and H.allowed(state.buf) then H.debounce() end
+  if moved and H.allowed(state.buf) and not H.warm(state.buf) then H.debounce() end
 end
 
 -- A completion-menu source asked for this buffer meanwhile: nothing more comes; what is shown
@@ -467,23 +475,32 @@ function H.on_superseded(state)
   if state.text == '' then M.clear() end
 end
 
--- The cursor is on another line than the last request or warm-up: the server reads the text
--- around it now, while the user types the line, so that the request at the next pause is
--- evaluated from the characters typed on (completion.warm; not while a host starts). The engine does it only when nothing
--- else wants the model; nothing is shown, an error is not reported.
+-- The cursor is on another line than the last request or warm-up (completion.warm; not while a
+-- host starts): the engine starts on it at once, while the user types the line. On a new, empty
+-- line (nothing but indentation, nothing after the cursor) that is the suggestion itself, without
+-- waiting for a pause: it is there for the line's first keys, and while what is typed agrees with
+-- it, no other request leaves (returns true: no pause is timed). Elsewhere the server reads the
+-- text around the cursor (a warm-up: nothing shown, an error not reported), so that the request at
+-- the next pause is evaluated from the characters typed on. The engine warms up only when nothing
+-- else wants the model.
 function H.warm(buf)
   local config = require('ai_host').get_config().completion
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
-  if not config.warm or (H.warmed and H.warmed.buf == buf and H.warmed.row == row) then return end
-  if require('ai_host.host').starting() then return end -- a new host's server cache is cold anyway
+  if not config.warm or (H.warmed and H.warmed.buf == buf and H.warmed.row == row) then return false end
+  if require('ai_host.host').starting() then return false end -- a new host's server cache is cold anyway
   H.warmed = { buf = buf, row = row }
   local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1] or ''
+  if col == #line and not line:find('%S') then
+    vim.schedule(H.request) -- (at InsertEnter, Insert mode has not begun yet)
+    return true
+  end
   local prefix, suffix, prefix_row = H.window(buf, row, line:sub(1, col), line:sub(col + 1), config.context_chars)
   require('ai_host.host').start(
     'complete',
     H.payload(buf, prefix, suffix, { warm = true, prefix_row = prefix_row }),
     {}
   )
+  return false
 end
 
 -- Ask ahead for what would follow accepting the whole suggestion, into the engine's cache only.

@@ -79,7 +79,7 @@
 ---@field max_file_bytes integer No ghost text in larger buffers.
 ---@field disabled_filetypes string[] Filetypes without ghost text.
 ---@field prefetch boolean Ask ahead for what follows the suggestion shown, when the model is idle.
----@field warm boolean When the cursor goes to another line, have the server read the text around it ahead.
+---@field warm boolean When the cursor goes to another line, start on it at once: a new empty line asks for its suggestion, another line has the server read its text ahead.
 
 ---@class ai_host.RefactorConfig :AIRefactor and generate.
 ---@field context_lines integer Lines above and below sent as context.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ai_host.tasks.complete import HELD_LINES
+
 from tests.conftest import fim_typed, generates, ghost, quiet, wait_until, warms, writes
 
 pytestmark = pytest.mark.nvim
@@ -541,6 +543,30 @@ def test_typing_down_a_long_file_keeps_each_prompt_starting_where_the_server_cac
         assert reused / (reused + evaluated) > 0.8, evals
 
 
+def test_lines_typed_on_follow_the_held_prompt_split_so_the_text_after_is_not_read_again(nvim, double):
+    """Without warm-ups, each pause after a new line evaluates only the lines typed since the last
+    request: those follow the middle marker, after the text after the cursor, which the server has
+    cached. Once the lines below the split pass its limit, the split moves to the cursor's line
+    (one request reads the text after the cursor again), and holds from there."""
+    double.script.tokens = [" 0"]  # the prompt ends "total_0 =": the space is written again
+    code = [f"value_{i:03d} = compute({i}, {i * 7})  # ----------" for i in range(400)]
+    start(nvim, lines=code, row=380, keys="o", opts="{completion = {debounce_ms = 10, prefetch = false}}")
+    for i in range(HELD_LINES + 3):
+        before = len(generates(double))
+        nvim.input(f"total_{i} = ")
+        wait_until(lambda: len(generates(double)) > before and ghost(nvim).get("done"))
+        quiet(nvim, double)
+        nvim.input("<C-]><CR>")
+    quiet(nvim, double)
+    asked = _evals_by_request(double)[1:]  # the first request fills the empty cache
+    assert len(asked) >= HELD_LINES + 2
+    reads = [ev for _, _, ev in asked]
+    below = [r.json["prompt"].rpartition("<|fim_middle|>")[2].count("\n") for r, _, _ in asked]
+    moved = [i for i, ev in enumerate(reads) if ev > 40]  # the text after the cursor read again
+    assert len(moved) == 1 and below[moved[0]] == 0 and max(below[: moved[0]]) == HELD_LINES, (reads, below)
+    assert all(ev <= 20 for i, ev in enumerate(reads) if i not in moved), reads
+
+
 def started(nvim):
     nvim.exec_lua("require('ai_host.host').warm_up()")
     wait_until(lambda: nvim.exec_lua("return require('ai_host.host').started()"))
@@ -553,37 +579,34 @@ def _evals_by_request(double, every=False):
     return [(r, *ev) for r, ev in zip(asked, double.prompt_evals)]
 
 
-def test_a_new_line_is_read_ahead_so_a_pause_evaluates_only_what_was_typed(nvim, double):
-    """Going to another line sends a warm-up: the prompt up to the cursor's line, one token asked,
-    nothing shown. The user types the line at once (no pause at its start, so nothing else reads
-    that prompt); the request at the pause after it shares all of the warm-up's prompt but the
-    characters typed, so the server evaluates only those (not the text after the cursor again)."""
-    double.script.tokens = [" 0"]  # the prompt ends "total_0 =": the space is written again
+def test_a_new_empty_line_shows_its_suggestion_without_a_pause(nvim, double):
+    """Going to a new, empty line asks at once (completion.warm), not after a pause: the suggestion
+    is there for the line's first keys, and typing it leaves no other request. Each asks the
+    server to evaluate only the line typed before it (the prompt's split is held)."""
+    double.script.tokens = lambda req: [f"total_{req['prompt'].count('total_')} = 0"]
     code = [f"value_{i:03d} = compute({i}, {i * 7})  # ----------" for i in range(400)]
-    # a pause's request leaves 1 s after the last key: the warm-up is at the server long before
-    opts = "{completion = {debounce_ms = 1000, prefetch = false, warm = true}}"
+    # no pause is ever timed out: a request that leaves comes from the new line
+    opts = "{completion = {debounce_ms = 60000, prefetch = false, warm = true}}"
     start(nvim, lines=code, row=380, keys="", opts=opts)
-    started(nvim)  # (none while a host starts: its server's cache is cold anyway)
+    started(nvim)  # (none while a host starts)
     nvim.input("o")
-    for i in range(3):
-        nvim.input(f"total_{i} = ")
-        wait_until(lambda: any(fim_typed(r.json["prompt"]) == f"total_{i} =" for r in generates(double)))
-        wait_until(lambda: ghost(nvim).get("done"))
-        quiet(nvim, double)
-        nvim.input("<C-]><CR>")
+    for i in range(4):
+        shown(nvim, f"total_{i} = 0")
+        nvim.input(f"total_{i} = 0")  # typed over the suggestion, key by key
+        wait_until(lambda: nvim.current.line == f"total_{i} = 0" and not ghost(nvim).get("shown"))
+        nvim.input("<CR>")
+    shown(nvim, "total_4 = 0")
     quiet(nvim, double)
-    assert len(warms(double)) == 4 and all(w.json["options"]["num_predict"] == 1 for w in warms(double))
-    asked = _evals_by_request(double)[1:]  # the first request fills the empty cache
-    pauses = [(reused, ev) for (r, reused, ev) in asked if r.json["options"]["num_predict"] != 1]
-    assert len(pauses) >= 3  # (and the request at the last empty line)
-    for reused, evaluated in pauses:  # "total_2 =" is at most 4 of the double's tokens
-        assert evaluated <= 4 and reused > 100, asked
+    asked = _evals_by_request(double)
+    assert [fim_typed(r.json["prompt"]) for r, _, _ in asked] == [""] * 5  # one per line, at its start
+    assert all(r.json["options"]["num_predict"] != 1 for r, _, _ in asked)  # suggestions, not warm-ups
+    assert all(evaluated <= 12 for _, _, evaluated in asked[1:]), asked  # "total_0 = 0\n": a few tokens
 
 
 def test_a_pause_waits_for_the_warm_up_the_server_is_reading_instead_of_cancelling_it(nvim, double):
-    """Cancelling a warm-up the server is evaluating would throw that work away (Ollama keeps
-    evaluating after a disconnect): the request at the pause waits for it, then evaluates only what
-    was typed."""
+    """Back in Insert mode on a line with text, the server reads its prompt ahead (a warm-up).
+    Cancelling it would throw that work away (Ollama keeps evaluating after a disconnect): the
+    request at the pause waits for it, then evaluates only what was typed."""
     double.script.tokens = [" 0"]  # the prompt ends "x =": the space is written again
     double.script.prompt_eval_tps = 200  # the window's ~450 tokens: over two seconds
     code = [f"value_{i:03d} = compute({i}, {i * 7})" for i in range(100)]
@@ -591,15 +614,15 @@ def test_a_pause_waits_for_the_warm_up_the_server_is_reading_instead_of_cancelli
     opts = "{completion = {debounce_ms = 1000, prefetch = false, context_chars = 2000, warm = true}}"
     start(nvim, lines=code, row=60, keys="", opts=opts)
     started(nvim)
-    nvim.input("o")
+    nvim.input("A")
     wait_until(lambda: warms(double))  # the server is reading it (for about two seconds)
-    nvim.input("x = ")
+    nvim.input("; x = ")
     shown(nvim, "0")
     quiet(nvim, double)
     assert double.disconnects == 0  # nothing was cut off
     (warm, _, _), *rest = _evals_by_request(double)
     assert warm.json["options"]["num_predict"] == 1
-    assert [evaluated for _, _, evaluated in rest][-1] <= 3  # "x =" after the warm-up's prompt
+    assert [evaluated for _, _, evaluated in rest][-1] <= 4  # "; x =" after the warm-up's prompt
 
 
 def test_no_warm_up_when_it_is_turned_off(nvim, double):
@@ -632,7 +655,9 @@ def test_after_an_explanation_used_the_model_a_pause_still_evaluates_only_what_w
     wait_until(lambda: any(r.json["prompt"].endswith("<|fim_middle|>x =") for r in generates(double)))
     quiet(nvim, double)
     (_, _, evaluated) = _evals_by_request(double, every=True)[-1]
-    assert evaluated <= 3
+    assert evaluated <= 3, [
+        (fim_typed(r.json.get("prompt", "")), a, b) for r, a, b in _evals_by_request(double, every=True)
+    ]
 
 
 def test_a_warm_up_takes_one_token_even_from_a_server_that_ignores_the_limit(nvim, double):
@@ -642,7 +667,7 @@ def test_a_warm_up_takes_one_token_even_from_a_server_that_ignores_the_limit(nvi
     opts = "{completion = {debounce_ms = 1000, prefetch = false, warm = true}}"
     start(nvim, lines=CODE, row=2, keys="", opts=opts)
     started(nvim)
-    nvim.input("o")
+    nvim.input("A")  # on a line with text: a warm-up
     wait_until(lambda: warms(double))
     quiet(nvim, double)
     assert double.disconnects == 1 and double.tokens_sent < 50  # it hung up after the first token
@@ -667,6 +692,27 @@ def test_no_warm_up_while_a_request_of_the_buffer_is_still_at_the_server(nvim, d
     wait_until(lambda: buf[2] == "    x = 1")
     quiet(nvim, double)
     assert len(warms(double)) == before and double.disconnects == cut  # and the prefetch ran to its end
+
+
+def test_typing_a_suggestion_on_to_its_next_line_sends_no_warm_up(nvim, double):
+    """The server read the prompt of a two-line suggestion; what is typed into it, onto its second
+    line, only goes on from that prompt: no warm-up for the second line (on a slow server it would
+    hold the slot when the next line asks)."""
+    double.script.tokens = lambda req: [" a + b\n    x = 1"] if fim_typed(req["prompt"]) == "return" else []
+    opts = "{completion = {debounce_ms = 300, prefetch = false, warm = true}}"
+    buf = start(nvim, keys="", opts=opts)
+    started(nvim)
+    nvim.input("A")
+    shown(nvim, "a + b\n    x = 1")
+    quiet(nvim, double)
+    before = len(warms(double))  # (one at "A": a line with text)
+    nvim.command("setlocal noautoindent indentexpr=")
+    nvim.input("a + b<CR>    x = 1")
+    wait_until(lambda: buf[1:3] == ["    return a + b", "    x = 1"])
+    quiet(nvim, double)
+    assert len(warms(double)) == before and len(generates(double)) == 2, [
+        r.json["prompt"][-30:] for r in double.requests
+    ]
 
 
 def test_typing_a_suggestion_to_its_end_and_on_to_the_next_line_is_served_by_its_prefetch(nvim, double):

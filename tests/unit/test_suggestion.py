@@ -177,6 +177,30 @@ def test_the_line_typed_follows_the_middle_marker_so_typing_on_keeps_the_prompt_
     assert len(_common_start(old_first, old_later)) < len(old_first) - len(after)
 
 
+def test_lines_typed_below_the_held_split_follow_the_middle_marker_until_it_moves():
+    """Typing on to the next lines, the prompt keeps its text up to the middle marker (the split is
+    held): the lines typed since come after the marker, so the text after the cursor is not read
+    again for each new line. After `max_lines` lines, or a change above the split, it moves to the
+    cursor's line."""
+    qwen = fim.TEMPLATES["qwen"]
+    after = "\n\nprint(f(1))"
+    first = fim.held_split("def f(x):\n    ", None, 2, 100)
+    assert first == "def f(x):\n    "
+    before = "def f(x):\n    y = x\n    return y"
+    assert fim.held_split(before, first, 2, 100) == first
+    prompt, _ = qwen.layout(before, after, held=first)
+    assert prompt == "<|fim_prefix|>def f(x):\n    <|fim_suffix|>\n\nprint(f(1))<|fim_middle|>y = x\n    return y"
+    assert fim.held_split("def f(x):\n    y = x\n    z = y\n    w", first, 2, 100) == first  # 2 lines below
+    three_below = "def f(x):\n    y = x\n    z = y\n    w = z\n    v"
+    assert fim.held_split(three_below, first, 2, 100) == three_below[:-1]  # moved to the cursor's line
+    assert fim.held_split(before, first, 2, 10) == "def f(x):\n    y = x\n    "  # too many characters
+    assert fim.held_split("def g(x):\n    y = x\n    r", first, 2, 100) == "def g(x):\n    y = x\n    "
+    # a split that is not the start of the text is never used
+    assert qwen.layout("def g(x):\n    r", after, held=first)[0].endswith(
+        "<|fim_suffix|>\n\nprint(f(1))<|fim_middle|>r"
+    )
+
+
 @pytest.mark.parametrize(
     "typed, kept, retyped",
     [
