@@ -295,8 +295,9 @@ def real_typing(results: Path, out: Path) -> None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     names = {
-        "now": "now: warm-up on a new line",
-        "nowarm": "no warm-up",
+        "now": "now: split held, a new line asked at once",
+        "nohold": "the split at each request's line",
+        "nowarm": "split held, nothing asked on a new line",
         "moving": "no warm-up, window moving",
         1: "window kept still",  # runs of the earlier bench
         0: "window moving with each line",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import aclosing
-from typing import Any, AsyncGenerator
+from typing import Any, AsyncGenerator, Callable
 
 from .. import errors
 from ..untrusted import one_line
@@ -33,6 +33,8 @@ class OpenAIBackend(Backend):
     kind = "openai"
     # Per server URL, the response_format kind it took (shared by every backend of that server).
     schema_formats: dict[str, str] = {}
+    # Per server URL, whether it took `cache_prompt` on a completion (shared likewise).
+    cache_prompt: dict[str, bool] = {}
 
     async def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
         body: dict[str, Any] = {
@@ -56,19 +58,32 @@ class OpenAIBackend(Backend):
         server refuses that (4xx/5xx before any text); what worked is remembered for the server."""
         known = self.schema_formats.get(self.url)
         kinds = [known] if known else [JSON_SCHEMA, JSON_OBJECT]
-        for i, kind in enumerate(kinds):
-            body["response_format"] = _response_format(kind, req.schema or {}, req.schema_name)
+        bodies = [{**body, "response_format": _response_format(k, req.schema or {}, req.schema_name)} for k in kinds]
+
+        def took(i: int) -> None:
+            self.schema_formats[self.url] = kinds[i]
+
+        async with aclosing(self._first_taken("/v1/chat/completions", bodies, req.model, _chat_delta, took)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _first_taken(
+        self, path: str, bodies: list[dict[str, Any]], model: str, delta_of: TextOf, took: Callable[[int], None]
+    ) -> AsyncGenerator[Chunk, None]:
+        """The stream of the first of `bodies` that the server takes: the next is tried when it
+        refuses one (4xx/5xx before any text); `took(i)` is told which one it took."""
+        for i, body in enumerate(bodies):
             started = False
             try:
-                async with aclosing(self._chunks("/v1/chat/completions", body, req.model, _chat_delta)) as chunks:
+                async with aclosing(self._chunks(path, body, model, delta_of)) as chunks:
                     async for chunk in chunks:
                         if not started:
                             started = True
-                            self.schema_formats[self.url] = kind
+                            took(i)
                         yield chunk
                 return
             except (errors.RequestRejected, errors.ServerFailed):
-                if started or i == len(kinds) - 1:
+                if started or i == len(bodies) - 1:
                     raise
 
     async def generate(self, req: GenerateRequest) -> AsyncGenerator[Chunk, None]:
@@ -81,7 +96,17 @@ class OpenAIBackend(Backend):
         if req.suffix is not None:
             body["suffix"] = req.suffix
         body.update(_options(req.options))
-        async with aclosing(self._chunks("/v1/completions", body, req.model, _completion_delta)) as chunks:
+        # llama.cpp's server keeps the prompt's KV cache for the next request only with
+        # `cache_prompt` (its default in recent builds alone); a server that refuses the field gets
+        # the request without it, and never the field again
+        known = self.cache_prompt.get(self.url)
+        asks = [known] if known is not None else [True, False]
+        bodies = [{**body, "cache_prompt": True} if ask else body for ask in asks]
+
+        def took(i: int) -> None:
+            self.cache_prompt[self.url] = asks[i]
+
+        async with aclosing(self._first_taken("/v1/completions", bodies, req.model, _completion_delta, took)) as chunks:
             async for chunk in chunks:
                 yield chunk
 

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from ai_host import errors
-from ai_host.backends import ChatRequest, Message, OllamaBackend, OpenAIBackend, Timeouts
+from ai_host.backends import ChatRequest, GenerateRequest, Message, OllamaBackend, OpenAIBackend, Timeouts
 from tests.fakes.ollama_double import ModelSpec, OllamaDouble, Script
 
 MODEL = "qwen2.5-coder:7b"
@@ -165,3 +165,30 @@ async def test_llama_cpp_python_refuses_json_schema_and_constrains_json_object(l
     assert statuses[-2:] == ["500", "200"]  # json_schema refused, json_object + schema served
     # a random-weight model writes gibberish, but held to the schema it writes the schema's shape
     assert isinstance(json.loads(text)["ok"], bool)
+
+
+# -- cache_prompt on completions (llama.cpp's server keeps the prompt's KV cache only when asked) --
+
+
+def completion() -> GenerateRequest:
+    return GenerateRequest(model=MODEL, prompt="<|fim_prefix|>x = <|fim_suffix|><|fim_middle|>", raw=True)
+
+
+async def test_completions_ask_the_server_to_keep_the_prompt_cached(server, session) -> None:
+    OpenAIBackend.cache_prompt.pop(server.url, None)
+    "".join([c.text async for c in OpenAIBackend(session, server.url, Timeouts()).generate(completion())])
+    assert chat_bodies(server, "/v1/completions")[-1]["cache_prompt"] is True
+    assert OpenAIBackend.cache_prompt.pop(server.url) is True
+
+
+async def test_a_server_refusing_cache_prompt_gets_completions_without_it(server, session) -> None:
+    OpenAIBackend.cache_prompt.pop(server.url, None)
+    server.enqueue(Script(http_error=(400, "Unrecognized request argument supplied: cache_prompt")))
+    server.enqueue(Script(tokens=["1"]), Script(tokens=["2"]))
+    text = "".join([c.text async for c in OpenAIBackend(session, server.url, Timeouts()).generate(completion())])
+    assert text == "1"
+    # and the next, from another backend object for the same server, goes without it at once
+    text = "".join([c.text async for c in OpenAIBackend(session, server.url, Timeouts()).generate(completion())])
+    assert text == "2"
+    assert ["cache_prompt" in b for b in chat_bodies(server, "/v1/completions")] == [True, False, False]
+    assert OpenAIBackend.cache_prompt.pop(server.url) is False
