@@ -89,9 +89,7 @@ class CompletionTask(WarmUps):
             await self._settle_prefetch(buf, key)
         if request.variant == 0:
             cached = self.cache.get(*key)
-            # (nothing but blanks from the cache, as when a prefetch answered the blank line that
-            # follows: the model is asked here, where it may see the next line to write)
-            if cached is not None and (cached.strip() or request.prefetch):
+            if cached is not None:
                 if not request.prefetch:
                     self._emit(job.id, Suggestion(cached))  # kept restored: it never leaves
                     if self.slot_kind not in (None, "complete") and self.config["completion"]["warm"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from ai_host.tasks.complete import HELD_LINES
@@ -692,6 +694,27 @@ def test_no_warm_up_while_a_request_of_the_buffer_is_still_at_the_server(nvim, d
     wait_until(lambda: buf[2] == "    x = 1")
     quiet(nvim, double)
     assert len(warms(double)) == before and double.disconnects == cut  # and the prefetch ran to its end
+
+
+def test_an_answer_that_does_not_fit_the_new_line_asks_again_there_at_once(nvim, double):
+    """The user went on to another new line before the request at the first answered: the answer
+    does not fit there, so the new line asks at once (not after a pause)."""
+    answer = threading.Event()
+    double.script.held = answer
+    double.script.tokens = lambda req: (
+        ["second"] if "\n" in req["prompt"].rpartition("<|fim_middle|>")[2] else ["first"]
+    )
+    # no pause is ever timed out: a request that leaves comes from a new line
+    opts = "{completion = {debounce_ms = 60000, prefetch = false, warm = true}}"
+    start(nvim, lines=CODE, row=1, keys="", opts=opts)
+    nvim.command("setlocal noautoindent indentexpr=")
+    started(nvim)
+    nvim.input("o")
+    wait_until(lambda: double.active_streams == 1 or len(generates(double)) == 1)  # held at the double
+    nvim.input("<CR>")  # on to the next new line while it is held
+    wait_until(lambda: nvim.current.window.cursor[0] == 3)
+    answer.set()
+    shown(nvim, "second")
 
 
 def test_typing_a_suggestion_on_to_its_next_line_sends_no_warm_up(nvim, double):
