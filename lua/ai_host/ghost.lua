@@ -458,13 +458,18 @@ function H.on_done(state)
 end
 
 -- The answer does not fit what was typed while it was computed (or it ended before the typing):
--- drop it, and ask for where the cursor is now if the user typed meanwhile (at once on a new empty
--- line, as when the user got there: H.warm).
+-- drop it, and ask for where the cursor is now if the user typed meanwhile: at once if that is on
+-- another line (the user is typing a line nothing was asked for), else after a pause.
 function H.again(state)
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local moved = vim.api.nvim_get_current_buf() == state.buf and (row - 1 ~= state.row or col ~= state.col)
   H.drop(state)
-  if moved and H.allowed(state.buf) and not H.warm(state.buf) then H.debounce() end
+  if not (moved and H.allowed(state.buf)) then return end
+  if row - 1 ~= state.row and require('ai_host').get_config().completion.warm then
+    vim.schedule(H.request)
+  else
+    H.debounce()
+  end
 end
 
 -- A completion-menu source asked for this buffer meanwhile: nothing more comes; what is shown

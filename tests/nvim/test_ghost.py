@@ -696,9 +696,10 @@ def test_no_warm_up_while_a_request_of_the_buffer_is_still_at_the_server(nvim, d
     assert len(warms(double)) == before and double.disconnects == cut  # and the prefetch ran to its end
 
 
-def test_an_answer_that_does_not_fit_the_new_line_asks_again_there_at_once(nvim, double):
-    """The user went on to another new line before the request at the first answered: the answer
-    does not fit there, so the new line asks at once (not after a pause)."""
+@pytest.mark.parametrize("typed", ["", "ab"])
+def test_an_answer_that_does_not_fit_the_new_line_asks_again_there_at_once(nvim, double, typed):
+    """The user went on to another line, and typed on it or not, before the request at the first
+    answered: the answer does not fit there, so that line asks at once (not after a pause)."""
     answer = threading.Event()
     double.script.held = answer
     double.script.tokens = lambda req: (
@@ -711,8 +712,8 @@ def test_an_answer_that_does_not_fit_the_new_line_asks_again_there_at_once(nvim,
     started(nvim)
     nvim.input("o")
     wait_until(lambda: double.active_streams == 1 or len(generates(double)) == 1)  # held at the double
-    nvim.input("<CR>")  # on to the next new line while it is held
-    wait_until(lambda: nvim.current.window.cursor[0] == 3)
+    nvim.input(f"<CR>{typed}")  # on to the next new line while it is held
+    wait_until(lambda: tuple(nvim.current.window.cursor) == (3, len(typed)))
     answer.set()
     shown(nvim, "second")
 
