@@ -30,8 +30,8 @@ class FimTemplate:
         marker. A trailing space of the typed text is left out and written again by the model
         (`word_cut`); SuggestionFilter(retyped=...) checks it and does not show it.
 
-        `held` (see `split`): the text before the suffix marker of the buffer's last prompt, kept
-        while the user types on below it, so that the lines typed since follow the marker too."""
+        `held` (see `held_split`): the text before the suffix marker of the buffer's last prompt,
+        kept while the user types on below it, so that the lines typed since follow the marker too."""
         if not line_after_middle:
             return f"{self.prefix}{before}{self.suffix}{after}{self.middle}", ""
         start = len(held) if held is not None and before.startswith(held) else split(before)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import aclosing
-from typing import Any, AsyncGenerator, Callable
+from typing import Any, AsyncGenerator
 
 from .. import errors
 from ..untrusted import one_line
@@ -45,45 +45,42 @@ class OpenAIBackend(Backend):
         }
         body.update(_options(req.options))
         if req.schema is None:
-            async with aclosing(self._chunks("/v1/chat/completions", body, req.model, _chat_delta)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-            return
-        async with aclosing(self._constrained(body, req)) as chunks:
+            chunks = self._chunks("/v1/chat/completions", body, req.model, _chat_delta)
+        else:
+            chunks = self._constrained(body, req)
+        async with aclosing(chunks):
             async for chunk in chunks:
                 yield chunk
 
-    async def _constrained(self, body: dict[str, Any], req: ChatRequest) -> AsyncGenerator[Chunk, None]:
+    def _constrained(self, body: dict[str, Any], req: ChatRequest) -> AsyncGenerator[Chunk, None]:
         """The chat with a schema: `json_schema` first, and once more with `json_object` if the
-        server refuses that (4xx/5xx before any text); what worked is remembered for the server."""
-        known = self.schema_formats.get(self.url)
-        kinds = [known] if known else [JSON_SCHEMA, JSON_OBJECT]
-        bodies = [{**body, "response_format": _response_format(k, req.schema or {}, req.schema_name)} for k in kinds]
-
-        def took(i: int) -> None:
-            self.schema_formats[self.url] = kinds[i]
-
-        async with aclosing(self._first_taken("/v1/chat/completions", bodies, req.model, _chat_delta, took)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        server refuses that; what worked is remembered for the server."""
+        variants = [
+            (k, {**body, "response_format": _response_format(k, req.schema or {}, req.schema_name)})
+            for k in (JSON_SCHEMA, JSON_OBJECT)
+        ]
+        return self._first_taken("/v1/chat/completions", req.model, _chat_delta, self.schema_formats, variants)
 
     async def _first_taken(
-        self, path: str, bodies: list[dict[str, Any]], model: str, delta_of: TextOf, took: Callable[[int], None]
+        self, path: str, model: str, delta_of: TextOf, memo: dict[str, Any], variants: list[tuple[Any, dict[str, Any]]]
     ) -> AsyncGenerator[Chunk, None]:
-        """The stream of the first of `bodies` that the server takes: the next is tried when it
-        refuses one (4xx/5xx before any text); `took(i)` is told which one it took."""
-        for i, body in enumerate(bodies):
+        """The stream of the first of the (name, body) `variants` that the server takes: the next
+        is tried when it refuses one (4xx/5xx before any text). The name of the one it took is kept
+        in `memo` for the server, whose later requests send only that one."""
+        if self.url in memo:
+            variants = [v for v in variants if v[0] == memo[self.url]] or variants
+        for i, (name, body) in enumerate(variants):
             started = False
             try:
                 async with aclosing(self._chunks(path, body, model, delta_of)) as chunks:
                     async for chunk in chunks:
                         if not started:
                             started = True
-                            took(i)
+                            memo[self.url] = name
                         yield chunk
                 return
             except (errors.RequestRejected, errors.ServerFailed):
-                if started or i == len(bodies) - 1:
+                if started or i == len(variants) - 1:
                     raise
 
     async def generate(self, req: GenerateRequest) -> AsyncGenerator[Chunk, None]:
@@ -99,14 +96,9 @@ class OpenAIBackend(Backend):
         # llama.cpp's server keeps the prompt's KV cache for the next request only with
         # `cache_prompt` (its default in recent builds alone); a server that refuses the field gets
         # the request without it, and never the field again
-        known = self.cache_prompt.get(self.url)
-        asks = [known] if known is not None else [True, False]
-        bodies = [{**body, "cache_prompt": True} if ask else body for ask in asks]
-
-        def took(i: int) -> None:
-            self.cache_prompt[self.url] = asks[i]
-
-        async with aclosing(self._first_taken("/v1/completions", bodies, req.model, _completion_delta, took)) as chunks:
+        variants = [(True, {**body, "cache_prompt": True}), (False, body)]
+        chunks = self._first_taken("/v1/completions", req.model, _completion_delta, self.cache_prompt, variants)
+        async with aclosing(chunks):
             async for chunk in chunks:
                 yield chunk
 

@@ -92,8 +92,7 @@ class CompletionTask(WarmUps):
             if cached is not None:
                 if not request.prefetch:
                     self._emit(job.id, Suggestion(cached))  # kept restored: it never leaves
-                    if self.slot_kind not in (None, "complete") and self.config["completion"]["warm"]:
-                        await self._read_again(job, request)
+                    await self._read_again(job, request)
                 self._emit(job.id, Done({"ttft_ms": 0}, cached=True))
                 return
         if request.prefetch and self._model_wanted_elsewhere():

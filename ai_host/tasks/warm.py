@@ -59,11 +59,12 @@ class WarmUps(TaskBase):
         self._emit(job.id, Done({"warm": True, "model": model}))
 
     async def _read_again(self, job: Job, request: CompleteRequest) -> None:
-        """A suggestion came from the cache, but another kind of job (an explanation) has used the
-        server since: the server reads this prompt again while the suggestion is shown (a warm-up
-        in this job), so that the next pause evaluates only what is typed. Quietly: it is not what
-        the user asked for."""
-        if self._model_wanted_elsewhere():
+        """A suggestion came from the cache. If another kind of job (an explanation) has used the
+        server since, the server reads this prompt again while the suggestion is shown (a warm-up
+        in this job, completion.warm), so that the next pause evaluates only what is typed.
+        Quietly: it is not what the user asked for."""
+        read_since = self.slot_kind not in (None, "complete")
+        if not (read_since and self.config["completion"]["warm"]) or self._model_wanted_elsewhere():
             return
         try:
             await self._warm_up(job, request)
